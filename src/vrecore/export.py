@@ -1,0 +1,468 @@
+"""Batch export: run a representation graph over a video's frames and store every frame.
+
+Frames are processed in chunks: one decode per frame (a prefetching thread decodes the next chunk
+while the current one computes), every representation of the graph computes its part of the
+chunk in topological order with its own batch size, dependencies computed in this run come from
+memory and earlier ones from disk, and writer threads convert, compress and store the results.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from vrecore.errors import ConfigError, ExportError, VreError
+from vrecore.frames import FrameSource, open_video, select_frames
+from vrecore.graph import Graph, Node
+from vrecore.metadata import write_representation_metadata
+from vrecore.representation import Batch
+from vrecore.store import DirectoryStore, required_folders
+
+__all__ = ["ExportResult", "RepresentationStats", "run_export"]
+
+log = logging.getLogger("vrecore.export")
+EXCEPTION_MODES = ("stop", "skip")
+
+
+@attrs.define
+class RepresentationStats:
+    """What one run did for one representation."""
+
+    name: str
+    batch_size: int
+    computed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    compute_seconds: float = 0.0
+    failed_frames: list[int] = attrs.field(factory=list)
+    errors: list[str] = attrs.field(factory=list)
+    batch_size_changes: list[dict[str, Any]] = attrs.field(factory=list)
+
+    @property
+    def seconds_per_frame(self) -> float | None:
+        return self.compute_seconds / self.computed if self.computed else None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = attrs.asdict(self)
+        d["seconds_per_frame"] = self.seconds_per_frame
+        return d
+
+
+@attrs.define
+class ExportResult:
+    """The outcome of `run_export`: per-representation stats and where metadata and log went."""
+
+    run_id: str
+    output_dir: Path
+    frames: list[int]
+    stats: dict[str, RepresentationStats]
+    started: str
+    ended: str
+    seconds: float
+    status: str
+    error: str | None
+    log_file: Path
+    metadata_file: Path
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def summary(self) -> str:
+        """A table of frames computed / skipped / failed and time per frame."""
+        rows = [("representation", "computed", "skipped", "failed", "batch", "ms/frame")]
+        for s in self.stats.values():
+            spf = s.seconds_per_frame
+            rows.append((s.name, str(s.computed), str(s.skipped), str(s.failed), str(s.batch_size),
+                         f"{spf * 1000:.1f}" if spf is not None else "-"))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                 for r in rows]
+        lines.append(f"run {self.run_id}: {self.status} in {self.seconds:.1f}s, {len(self.frames)} frames selected; "
+                     f"output {self.output_dir}")
+        return "\n".join(lines)
+
+
+def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
+               frames: Any = None, overwrite: bool = False, exception_mode: str = "stop", device: str = "cpu",
+               writers: int = 2, progress: bool = False, video_backend: str = "auto",
+               config: Mapping[str, Any] | None = None, raise_on_error: bool = True) -> ExportResult:
+    """Export every selected frame of every representation of ``graph`` into ``output_dir``.
+
+    A re-run computes only what is missing; ``overwrite`` recomputes and replaces. With
+    ``exception_mode="skip"`` a failing representation is recorded and the others go on.
+    """
+    if exception_mode not in EXCEPTION_MODES:
+        raise ConfigError(f"exception_mode {exception_mode!r} is not one of {', '.join(EXCEPTION_MODES)}")
+    if writers < 1:
+        raise ConfigError(f"writers must be at least 1, got {writers}")
+    owns_source = not isinstance(video, FrameSource)
+    source = open_video(video, video_backend) if owns_source else video  # type: ignore[arg-type]
+    try:
+        store = DirectoryStore(output_dir)
+        export = _Export(graph, source, store, select_frames(frames, source.num_frames), overwrite=overwrite,
+                         exception_mode=exception_mode, device=device, writers=writers, progress=progress,
+                         config=config)
+        result = export.run()
+    finally:
+        if owns_source:
+            source.close()
+    if not result.ok and raise_on_error:
+        raise ExportError(f"{result.error} (the log is {result.log_file}; frames already written are kept)")
+    return result
+
+
+def _is_out_of_memory(e: BaseException) -> bool:
+    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
+        isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
+
+
+def _release_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+class _Stop(Exception):
+    """Internal: a representation failed with exception_mode=stop."""
+
+
+class _Export:
+    def __init__(self, graph: Graph, source: FrameSource, store: DirectoryStore, selected: np.ndarray, *,
+                 overwrite: bool, exception_mode: str, device: str, writers: int, progress: bool,
+                 config: Mapping[str, Any] | None) -> None:
+        self.graph, self.source, self.store = graph, source, store
+        self.selected = [int(i) for i in selected]
+        self.overwrite, self.exception_mode, self.device = overwrite, exception_mode, device
+        self.writers, self.progress, self.config = writers, progress, config
+        self.run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.stats = {n.name: RepresentationStats(n.name, n.settings.batch_size) for n in graph}
+        self.batch_size = {n.name: n.settings.batch_size for n in graph}
+        self.failed: dict[str, set[int]] = {n.name: set() for n in graph}
+        self.set_up: list[Node] = []
+        self.error: str | None = None
+        self._lock = threading.Lock()
+
+    # -- planning --------------------------------------------------------------------------------
+    def plan(self) -> None:
+        """Which frames each representation computes, writes, and reads back from disk."""
+        selected = set(self.selected)
+        self.todo: dict[str, set[int]] = {}
+        on_disk: dict[str, set[int]] = {}
+        for node in self.graph:
+            s = node.settings
+            if s.writes:
+                done = set() if self.overwrite else self.store.done_frames(
+                    node.name, required_folders(s.binary_format, s.image_format))
+                self.todo[node.name] = selected - done
+                self.stats[node.name].skipped = len(selected & done)
+            else:
+                self.todo[node.name] = set()
+            # A dependency stored as npz by an earlier run is read back instead of recomputed.
+            on_disk[node.name] = set() if self.overwrite else self.store.done_frames(node.name, ["npz"])
+        self.need: dict[str, set[int]] = {}
+        self.load: dict[str, set[int]] = {n.name: set() for n in self.graph}
+        for node in reversed(self.graph.nodes):
+            wanted = set().union(*(self.need[c] for c in self.graph.dependents(node.name)))
+            from_disk = (wanted - self.todo[node.name]) & on_disk[node.name]
+            self.load[node.name] = from_disk
+            self.need[node.name] = self.todo[node.name] | (wanted - from_disk)
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> ExportResult:
+        started, t0 = datetime.now(timezone.utc), time.perf_counter()
+        log_file = self.store.logs / f"log_{self.run_id}.txt"
+        handler = logging.FileHandler(log_file)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root = logging.getLogger("vrecore")
+        root.addHandler(handler)
+        old_level = root.level
+        root.setLevel(min(old_level or logging.INFO, logging.INFO))
+        metadata_file = self.store.logs / f"run_metadata_{self.run_id}.json"
+        status = "ok"
+        try:
+            removed = self.store.remove_stale_temporaries(self.graph.names)
+            log.info("run %s: video %s (%d frames), %d selected, representations %s%s", self.run_id,
+                     self.source.path, self.source.num_frames, len(self.selected), ", ".join(self.graph.names),
+                     f"; removed {removed} stale temporary files" if removed else "")
+            self.plan()
+            self._write_run_metadata(metadata_file, started, None, "running", None)
+            self._loop()
+        except _Stop:
+            status = "failed"
+        except KeyboardInterrupt:
+            status, self.error = "interrupted", "interrupted by the user"
+            raise
+        except VreError as e:
+            status, self.error = "failed", str(e)
+            log.error("%s", e)
+        finally:
+            for node in self.set_up:
+                with contextlib.suppress(Exception):
+                    node.representation.teardown()
+            ended = datetime.now(timezone.utc)
+            for node in self.graph:
+                if node.settings.writes:
+                    with self.store.lock(node.name):
+                        write_representation_metadata(self.store, node)
+            self._write_run_metadata(metadata_file, started, ended, status, self.error)
+            log.info("run %s %s in %.2fs", self.run_id, status, time.perf_counter() - t0)
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+            handler.close()
+        return ExportResult(self.run_id, self.store.root, self.selected, self.stats, started.isoformat(),
+                            ended.isoformat(), time.perf_counter() - t0, status, self.error, log_file, metadata_file)
+
+    def _chunks(self) -> Iterator[list[int]]:
+        frames = sorted(set().union(*self.need.values()))
+        size = max((self.batch_size[n.name] for n in self.graph if self.need[n.name]), default=1)
+        for k in range(0, len(frames), size):
+            yield frames[k:k + size]
+
+    def _decode(self, chunks: Sequence[list[int]], out: queue.Queue[Any], stop: threading.Event) -> None:
+        readers = [n for n in self.graph if n.representation.uses_frames]
+        try:
+            for chunk in chunks:
+                wanted = sorted(set().union(*(self.need[n.name] & set(chunk) for n in readers)))
+                decoded = self.source.get_batch(wanted) if wanted else None
+                item = (chunk, {i: k for k, i in enumerate(wanted)}, decoded)
+                while not stop.is_set():
+                    try:
+                        out.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the compute loop, which raises it
+            out.put(e)
+            return
+        out.put(None)
+
+    def _loop(self) -> None:
+        chunks = list(self._chunks())
+        if not chunks:
+            log.info("nothing to do: every selected frame is already exported")
+            return
+        bars = self._progress_bars()
+        decoded: queue.Queue[Any] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        decoder = threading.Thread(target=self._decode, args=(chunks, decoded, stop), name="vre-decode", daemon=True)
+        decoder.start()
+        pending: list[Future[None]] = []
+        slots = threading.BoundedSemaphore(self.writers * 2)
+        try:
+            with ThreadPoolExecutor(self.writers, thread_name_prefix="vre-write") as pool:
+                while True:
+                    item = decoded.get()
+                    if item is None:
+                        break
+                    if isinstance(item, BaseException):
+                        raise item
+                    self._chunk(*item, pool=pool, slots=slots, pending=pending, bars=bars)
+                    pending = _reap(pending)
+                for f in pending:
+                    f.result()
+        finally:
+            stop.set()
+            for bar in bars.values():
+                bar.close()
+
+    def _progress_bars(self) -> dict[str, Any]:
+        if not self.progress:
+            return {}
+        from tqdm import tqdm
+
+        todo = [n.name for n in self.graph if self.todo[n.name]]
+        return {name: tqdm(total=len(self.todo[name]), desc=name, position=k, unit="frame", leave=True,
+                           dynamic_ncols=True) for k, name in enumerate(todo)}
+
+    def _chunk(self, chunk: list[int], row_of: Mapping[int, int], frames: np.ndarray | None, *,
+               pool: ThreadPoolExecutor, slots: threading.BoundedSemaphore, pending: list[Future[None]],
+               bars: Mapping[str, Any]) -> None:
+        memory: dict[str, dict[int, np.ndarray]] = {}
+        chunk_set = set(chunk)
+        for node in self.graph:
+            name = node.name
+            memory[name] = {}
+            wanted = self.need[name] & chunk_set
+            blocked = {i for i in wanted if any(i in self.failed[d] for d in node.dependency_names)}
+            if blocked:
+                self._fail(node, sorted(blocked), f"a dependency of '{name}' failed on these frames", None)
+            ix = sorted(wanted - blocked)
+            if not ix:
+                continue
+            if node.representation.learned and node not in self.set_up:
+                log.info("setting up %s (%s) on %s", name, node.type_name, self.device)
+                node.representation.setup(self.device)
+                self.set_up.append(node)
+            k = 0
+            while k < len(ix):
+                part = ix[k:k + self.batch_size[name]]
+                try:
+                    out, seconds = self._compute(node, part, memory, row_of, frames)
+                except _Retry:
+                    continue
+                except _Stop:
+                    raise
+                except Exception as e:
+                    self._fail(node, part, f"{type(e).__name__}: {e}", traceback.format_exc())
+                    if self.exception_mode == "stop":
+                        self.error = f"representation '{name}' failed on frames {part[0]}..{part[-1]}: {e}"
+                        raise _Stop() from e
+                    k += len(part)
+                    continue
+                k += len(part)
+                for j, i in enumerate(part):
+                    memory[name][i] = out[j]
+                stats = self.stats[name]
+                stats.computed += sum(1 for i in part if i in self.todo[name])
+                stats.compute_seconds += seconds * sum(1 for i in part if i in self.todo[name]) / len(part)
+                to_write = [j for j, i in enumerate(part) if i in self.todo[name]]
+                if to_write:
+                    slots.acquire()
+                    fut = pool.submit(self._write, node, [part[j] for j in to_write], out[to_write],
+                                      seconds / len(part), bars.get(name))
+                    fut.add_done_callback(lambda _f: slots.release())
+                    pending.append(fut)
+
+    def _compute(self, node: Node, part: list[int], memory: Mapping[str, Mapping[int, np.ndarray]],
+                 row_of: Mapping[int, int], frames: np.ndarray | None) -> tuple[np.ndarray, float]:
+        rep = node.representation
+        deps: dict[str, Any] = {}
+        for role, dep in rep.dependencies.items():
+            if isinstance(dep, tuple):
+                deps[role] = tuple(self._gather(d.name, part, memory) for d in dep)
+            else:
+                deps[role] = self._gather(dep.name, part, memory)
+        batch_frames = frames[[row_of[i] for i in part]] if rep.uses_frames and frames is not None else None
+        t = time.perf_counter()
+        try:
+            out = rep.compute(Batch(indices=np.asarray(part), frames=batch_frames, deps=deps))
+        except Exception as e:
+            if not _is_out_of_memory(e):
+                raise
+            _release_accelerator_memory()
+            old = self.batch_size[node.name]
+            if min(old, len(part)) <= 1:
+                raise
+            new = max(1, min(old, len(part)) // 2)
+            self.batch_size[node.name] = new
+            self.stats[node.name].batch_size = new
+            self.stats[node.name].batch_size_changes.append(
+                {"frame": part[0], "from": old, "to": new, "error": f"{type(e).__name__}: {e}"[:300]})
+            log.warning("%s: out of memory at batch size %d on frames %d..%d; retrying at %d", node.name, old,
+                        part[0], part[-1], new)
+            raise _Retry() from e
+        seconds = time.perf_counter() - t
+        out = np.asarray(out)
+        spec = rep.output_spec()
+        if out.ndim != 4 or out.shape[0] != len(part) or out.shape[-1] != spec.channels:
+            raise ValueError(f"compute() returned shape {out.shape}; expected ({len(part)}, H, W, {spec.channels}) "
+                             f"(a bug in the {node.type_name} plugin)")
+        size = node.settings.output_size or self.source.frame_shape
+        return rep.resize(out, size), seconds
+
+    def _gather(self, dep: str, part: list[int], memory: Mapping[str, Mapping[int, np.ndarray]]) -> np.ndarray:
+        have = memory.get(dep, {})
+        rep = self.graph[dep].representation
+        rows = [have[i] if i in have else rep.from_disk(self.store.read_frame(dep, i)[None])[0] for i in part]
+        return np.stack(rows)
+
+    def _write(self, node: Node, indices: list[int], out: np.ndarray, seconds_per_frame: float, bar: Any) -> None:
+        s, rep = node.settings, node.representation
+        try:
+            binary = None
+            if s.binary_format != "none":
+                binary = rep.to_disk(out)
+                if s.output_dtype is not None:
+                    binary = binary.astype(s.output_dtype)
+            images = rep.make_images(out) if s.image_format != "none" else None
+            formats = required_folders(s.binary_format, s.image_format)
+            records = []
+            for j, i in enumerate(indices):
+                self.store.write_frame(node.name, i, None if binary is None else binary[j],
+                                       s.binary_format == "npz-compressed",
+                                       None if images is None else images[j], s.image_format)
+                records.append({"frame": i, "run": self.run_id, "seconds": round(seconds_per_frame, 6),
+                                "formats": formats})
+            self.store.append_records(node.name, records)
+        except Exception as e:
+            self._fail(node, indices, f"writing failed: {type(e).__name__}: {e}", traceback.format_exc())
+            with self._lock:
+                self.stats[node.name].computed -= len(indices)
+            if self.exception_mode == "stop":
+                self.error = f"representation '{node.name}': writing frames {indices[0]}..{indices[-1]} failed: {e}"
+                raise _Stop() from e
+        finally:
+            if bar is not None:
+                bar.update(len(indices))
+
+    def _fail(self, node: Node, frames: list[int], message: str, tb: str | None) -> None:
+        with self._lock:
+            stats = self.stats[node.name]
+            new = [i for i in frames if i not in self.failed[node.name]]
+            self.failed[node.name].update(new)
+            stats.failed += sum(1 for i in new if i in self.todo[node.name])
+            stats.failed_frames.extend(i for i in new if i in self.todo[node.name])
+            stats.errors.append(f"frames {frames[0]}..{frames[-1]}: {message}")
+        log.error("%s failed on frames %s: %s%s", node.name, _ranges(frames), message, f"\n{tb}" if tb else "")
+
+    def _write_run_metadata(self, path: Path, started: datetime, ended: datetime | None, status: str,
+                            error: str | None) -> None:
+        from vrecore import __version__
+
+        self.store.write_json(path, {
+            "run_id": self.run_id, "vre_version": __version__, "status": status, "error": error,
+            "started": started.isoformat(), "ended": ended.isoformat() if ended else None,
+            "seconds": (ended - started).total_seconds() if ended else None,
+            "host": socket.gethostname(), "pid": os.getpid(), "video": str(self.source.path),
+            "video_frames": self.source.num_frames, "fps": self.source.fps,
+            "frames": _ranges(self.selected), "device": self.device, "overwrite": self.overwrite,
+            "exception_mode": self.exception_mode, "config": dict(self.config) if self.config else None,
+            "graph": self.graph.to_config(),
+            "representations": {name: s.to_dict() for name, s in self.stats.items()},
+        })
+
+
+def _reap(pending: list[Future[None]]) -> list[Future[None]]:
+    """Drop finished writes, re-raising a writer's failure in the compute loop."""
+    still = []
+    for f in pending:
+        if f.done():
+            f.result()
+        else:
+            still.append(f)
+    return still
+
+
+class _Retry(Exception):
+    """Internal: the batch size was halved after an out-of-memory error; compute again."""
+
+
+def _ranges(frames: Sequence[int]) -> str:
+    """Compact text of sorted frame indices: '0..9, 12, 20..24' (ends inclusive)."""
+    out, frames = [], sorted(frames)
+    k = 0
+    while k < len(frames):
+        j = k
+        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
+            j += 1
+        out.append(str(frames[k]) if j == k else f"{frames[k]}..{frames[j]}")
+        k = j + 1
+    return ", ".join(out)

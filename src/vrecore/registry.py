@@ -1,0 +1,251 @@
+"""The registry of representation types, filled by plugins through pluggy hooks and entry points.
+
+Discovery imports only each plugin's entry module (never torch or model code): a type is
+registered as a lazy ``"module:Class"`` target and imported when a graph uses it.
+
+Environment switches:
+- ``VRE_DISABLE_PLUGIN_AUTOLOAD=1``: load no installed plugin (core's own types stay).
+- ``VRE_DISABLED_PLUGINS=vre-depth,other``: skip these distributions.
+- ``VRE_TRACE_PLUGINS=1``: print every registration to stderr.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata as md
+import logging
+import os
+import sys
+from typing import Any
+
+import attrs
+import pluggy
+
+from vrecore import hookspecs
+from vrecore.errors import GraphError, PluginError
+
+__all__ = ["PluginInfo", "Registry", "TypeEntry", "get_registry", "reset_registry", "ENTRY_POINT_GROUP"]
+
+ENTRY_POINT_GROUP = "vre"
+CORE_DISTRIBUTION = "vrecore"
+log = logging.getLogger(__name__)
+
+# Who provides which family, to suggest an install when a type is unknown.
+KNOWN_PROVIDERS = {
+    "depth": "vre-depth",
+    "semantic": "vre-semantic",
+    "normals": "vre-geometry",
+    "mask": "vre-geometry (geometric masks) or vre-semantic (class masks)",
+    "edges": "vre-edges",
+    "soft-segmentation": "vre-edges",
+}
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+@attrs.frozen
+class TypeEntry:
+    """A registered representation type: its name, lazy target and providing distribution."""
+
+    type_name: str
+    target: str
+    provider: str
+    description: str = ""
+
+    def load(self) -> type:
+        """Import and return the representation class."""
+        module_name, _, attr = self.target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise PluginError(
+                f"type '{self.type_name}' from {self.provider} cannot be imported ({self.target}: {e}); "
+                f"reinstall {self.provider}") from e
+        return cls
+
+
+@attrs.frozen
+class PluginInfo:
+    """An installed plugin distribution and what happened when it was loaded."""
+
+    name: str
+    version: str
+    module: str
+    status: str
+    """loaded, disabled, incompatible or failed."""
+    reason: str = ""
+
+
+class Registry:
+    """Representation types and Hydra config paths, collected from core and plugins."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("vre")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self._providers: dict[str, str] = {}
+        self._types: dict[str, TypeEntry] | None = None
+        self._config_paths: list[tuple[str, str]] | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    def register_plugin(self, plugin: Any, distribution: str, version: str = "0") -> None:
+        """Register a plugin object or module under its distribution's name (tests use this too)."""
+        self.pm.register(plugin, name=distribution)
+        self._providers[distribution] = distribution
+        self._types = None
+        self._config_paths = None
+
+    def unregister_plugin(self, distribution: str) -> None:
+        """Remove a plugin registered with `register_plugin`."""
+        self.pm.unregister(name=distribution)
+        self._providers.pop(distribution, None)
+        self._types = None
+        self._config_paths = None
+
+    def load_builtin(self) -> None:
+        """Register core's own types."""
+        from vrecore import _builtin
+
+        self.register_plugin(_builtin, CORE_DISTRIBUTION, _core_version())
+
+    def load_entry_points(self) -> None:
+        """Load installed plugins from the ``vre`` entry-point group, honouring the switches."""
+        if _env_flag("VRE_DISABLE_PLUGIN_AUTOLOAD"):
+            return
+        disabled = {_canonical(n) for n in os.environ.get("VRE_DISABLED_PLUGINS", "").split(",") if n.strip()}
+        seen: set[str] = set()
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else ep.name
+            version = dist.version if dist is not None else "?"
+            key = _canonical(dist_name)
+            if key in seen or key == CORE_DISTRIBUTION:
+                continue
+            seen.add(key)
+            if key in disabled or _canonical(ep.name) in disabled:
+                self.plugins.append(PluginInfo(dist_name, version, ep.value, "disabled", "VRE_DISABLED_PLUGINS"))
+                continue
+            problem = _incompatibility(dist)
+            if problem:
+                print(f"vre: skipping plugin {dist_name} {version}: {problem}", file=sys.stderr)
+                self.plugins.append(PluginInfo(dist_name, version, ep.value, "incompatible", problem))
+                continue
+            try:
+                module = ep.load()
+            except Exception as e:  # a broken plugin must not take the others down
+                reason = f"{type(e).__name__}: {e}"
+                print(f"vre: skipping plugin {dist_name} {version}: it failed to import ({reason}); "
+                      f"reinstall it or disable it with VRE_DISABLED_PLUGINS={dist_name}", file=sys.stderr)
+                self.plugins.append(PluginInfo(dist_name, version, ep.value, "failed", reason))
+                continue
+            self.register_plugin(module, dist_name, version)
+            self.plugins.append(PluginInfo(dist_name, version, ep.value, "loaded"))
+
+    # -- queries ---------------------------------------------------------------------------------
+    @property
+    def types(self) -> dict[str, TypeEntry]:
+        """Every registered type by name; a duplicate name raises PluginError naming both providers."""
+        if self._types is None:
+            types: dict[str, TypeEntry] = {}
+            trace = _env_flag("VRE_TRACE_PLUGINS")
+
+            def register(provider: str, type_name: str, target: str, *, description: str = "") -> None:
+                if type_name in types:
+                    raise PluginError(
+                        f"representation type '{type_name}' is registered by both {types[type_name].provider} "
+                        f"and {provider}; uninstall one of them or disable it with VRE_DISABLED_PLUGINS")
+                if trace:
+                    print(f"vre: {provider} registers {type_name} -> {target}", file=sys.stderr)
+                types[type_name] = TypeEntry(type_name, target, provider, description)
+
+            for impl in reversed(self.pm.hook.register_representations.get_hookimpls()):
+                impl.function(register=functools.partial(register, self._providers[impl.plugin_name]))
+            self._types = types
+        return self._types
+
+    @property
+    def config_paths(self) -> list[tuple[str, str]]:
+        """(provider, Hydra search path) pairs, core's first."""
+        if self._config_paths is None:
+            paths: list[tuple[str, str]] = []
+            for impl in reversed(self.pm.hook.register_config_paths.get_hookimpls()):
+                provider = self._providers[impl.plugin_name]
+                impl.function(register=lambda path, provider=provider: paths.append((provider, path)))
+            self._config_paths = paths
+        return self._config_paths
+
+    def get(self, type_name: str, *, wanted_by: str | None = None) -> TypeEntry:
+        """The entry of a type, or a GraphError saying which plugin provides it."""
+        try:
+            return self.types[type_name]
+        except KeyError:
+            pass
+        who = f"representation '{wanted_by}' has " if wanted_by else ""
+        family = type_name.split("/", 1)[0]
+        if family in KNOWN_PROVIDERS:
+            hint = f"install {KNOWN_PROVIDERS[family]}, which provides the '{family}/' types"
+        else:
+            hint = "run `vre list` to see the installed types"
+        close = sorted(t for t in self.types if t.split("/", 1)[0] == family)
+        if close:
+            hint = f"installed '{family}/' types: {', '.join(close)}"
+        raise GraphError(f"{who}unknown type '{type_name}'; {hint}")
+
+
+def _core_version() -> str:
+    try:
+        return md.version(CORE_DISTRIBUTION)
+    except md.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _incompatibility(dist: md.Distribution | None) -> str:
+    """Why a plugin distribution cannot work with this vrecore (read from its metadata), or ''."""
+    if dist is None:
+        return ""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        core = Version(_core_version())
+    except InvalidVersion:
+        return ""
+    for line in dist.requires or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if _canonical(req.name) != CORE_DISTRIBUTION:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if not req.specifier.contains(core, prereleases=True):
+            return (f"it requires vrecore{req.specifier} but vrecore {core} is installed; "
+                    f"upgrade the plugin or vrecore")
+    return ""
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry: core's types plus the installed plugins, loaded once."""
+    global _registry
+    if _registry is None:
+        registry = Registry()
+        registry.load_builtin()
+        registry.load_entry_points()
+        _registry = registry
+    return _registry
+
+
+def reset_registry() -> None:
+    """Forget the loaded registry (tests, or after installing a plugin in-process)."""
+    global _registry
+    _registry = None

@@ -1,0 +1,138 @@
+"""The Representation protocol: what every per-frame modality declares and computes."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+
+__all__ = ["Batch", "OutputSpec", "Representation", "Role", "parameter_names"]
+
+_BASE_FIELDS = ("name", "dependencies")
+
+
+@attrs.frozen
+class Role:
+    """A dependency slot of a representation type, filled by name in the config.
+
+    Dependencies are taken by role (``depth``, ``normals``, ``semantic``...), not by type, so any
+    plugin's depth map can feed any normals representation.
+    """
+
+    name: str
+    optional: bool = False
+    many: bool = False
+    channels: int | None = None
+    """Required channel count of the dependency's output, checked when the graph is built."""
+
+
+@attrs.frozen
+class OutputSpec:
+    """What a representation outputs: channel count, disk dtype, and optional class names."""
+
+    channels: int
+    disk_dtype: str
+    classes: tuple[str, ...] | None = None
+    colors: tuple[tuple[int, int, int], ...] | None = None
+
+
+@attrs.frozen(eq=False)
+class Batch:
+    """The input of one `compute` call: frame indices, decoded frames and dependency outputs."""
+
+    indices: np.ndarray
+    frames: np.ndarray | None
+    """uint8 (B, H, W, 3) RGB frames when the type sets ``uses_frames``; otherwise None."""
+    deps: Mapping[str, Any]
+    """Role name → memory-form array (B, H, W, C); a tuple of arrays for a ``many`` role."""
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+@attrs.define(kw_only=True, eq=False)
+class Representation:
+    """Base class of every representation type.
+
+    A subclass declares its parameters as attrs fields (with validators), its dependency
+    ``roles``, whether it reads decoded ``frames``, and implements `compute`. Arrays in memory
+    are batched (B, H, W, C); one frame on disk is (H, W) when C == 1, else (H, W, C).
+    """
+
+    type_name: ClassVar[str] = ""
+    roles: ClassVar[tuple[Role, ...]] = ()
+    uses_frames: ClassVar[bool] = False
+    learned: ClassVar[bool] = False
+
+    name: str
+    dependencies: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
+    """Role name → the Representation filling it (a tuple of them for a ``many`` role)."""
+
+    def output_spec(self) -> OutputSpec:
+        """Channels and disk dtype of this representation's output."""
+        raise NotImplementedError(f"{type(self).__name__} must implement output_spec()")
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        """Compute the memory form (B, h, w, C) for a batch of frames."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compute()")
+
+    def to_disk(self, memory: np.ndarray) -> np.ndarray:
+        """Memory form (B, H, W, C) → disk form (B, H, W[, C]) in the spec's disk dtype."""
+        disk = memory.astype(self.output_spec().disk_dtype, copy=False)
+        return disk[..., 0] if disk.shape[-1] == 1 else disk
+
+    def from_disk(self, disk: np.ndarray) -> np.ndarray:
+        """Disk form (B, H, W[, C]) → memory form (B, H, W, C); the inverse of `to_disk`."""
+        return disk[..., None] if disk.ndim == 3 else disk
+
+    def make_images(self, memory: np.ndarray) -> np.ndarray:
+        """uint8 (B, H, W, 3) RGB previews of a batch. Default: [0, 1] floats as grey or RGB."""
+        x = memory.astype(np.float32, copy=False)
+        if x.shape[-1] == 1:
+            x = np.repeat(x, 3, axis=-1)
+        elif x.shape[-1] != 3:
+            x = x[..., :3] if x.shape[-1] > 3 else np.concatenate(
+                [x, np.zeros((*x.shape[:-1], 3 - x.shape[-1]), np.float32)], axis=-1)
+        return (np.clip(np.nan_to_num(x), 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+    def resize(self, memory: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        """Resize a memory-form batch to (H, W): bilinear for floats, nearest otherwise."""
+        if memory.shape[1:3] == tuple(size):
+            return memory
+        import cv2
+
+        h, w = size
+        interp = cv2.INTER_LINEAR if memory.dtype.kind == "f" else cv2.INTER_NEAREST
+        src = memory.view(np.uint8) if memory.dtype == np.bool_ else memory
+        out = np.empty((len(memory), h, w, memory.shape[-1]), dtype=src.dtype)
+        for i, frame in enumerate(src):
+            for c0 in range(0, frame.shape[-1], 4):  # cv2.resize handles at most 4 channels at a time
+                part = cv2.resize(np.ascontiguousarray(frame[..., c0:c0 + 4]), (w, h), interpolation=interp)
+                out[i, ..., c0:c0 + 4] = part.reshape(h, w, -1)
+        return out.view(np.bool_) if memory.dtype == np.bool_ else out
+
+    def metadata(self) -> dict[str, Any]:
+        """Extra facts stored with the output (e.g. class names and colours)."""
+        spec = self.output_spec()
+        meta: dict[str, Any] = {}
+        if spec.classes is not None:
+            meta["classes"] = list(spec.classes)
+        if spec.colors is not None:
+            meta["colors"] = [list(c) for c in spec.colors]
+        return meta
+
+    def setup(self, device: str) -> None:
+        """Load weights and move models to ``device``; called only when there is work to do."""
+
+    def teardown(self) -> None:
+        """Release what `setup` acquired."""
+
+    def parameters(self) -> dict[str, Any]:
+        """The type's parameters with their current values."""
+        return {name: getattr(self, name) for name in parameter_names(type(self))}
+
+
+def parameter_names(cls: type[Representation]) -> list[str]:
+    """Names of the parameters a representation type accepts (its own attrs fields)."""
+    return [f.name for f in attrs.fields(cls) if f.name not in _BASE_FIELDS and f.init]

@@ -1,0 +1,1 @@
+"""Representation types built into core (registered through the same hook as plugins)."""
