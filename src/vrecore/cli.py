@@ -21,7 +21,7 @@ commands:
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
-  vre export -m video=a.mp4,b.mp4 'output_dir=exports/{stem}'
+  vre export -m video=a.mp4,b.mp4 output_root=exports     (exports/a, exports/b)
   vre export --config-dir my_configs pipeline=my_pipeline video=clip.mp4
 """
 
@@ -88,8 +88,8 @@ def _run_export_config(cfg: Any) -> int:
         output_dir = config.get("output_dir")
         stem = Path(video).stem
         if output_dir is None:
-            output_dir = str(Path(video).parent / f"{stem}_vre_export")
-        output_dir = output_dir.replace("{stem}", stem)
+            root = config.get("output_root")
+            output_dir = str(Path(root) / stem if root else Path(video).parent / f"{stem}_vre_export")
         graph = build_graph(config)
         progress = config.get("progress")
         result = run_export(

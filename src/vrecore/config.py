@@ -30,6 +30,8 @@ class ExportConfig:
 
     video: Optional[str] = None
     output_dir: Optional[str] = None
+    output_root: Optional[str] = None
+    """When output_dir is unset: export into <output_root>/<video stem> (multiruns over videos)."""
     frames: Optional[Any] = None
     representations: Dict[str, RepresentationConfig] = field(default_factory=dict)
     batch_size: int = 8

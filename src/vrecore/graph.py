@@ -97,6 +97,8 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
     """Build a graph from ``{"representations": {name: spec}, <global defaults>...}``."""
     registry = registry or get_registry()
     reps = config.get("representations")
+    if isinstance(reps, (list, tuple)):
+        reps = _from_list(reps)
     if not isinstance(reps, Mapping) or not reps:
         raise GraphError("the config has no representations; add a 'representations:' mapping "
                          "(e.g. pipeline=rgb_hsv) with at least one entry")
@@ -154,6 +156,19 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
             dependency_names=tuple(_flatten(role_deps[name])), parameters=representation.parameters()))
         built[name] = representation
     return Graph(nodes)
+
+
+def _from_list(items: Sequence[Any]) -> dict[str, Any]:
+    """The list form of ``representations`` (each item has a ``name``) as a mapping."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, Mapping) or "name" not in item:
+            raise GraphError(f"each item of a representations list needs a 'name'; got {item!r}")
+        name = str(item["name"])
+        if name in out:
+            raise GraphError(f"representation name '{name}' is defined twice; names must be unique (rename one)")
+        out[name] = {k: v for k, v in item.items() if k != "name"}
+    return out
 
 
 def _check_name(name: str) -> None:

@@ -108,6 +108,10 @@ class Registry:
         self._types = None
         self._config_paths = None
 
+    def has_plugin(self, distribution: str) -> bool:
+        """Whether a plugin is registered under this distribution name."""
+        return distribution in self._providers
+
     def load_builtin(self) -> None:
         """Register core's own types."""
         from vrecore import _builtin
@@ -157,9 +161,10 @@ class Registry:
 
             def register(provider: str, type_name: str, target: str, *, description: str = "") -> None:
                 if type_name in types:
+                    first, second = sorted((types[type_name].provider, provider))
                     raise PluginError(
-                        f"representation type '{type_name}' is registered by both {types[type_name].provider} "
-                        f"and {provider}; uninstall one of them or disable it with VRE_DISABLED_PLUGINS")
+                        f"representation type '{type_name}' is registered by both {first} and {second}; "
+                        f"uninstall one of them or disable it with VRE_DISABLED_PLUGINS")
                 if trace:
                     print(f"vre: {provider} registers {type_name} -> {target}", file=sys.stderr)
                 types[type_name] = TypeEntry(type_name, target, provider, description)

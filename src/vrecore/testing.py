@@ -136,3 +136,142 @@ def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offlin
 # ============================================================================================
 # (other helper sections go below, each under its own header)
 # ============================================================================================
+
+
+# ============================================================================================
+# Section: representation types for engine tests (core and plugins)
+# ============================================================================================
+#
+# Small, deterministic types that exercise the export engine: a grey mean of the frame, a slow
+# one (kill -9 and streaming tests), one that runs out of memory above a batch size, one that
+# fails on chosen frames. `register_test_types()` adds them to a registry as the distribution
+# "vrecore-testing", exactly as a third-party plugin would.
+
+import threading as _threading
+import time as _time
+
+import attrs as _attrs
+import numpy as _np
+
+from vrecore.hookspecs import hookimpl as _hookimpl
+from vrecore.representation import Batch as _Batch
+from vrecore.representation import OutputSpec as _OutputSpec
+from vrecore.representation import Representation as _Representation
+from vrecore.representation import Role as _Role
+
+TEST_DISTRIBUTION = "vrecore-testing"
+
+
+@_attrs.define(kw_only=True, eq=False)
+class GreyMean(_Representation):
+    """Grey level of each pixel in [0, 1] plus ``offset`` (one float32 channel)."""
+
+    type_name = "test/grey"
+    uses_frames = True
+    offset: float = 0.0
+
+    def output_spec(self) -> _OutputSpec:
+        return _OutputSpec(channels=1, disk_dtype="float32")
+
+    def compute(self, batch: _Batch) -> _np.ndarray:
+        assert batch.frames is not None
+        return (batch.frames.mean(axis=-1, keepdims=True, dtype=_np.float32) / 255.0 + self.offset)
+
+
+@_attrs.define(kw_only=True, eq=False)
+class Slow(GreyMean):
+    """GreyMean that sleeps ``seconds`` per batch."""
+
+    type_name = "test/slow"
+    seconds: float = 0.05
+
+    def compute(self, batch: _Batch) -> _np.ndarray:
+        _time.sleep(self.seconds)
+        return super().compute(batch)
+
+
+@_attrs.define(kw_only=True, eq=False)
+class OutOfMemoryAbove(GreyMean):
+    """GreyMean that raises MemoryError for batches larger than ``max_batch``; logs batch sizes."""
+
+    type_name = "test/oom"
+    max_batch: int = 2
+    seen: list = _attrs.field(factory=list, init=False)
+    _lock: _threading.Lock = _attrs.field(factory=_threading.Lock, init=False)
+
+    def compute(self, batch: _Batch) -> _np.ndarray:
+        with self._lock:
+            self.seen.append(len(batch))
+        if len(batch) > self.max_batch:
+            raise MemoryError(f"test: batch of {len(batch)} does not fit (max {self.max_batch})")
+        return super().compute(batch)
+
+
+@_attrs.define(kw_only=True, eq=False)
+class FailOn(GreyMean):
+    """GreyMean that raises RuntimeError when a batch holds one of ``frames``."""
+
+    type_name = "test/fail"
+    frames: list = _attrs.field(factory=list)
+
+    def compute(self, batch: _Batch) -> _np.ndarray:
+        bad = sorted(set(int(i) for i in batch.indices) & set(self.frames))
+        if bad:
+            raise RuntimeError(f"test failure on frames {bad}")
+        return super().compute(batch)
+
+
+@_attrs.define(kw_only=True, eq=False)
+class Scaled(_Representation):
+    """Its ``source`` dependency times ``factor`` (any channel count, float32)."""
+
+    type_name = "test/scaled"
+    roles = (_Role("source"),)
+    factor: float = _attrs.field(default=2.0, validator=_attrs.validators.gt(0))
+
+    def output_spec(self) -> _OutputSpec:
+        return _OutputSpec(channels=self.dependencies["source"].output_spec().channels, disk_dtype="float32")
+
+    def compute(self, batch: _Batch) -> _np.ndarray:
+        return batch.deps["source"].astype(_np.float32) * _np.float32(self.factor)
+
+
+class _TestTypesPlugin:
+    @_hookimpl
+    def register_representations(self, register: Any) -> None:
+        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled):
+            register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip())
+
+
+TEST_TYPES_PLUGIN = _TestTypesPlugin()
+
+
+def write_test_types_distribution(site: Path) -> Path:
+    """A throwaway installed distribution in folder ``site`` whose entry point adds the test types.
+
+    Put ``site`` on PYTHONPATH of a subprocess (e.g. the `vre` CLI) to give it the test types.
+    """
+    info = Path(site) / "vrecore_testing-1.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {TEST_DISTRIBUTION}\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[vre]\n{TEST_DISTRIBUTION} = {__name__}:TEST_TYPES_PLUGIN\n")
+    return Path(site)
+
+
+def register_test_types(registry: Any = None) -> Any:
+    """Register the test types (distribution "vrecore-testing") into ``registry`` (default: the global one)."""
+    from vrecore.registry import get_registry
+
+    registry = registry or get_registry()
+    if not registry.has_plugin(TEST_DISTRIBUTION):
+        registry.register_plugin(TEST_TYPES_PLUGIN, TEST_DISTRIBUTION)
+    return registry
+
+
+def unregister_test_types(registry: Any = None) -> None:
+    """Undo `register_test_types`."""
+    from vrecore.registry import get_registry
+
+    registry = registry or get_registry()
+    if registry.has_plugin(TEST_DISTRIBUTION):
+        registry.unregister_plugin(TEST_DISTRIBUTION)

@@ -175,7 +175,7 @@ def _verify_sha(variant: WeightVariant, fname: str, path: Path, where: str) -> N
         raise WeightsError(
             f"weights {variant.name!r}: sha256 mismatch for {fname!r} ({where}: {path}): "
             f"expected {expected[:12]}..., got {got[:12]}...; the file is corrupt or a different "
-            f"version: delete {path} and fetch again, or point weights_path= to the right file"
+            f"version: delete {os.path.realpath(path)} and fetch again, or point weights_path= to the right file"
         )
 
 
@@ -341,7 +341,7 @@ def load_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         hint = (
             f"it looks like a pickled checkpoint: convert it once with `vre convert-weights {p} OUT.safetensors`"
             if p.suffix.lower() in _PICKLE_SUFFIXES
-            else "delete it and fetch again (or re-convert it)"
+            else f"delete {os.path.realpath(p)} and fetch again (or re-convert it)"
         )
         raise WeightsError(f"cannot read safetensors file {p} (corrupt or not safetensors: {msg}); {hint}") from err
 

@@ -1,0 +1,213 @@
+"""PHG-MAE-Distil (the seed's "safeuav"): sizes, shapes, batching, weights round trip.
+
+Run: PYTHONPATH=src:plugins/vre-semantic/src python -m pytest plugins/vre-semantic/tests/test_phg_mae.py -q
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+pytest.importorskip("huggingface_hub")
+
+from safetensors.torch import save_file  # noqa: E402
+
+from vre_semantic._phg_mae import (  # noqa: E402
+    DRONESCAPES_CLASSES,
+    DRONESCAPES_COLORS,
+    PHG_MAE_SIZES,
+    SEED_RGB_MEAN,
+    SEED_RGB_STD,
+    PHGMAEDistil,
+    build_phg_mae_distil,
+    infer_phg_mae_config,
+    phg_mae_layout_from_seed_hparams,
+    preprocess_rgb,
+)
+from vrecore.errors import WeightsError  # noqa: E402
+from vrecore.testing import populate_hub_cache, use_hub_cache  # noqa: E402
+from vrecore.weights import WeightVariant, convert_checkpoint, fetch, load_into, load_safetensors  # noqa: E402
+
+NOMINAL = {"150k": 150_000, "430k": 430_000, "1.1M": 1_100_000, "4.4M": 4_400_000}
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    n = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(n)
+
+
+def _randomised(model: PHGMAEDistil, seed: int = 0) -> PHGMAEDistil:
+    """Non-trivial BatchNorm statistics so that eval-mode outputs depend on every tensor."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+                m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.weight.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+                m.bias.copy_(torch.rand(m.num_features, generator=g) * 0.2 - 0.1)
+    return model.eval()
+
+
+def test_classes_and_colors():
+    assert DRONESCAPES_CLASSES == (
+        "land", "forest", "residential", "road", "little-objects", "water", "sky", "hill",
+    )
+    assert len(DRONESCAPES_COLORS) == 8 and len(set(DRONESCAPES_COLORS)) == 8
+    assert DRONESCAPES_COLORS[0] == (0, 255, 0) and DRONESCAPES_COLORS[-1] == (127, 127, 63)
+    assert all(len(c) == 3 and all(0 <= v <= 255 for v in c) for c in DRONESCAPES_COLORS)
+
+
+@pytest.mark.parametrize("size", list(NOMINAL))
+def test_parameter_counts(size: str):
+    torch.manual_seed(0)
+    model = build_phg_mae_distil(size)
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - NOMINAL[size]) <= 0.10 * NOMINAL[size], (size, n)
+    assert not model.training
+    assert infer_phg_mae_config(model.state_dict()) == {
+        "size": size, "num_filters": PHG_MAE_SIZES[size], "in_channels": 11, "out_channels": 11,
+    }
+
+
+def test_state_dict_names_and_shapes_match_the_seed_layout():
+    n = PHG_MAE_SIZES["430k"]
+    sd = build_phg_mae_distil("430k").state_dict()
+    assert len(sd) == 149  # 21 blocks x (conv w, b + 5 BatchNorm entries) + head w, b
+    expected = {
+        "encoder.conv1.0.weight": (n, 11, 3, 3),
+        "encoder.conv3.0.weight": (n, n, 3, 3),
+        "encoder.dilate1.0.weight": (8 * n, 4 * n, 3, 3),
+        "encoder.dilate6.1.running_var": (8 * n,),
+        "encoder.conv10_t.0.weight": (8 * n, 4 * n, 3, 3),  # ConvTranspose2d: [in, out, k, k]
+        "encoder.conv11.0.weight": (4 * n, 8 * n, 3, 3),
+        "encoder.conv14_t.0.weight": (n, n, 3, 3),
+        "encoder.conv15.0.weight": (n, 2 * n, 3, 3),
+        "encoder.conv15.1.num_batches_tracked": (),
+        "decoder.weight": (11, n, 1, 1),
+        "decoder.bias": (11,),
+    }
+    for key, shape in expected.items():
+        assert tuple(sd[key].shape) == shape, key
+    assert not any(".2." in k or ".3." in k for k in sd)  # ReLU/Dropout carry no tensors
+
+
+@pytest.mark.parametrize("hw", [(37, 53), (9, 17), (1, 1), (64, 96)])
+def test_output_shapes_at_odd_sizes(hw: tuple[int, int]):
+    model = _randomised(build_phg_mae_distil("150k"))
+    with torch.no_grad():
+        y = model(torch.randn(2, 3, *hw))
+    assert y.shape == (2, 8, *hw) and y.dtype == torch.float32 and torch.isfinite(y).all()
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        model(torch.randn(2, 4, *hw))
+
+
+def test_other_channel_layouts():
+    plain = _randomised(build_phg_mae_distil("150k", in_channels=3, out_channels=8, semantic_offset=0))
+    with torch.no_grad():
+        assert plain(torch.randn(1, 3, 20, 30)).shape == (1, 8, 20, 30)
+    seed_testing = _randomised(build_phg_mae_distil("150k", in_channels=15, out_channels=15,
+                                                    rgb_offset=4, semantic_offset=7))
+    x = torch.randn(1, 3, 16, 24)
+    full = torch.zeros(1, 15, 16, 24)
+    full[:, 4:7] = x
+    with torch.no_grad():
+        assert torch.equal(seed_testing(x), seed_testing.forward_all(full)[:, 7:15])
+    with pytest.raises(ValueError, match="semantic slot"):
+        PHGMAEDistil(6, in_channels=3, out_channels=8, semantic_offset=3)
+    with pytest.raises(ValueError, match="unknown PHG-MAE-Distil size"):
+        build_phg_mae_distil("2M")
+
+
+@pytest.mark.parametrize("size", ["150k", "1.1M"])
+def test_batched_equals_unbatched(size: str):
+    torch.manual_seed(1)
+    model = _randomised(build_phg_mae_distil(size), seed=2)
+    x = torch.randn(3, 3, 29, 41)
+    with torch.no_grad():
+        batched = model(x)
+        singles = torch.cat([model(x[i:i + 1]) for i in range(3)])
+    torch.testing.assert_close(batched, singles, rtol=1e-4, atol=1e-5)
+
+
+def test_safetensors_round_trip_through_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    torch.manual_seed(3)
+    model = _randomised(build_phg_mae_distil("430k"), seed=4)
+    file = tmp_path / "model.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(file))
+
+    cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
+    populate_hub_cache(cache, "vre-test/phg-mae-distil-430k", "v1", {"model.safetensors": file})
+    variant = WeightVariant(
+        name="phg-mae-distil-430k", repo_id="vre-test/phg-mae-distil-430k", revision="v1",
+        num_params=438_271, meta={"classes": list(DRONESCAPES_CLASSES), "rgb_mean": SEED_RGB_MEAN},
+    )
+    fresh = build_phg_mae_distil("430k")
+    load_into(fresh, load_safetensors(fetch(variant)), variant.name)
+    x = torch.randn(2, 3, 33, 47)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+    with pytest.raises(WeightsError, match=r"shape mismatch.*encoder.conv1.0.weight: checkpoint \[10, 11, 3, 3\] "
+                                           r"vs model \[6, 11, 3, 3\]"):
+        load_into(build_phg_mae_distil("150k"), load_safetensors(fetch(variant)), variant.name)
+
+
+def _seed_like_hparams() -> dict:
+    """The shape of a seed checkpoint's ``hyper_parameters`` (values from the seed's 'testing' variant)."""
+    return {
+        "cfg": {
+            "model": {
+                "parameters": {"in_channels": 15, "out_channels": 15, "num_filters": 6},
+                "hparams": {"data_shape": {
+                    "camera_normals_output": [3, 50, 50], "depth_output": [1, 50, 50],
+                    "rgb": [3, 50, 50], "semantic_output": [8, 50, 50],
+                }},
+            },
+            "data": {"parameters": {"task_names": ["depth_output", "camera_normals_output", "rgb", "semantic_output"]}},
+        },
+        "statistics": {"rgb": [[0.0, 0.0, 0.0], [255.0, 255.0, 255.0], list(SEED_RGB_MEAN), list(SEED_RGB_STD)]},
+    }
+
+
+def test_seed_style_lightning_checkpoint_converts_and_loads(tmp_path: Path):
+    hparams = _seed_like_hparams()
+    layout = phg_mae_layout_from_seed_hparams(hparams)
+    assert layout == {
+        "num_filters": 6, "in_channels": 15, "out_channels": 15, "rgb_offset": 4, "semantic_offset": 7,
+        "train_size": (50, 50), "rgb_mean": SEED_RGB_MEAN, "rgb_std": SEED_RGB_STD,
+    }
+    kw = {k: layout[k] for k in ("in_channels", "out_channels", "rgb_offset", "semantic_offset")}
+    model = _randomised(build_phg_mae_distil("150k", **kw), seed=5)
+    ckpt = {"state_dict": model.state_dict(), "hyper_parameters": hparams, "epoch": 99,
+            "pytorch-lightning_version": "2.4.0"}
+    torch.save(ckpt, tmp_path / "model_150k.ckpt")
+
+    out = convert_checkpoint(tmp_path / "model_150k.ckpt", tmp_path / "model_150k.safetensors", key="state_dict")
+    sd = load_safetensors(out)
+    assert infer_phg_mae_config(sd) == {"size": "150k", "num_filters": 6, "in_channels": 15, "out_channels": 15}
+    fresh = load_into(build_phg_mae_distil("150k", **kw), sd, "phg-mae-distil-150k")
+    x = preprocess_rgb(np.random.default_rng(0).integers(0, 256, (2, 40, 60, 3), dtype=np.uint8),
+                       mean=layout["rgb_mean"], std=layout["rgb_std"], size=layout["train_size"])
+    assert x.shape == (2, 3, 50, 50)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+
+
+def test_preprocess_rgb_matches_seed_normalisation():
+    frames = np.zeros((1, 4, 6, 3), dtype=np.uint8)
+    frames[..., 0], frames[..., 1], frames[..., 2] = 255, 0, 100
+    x = preprocess_rgb(frames)
+    assert x.shape == (1, 3, 4, 6) and x.dtype == torch.float32
+    expected = [(255 - SEED_RGB_MEAN[0]) / SEED_RGB_STD[0], (0 - SEED_RGB_MEAN[1]) / SEED_RGB_STD[1],
+                (100 - SEED_RGB_MEAN[2]) / SEED_RGB_STD[2]]
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor(expected, dtype=torch.float32))
+    assert preprocess_rgb(torch.as_tensor(frames), size=(8, 12)).shape == (1, 3, 8, 12)
+    with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
+        preprocess_rgb(frames[0])

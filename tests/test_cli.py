@@ -1,0 +1,128 @@
+"""The `vre` command: Hydra export with overrides, multirun, user pipelines, and bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def vre(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=180)
+
+
+def test_export_with_overrides(sample_video, tmp_path):
+    out = tmp_path / "out"
+    r = vre("export", f"video={sample_video}", f"output_dir={out}", "pipeline=rgb_hsv", "frames=0..6",
+            "batch_size=3", "representations.hsv.batch_size=2", "binary_format=npz-compressed", "image_format=jpg",
+            "progress=false")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (out / "hsv" / "jpg").iterdir()) == [f"{i}.jpg" for i in range(6)]
+    run = json.loads(next((out / ".logs").glob("run_metadata_*.json")).read_text())
+    assert run["graph"]["representations"]["hsv"]["batch_size"] == 2
+    assert run["graph"]["representations"]["rgb"]["batch_size"] == 3
+    assert run["config"]["binary_format"] == "npz-compressed" and run["config"]["frames"] == "0..6"
+    assert "hsv" in r.stderr and "ok in" in r.stderr
+    again = vre("export", f"video={sample_video}", f"output_dir={out}", "frames=0..6", "binary_format=npz-compressed",
+                "image_format=jpg")
+    assert again.returncode == 0 and " 6       0" in again.stderr.replace("0      6", " 6       0") or "skipped" in again.stderr
+
+
+def test_multirun_over_two_videos(sample_video, tmp_path):
+    second = tmp_path / "second.mp4"
+    second.write_bytes(sample_video.read_bytes())
+    r = vre("export", "-m", f"video={sample_video},{second}", f"output_root={tmp_path}/exports", "frames=0..2",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    for stem in ("sample", "second"):
+        assert sorted(p.name for p in (tmp_path / "exports" / stem / "hsv" / "npz").iterdir()) == ["0.npz", "1.npz"]
+
+
+def test_user_pipeline_from_config_dir(sample_video, tmp_path):
+    conf = tmp_path / "my_conf" / "pipeline"
+    conf.mkdir(parents=True)
+    (conf / "mine.yaml").write_text("# @package _global_\nrepresentations:\n  frames: {type: color/rgb}\n")
+    out = tmp_path / "out"
+    r = vre("export", "--config-dir", str(tmp_path / "my_conf"), "pipeline=mine", f"video={sample_video}",
+            f"output_dir={out}", "frames=0..2")
+    assert r.returncode == 0, r.stderr
+    assert sorted(os.listdir(out)) == [".logs", "frames"]
+
+
+def test_default_video_is_the_embedded_sample(tmp_path):
+    r = vre("export", f"output_dir={tmp_path}/demo", "frames=0..2", env={"VRE_CACHE": str(tmp_path / "cache")})
+    assert r.returncode == 0, r.stderr
+    assert "using the embedded sample clip" in r.stderr and (tmp_path / "cache" / "sample_v1.mp4").exists()
+    assert (tmp_path / "demo" / "hsv" / "npz" / "1.npz").exists()
+
+
+def write_pipeline(tmp_path: Path, body: str) -> Path:
+    conf = tmp_path / "conf" / "pipeline"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "p.yaml").write_text("# @package _global_\nrepresentations:\n" + body)
+    return tmp_path / "conf"
+
+
+@pytest.mark.parametrize("body,overrides,message", [
+    ("  a: {type: color/hsv, dependencies: [b]}\n  b: {type: color/hsv, dependencies: [a]}\n", [],
+     "the representations form a cycle: a -> b -> a; remove one of these dependencies"),
+    ("  hsv: {type: color/hsv, dependencies: [rgb]}\n", [],
+     "representation 'hsv' depends on 'rgb', which is not in the config"),
+    ("  d: {type: depth/dpt}\n", [], "representation 'd' has unknown type 'depth/dpt'; install vre-depth"),
+    ("  rgb: {type: color/rgb, parameters: {gamma: 2}}\n", [],
+     "representation 'rgb' (color/rgb) has unknown parameter(s) gamma; accepted: none"),
+    ("  '../evil': {type: color/rgb}\n", [], "representation name '../evil' is not safe as a folder name"),
+    ("  rgb: {type: color/rgb}\n", ["frames=0..999"], "frames=0..999 is out of range: the video has 48 frames"),
+    ("  rgb: {type: color/rgb}\n", ["binary_format=zip"], "binary_format 'zip' is not one of none, npz, npz-compressed"),
+    ("  rgb: {type: color/rgb}\n", ["video=missing.mp4"], "video 'missing.mp4' does not exist; check the path"),
+    ("  rgb: {type: color/rgb}\n", ["exception_mode=ignore"], "exception_mode 'ignore' is not one of stop, skip"),
+])
+def test_user_mistakes_are_one_line(sample_video, tmp_path, body, overrides, message):
+    conf = write_pipeline(tmp_path, body)
+    out = tmp_path / "out"
+    r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}", *overrides)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_failed_run_exits_nonzero_and_keeps_outputs(sample_video, tmp_path):
+    from vrecore.testing import write_test_types_distribution
+
+    site = write_test_types_distribution(tmp_path / "site")
+    env = {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    conf = write_pipeline(tmp_path, "  rgb: {type: color/rgb}\n")
+    out = tmp_path / "out"
+    assert vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}",
+               "frames=0..4", env=env).returncode == 0
+    before = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "rgb" / "npz").iterdir()}
+    conf = write_pipeline(tmp_path, "  rgb: {type: color/rgb}\n  f: {type: test/fail, parameters: {frames: [6]}}\n")
+    r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}",
+            "frames=0..8", "batch_size=2", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "vre export: error: representation 'f' failed on frames 6..7: test failure on frames [6]" in r.stderr
+    assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "rgb" / "npz").iterdir()
+            if int(p.stem) < 4} == before
+    assert sorted(int(p.stem) for p in (out / "f" / "npz").iterdir()) == [0, 1, 2, 3, 4, 5]
+
+
+def test_unknown_command_and_help():
+    r = vre("frobnicate")
+    assert r.returncode == 2 and "unknown command 'frobnicate'" in r.stderr
+    assert vre("--help").returncode == 0
+
+
+def test_metadata_command(sample_video, tmp_path):
+    out = tmp_path / "out"
+    assert vre("export", f"video={sample_video}", f"output_dir={out}", "frames=0..3").returncode == 0
+    (out / "hsv" / "representation_metadata.json").unlink()
+    r = vre("metadata", str(out))
+    assert r.returncode == 0 and "hsv: 3 frames" in r.stdout
+    assert (out / "hsv" / "representation_metadata.json").exists()
+    bad = vre("metadata", str(tmp_path / "nope"))
+    assert bad.returncode == 2 and "is not a folder" in bad.stderr
