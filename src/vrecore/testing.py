@@ -275,3 +275,113 @@ def unregister_test_types(registry: Any = None) -> None:
     registry = registry or get_registry()
     if registry.has_plugin(TEST_DISTRIBUTION):
         registry.unregister_plugin(TEST_DISTRIBUTION)
+
+
+# ============================================================================================
+# Section: conformance suite for representation types (subclass it in a plugin's tests)
+# ============================================================================================
+
+
+class RepresentationTestSuite:
+    """Checks every representation type must pass; a plugin's test subclasses it::
+
+        class TestCanny(RepresentationTestSuite):
+            type_name = "edges/canny"
+            parameters = {"threshold1": 100}
+
+    Override `dependency_arrays` for types with dependencies and `prepare` for learned types (e.g.
+    to point them at test weights). Arrays are small; ``atol`` bounds batched-vs-unbatched drift.
+    """
+
+    type_name: str = ""
+    parameters: dict[str, Any] = {}
+    frame_shape: tuple[int, int] = (24, 32)
+    batch: int = 3
+    atol: float = 1e-5
+    entry_module: str | None = None
+    """The plugin's entry module, checked to import without torch (None: derived from the provider)."""
+
+    def dependency_arrays(self, n: int, rng: _np.random.Generator) -> dict[str, Any]:
+        """Role → memory-form dependency arrays (n, H, W, C) for a batch of n frames."""
+        return {}
+
+    def dependency_representations(self) -> dict[str, Any]:
+        """Role → Representation objects filling the roles (their output_spec is consulted)."""
+        return {}
+
+    def prepare(self, representation: Any, tmp_path: Path) -> None:
+        """Called before `setup` (e.g. to set a local weights path)."""
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def make(self, tmp_path: Path) -> Any:
+        from vrecore.registry import get_registry
+
+        cls = get_registry().get(self.type_name).load()
+        rep = cls(name="under_test", dependencies=self.dependency_representations(), **self.parameters)
+        self.prepare(rep, tmp_path)
+        if rep.learned:
+            rep.setup("cpu")
+        return rep
+
+    def batch_of(self, n: int, seed: int = 0) -> _Batch:
+        rng = _np.random.default_rng(seed)
+        frames = rng.integers(0, 256, (n, *self.frame_shape, 3), dtype=_np.uint8)
+        # Smooth the noise a little so that images have structure (edges, regions).
+        frames = ((frames.astype(_np.uint16) + _np.roll(frames, 1, axis=1) + _np.roll(frames, 1, axis=2)) // 3
+                  ).astype(_np.uint8)
+        return _Batch(indices=_np.arange(n), frames=frames, deps=self.dependency_arrays(n, rng))
+
+    def compute(self, rep: Any, batch: _Batch) -> _np.ndarray:
+        out = _np.asarray(rep.compute(batch))
+        return rep.resize(out, self.frame_shape)
+
+    # -- the checks ------------------------------------------------------------------------------
+    def test_registered_by_a_plugin(self) -> None:
+        from vrecore.registry import get_registry
+
+        entry = get_registry().types[self.type_name]
+        assert entry.load().type_name == self.type_name, "the class's type_name must match its registration"
+
+    def test_output_shape_dtype_and_images(self, tmp_path: Path) -> None:
+        rep = self.make(tmp_path)
+        spec = rep.output_spec()
+        out = self.compute(rep, self.batch_of(self.batch))
+        assert out.shape == (self.batch, *self.frame_shape, spec.channels)
+        disk = rep.to_disk(out)
+        assert disk.dtype == _np.dtype(spec.disk_dtype)
+        assert disk.shape[:3] == (self.batch, *self.frame_shape)
+        images = rep.make_images(out)
+        assert images.dtype == _np.uint8 and images.shape == (self.batch, *self.frame_shape, 3)
+        if spec.classes is not None:
+            assert spec.colors is None or len(spec.colors) == len(spec.classes)
+
+    def test_disk_round_trip(self, tmp_path: Path) -> None:
+        rep = self.make(tmp_path)
+        disk = rep.to_disk(self.compute(rep, self.batch_of(self.batch)))
+        again = rep.to_disk(rep.from_disk(disk))
+        _np.testing.assert_array_equal(again, disk)
+
+    def test_batched_equals_unbatched(self, tmp_path: Path) -> None:
+        rep = self.make(tmp_path)
+        batch = self.batch_of(self.batch, seed=1)
+        whole = self.compute(rep, batch)
+        for i in range(self.batch):
+            one = _Batch(indices=batch.indices[i:i + 1], frames=batch.frames[i:i + 1],
+                         deps={k: (tuple(x[i:i + 1] for x in v) if isinstance(v, tuple) else v[i:i + 1])
+                               for k, v in batch.deps.items()})
+            _np.testing.assert_allclose(self.compute(rep, one)[0].astype(_np.float64),
+                                        whole[i].astype(_np.float64), atol=self.atol, rtol=0)
+
+    def test_entry_module_imports_no_torch(self) -> None:
+        import subprocess
+        import sys
+
+        from vrecore.registry import get_registry
+
+        entry = get_registry().types[self.type_name]
+        module = self.entry_module or entry.provider.replace("-", "_")
+        code = (f"import sys, {module}; from vrecore.registry import get_registry; "
+                f"get_registry().types['{self.type_name}'].load(); "
+                f"print([m for m in ('torch', 'transformers', 'diffusers') if m in sys.modules])")
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert r.stdout.strip() == "[]", r.stdout + r.stderr
