@@ -66,7 +66,28 @@ def _export(args: list[str]) -> int:
 
 
 def _demo(args: list[str]) -> int:
-    return _export(["output_dir=vre_demo", "image_format=jpg", *args])
+    """Export the sample clip with every installed plugin's ``*_demo`` pipeline preset."""
+    presets = ["rgb_hsv", *demo_presets()]
+    print(f"vre demo: pipelines {', '.join(presets)} on the embedded sample clip -> ./vre_demo", file=sys.stderr)
+    return _export([f"pipeline=[{','.join(presets)}]", "output_dir=vre_demo", "image_format=jpg", *args])
+
+
+def demo_presets() -> list[str]:
+    """Names of the ``pipeline/*_demo.yaml`` presets that installed plugins ship."""
+    from importlib import resources
+
+    from vrecore.registry import CORE_DISTRIBUTION, get_registry
+
+    names: list[str] = []
+    for provider, path in get_registry().config_paths:
+        if provider == CORE_DISTRIBUTION or not path.startswith("pkg://"):
+            continue
+        try:
+            folder = resources.files(path[len("pkg://"):]).joinpath("pipeline")
+            names.extend(sorted(f.name[:-5] for f in folder.iterdir() if f.name.endswith("_demo.yaml")))
+        except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError):
+            continue
+    return names
 
 
 def _run_export_config(cfg: Any) -> int:

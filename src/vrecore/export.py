@@ -336,7 +336,9 @@ class _Export:
                 to_write = [j for j, i in enumerate(part) if i in self.todo[name]]
                 if to_write:
                     slots.acquire()
-                    fut = pool.submit(self._write, node, [part[j] for j in to_write], out[to_write],
+                    # Slicing (not fancy indexing) keeps a view: no copy of the batch.
+                    rows = out if len(to_write) == len(part) else out[to_write]
+                    fut = pool.submit(self._write, node, [part[j] for j in to_write], rows,
                                       seconds / len(part), bars.get(name))
                     fut.add_done_callback(lambda _f: slots.release())
                     pending.append(fut)
@@ -350,7 +352,11 @@ class _Export:
                 deps[role] = tuple(self._gather(d.name, part, memory) for d in dep)
             else:
                 deps[role] = self._gather(dep.name, part, memory)
-        batch_frames = frames[[row_of[i] for i in part]] if rep.uses_frames and frames is not None else None
+        batch_frames = None
+        if rep.uses_frames and frames is not None:
+            rows = [row_of[i] for i in part]
+            contiguous = rows == list(range(rows[0], rows[0] + len(rows)))
+            batch_frames = frames[rows[0]:rows[0] + len(rows)] if contiguous else frames[rows]
         t = time.perf_counter()
         try:
             out = rep.compute(Batch(indices=np.asarray(part), frames=batch_frames, deps=deps))
@@ -382,6 +388,12 @@ class _Export:
         have = memory.get(dep, {})
         rep = self.graph[dep].representation
         rows = [have[i] if i in have else rep.from_disk(self.store.read_frame(dep, i)[None])[0] for i in part]
+        base = rows[0].base
+        if base is not None and all(r.base is base for r in rows) and base.ndim == 4 and len(rows) > 0:
+            # Consecutive rows of one computed batch: hand over a view instead of stacking a copy.
+            start = _row_index(base, rows[0])
+            if start is not None and all(_row_index(base, r) == start + k for k, r in enumerate(rows)):
+                return base[start:start + len(rows)]
         return np.stack(rows)
 
     def _write(self, node: Node, indices: list[int], out: np.ndarray, seconds_per_frame: float, bar: Any) -> None:
@@ -438,6 +450,15 @@ class _Export:
             "graph": self.graph.to_config(),
             "representations": {name: s.to_dict() for name, s in self.stats.items()},
         })
+
+
+def _row_index(base: np.ndarray, row: np.ndarray) -> int | None:
+    """Index of ``row`` within the 4-D ``base`` it was sliced from, or None."""
+    offset = row.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    stride = base.strides[0]
+    if row.shape != base.shape[1:] or offset % stride:
+        return None
+    return offset // stride
 
 
 def _reap(pending: list[Future[None]]) -> list[Future[None]]:
