@@ -248,3 +248,15 @@ def test_regenerate_metadata(registry, sample_video, tmp_path):
     assert counts == {"hsv": 5, "rgb": 5}
     meta = json.loads((out / "hsv" / "representation_metadata.json").read_text())
     assert meta["frames"]["2"]["formats"] == ["npz"] and meta["frames"]["3"]["formats"] == ["npz", "jpg"]
+
+
+def test_learned_set_up_only_when_there_is_work(registry, sample_video, tmp_path):
+    from vrecore.testing import Learned
+
+    Learned.calls.clear()
+    g = graph({"l": {"type": "test/learned"}})
+    run_export(g, sample_video, tmp_path / "o", frames="0..4", device="cpu")
+    assert Learned.calls == [("setup", "l", "cpu"), ("teardown", "l")]
+    Learned.calls.clear()
+    r = run_export(graph({"l": {"type": "test/learned"}}), sample_video, tmp_path / "o", frames="0..4")
+    assert Learned.calls == [] and r.stats["l"].skipped == 4

@@ -148,6 +148,7 @@ def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offlin
 # "vrecore-testing", exactly as a third-party plugin would.
 
 import threading as _threading
+from typing import ClassVar as _ClassVar
 import time as _time
 
 import attrs as _attrs
@@ -236,10 +237,25 @@ class Scaled(_Representation):
         return batch.deps["source"].astype(_np.float32) * _np.float32(self.factor)
 
 
+@_attrs.define(kw_only=True, eq=False)
+class Learned(GreyMean):
+    """GreyMean declared as learned: counts setup/teardown calls (class-wide, per process)."""
+
+    type_name = "test/learned"
+    learned = True
+    calls: _ClassVar[list] = []
+
+    def setup(self, device: str) -> None:
+        Learned.calls.append(("setup", self.name, device))
+
+    def teardown(self) -> None:
+        Learned.calls.append(("teardown", self.name))
+
+
 class _TestTypesPlugin:
     @_hookimpl
     def register_representations(self, register: Any) -> None:
-        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled):
+        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip())
 
 
