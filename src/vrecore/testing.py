@@ -11,7 +11,7 @@ import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 __all__ = ["populate_hub_cache", "use_hub_cache"]
 
@@ -148,7 +148,7 @@ def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offlin
 # "vrecore-testing", exactly as a third-party plugin would.
 
 import threading as _threading
-from typing import ClassVar as _ClassVar
+
 import time as _time
 
 import attrs as _attrs
@@ -243,7 +243,7 @@ class Learned(GreyMean):
 
     type_name = "test/learned"
     learned = True
-    calls: _ClassVar[list] = []
+    calls: ClassVar[list] = []
 
     def setup(self, device: str) -> None:
         Learned.calls.append(("setup", self.name, device))
