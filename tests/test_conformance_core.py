@@ -1,5 +1,7 @@
 """Core types pass the conformance suite that plugins use too."""
 from vrecore.testing import RepresentationTestSuite
+
+
 class TestHSV(RepresentationTestSuite):
     type_name = "color/hsv"
     entry_module = "vrecore"

@@ -1,7 +1,7 @@
 """Core's own plugin: registers the built-in types through the same hook as any plugin."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vrecore.hookspecs import hookimpl
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
@@ -15,12 +15,12 @@ class RepresentationConfig:
 
     type: str = "???"
     dependencies: Any = field(default_factory=list)
-    parameters: Dict[str, Any] = field(default_factory=dict)
-    batch_size: Optional[int] = None
-    binary_format: Optional[str] = None
-    image_format: Optional[str] = None
-    output_dtype: Optional[str] = None
-    output_size: Optional[Any] = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    batch_size: int | None = None
+    binary_format: str | None = None
+    image_format: str | None = None
+    output_dtype: str | None = None
+    output_size: Any | None = None
     export: bool = True
 
 
@@ -28,23 +28,23 @@ class RepresentationConfig:
 class ExportConfig:
     """`vre export`: which video, where, which frames, and the representation graph."""
 
-    video: Optional[str] = None
-    output_dir: Optional[str] = None
-    output_root: Optional[str] = None
+    video: str | None = None
+    output_dir: str | None = None
+    output_root: str | None = None
     """When output_dir is unset: export into <output_root>/<video stem> (multiruns over videos)."""
-    frames: Optional[Any] = None
-    representations: Dict[str, RepresentationConfig] = field(default_factory=dict)
+    frames: Any | None = None
+    representations: dict[str, RepresentationConfig] = field(default_factory=dict)
     batch_size: int = 8
     binary_format: str = "npz"
     image_format: str = "none"
-    output_dtype: Optional[str] = None
-    output_size: Optional[Any] = None
+    output_dtype: str | None = None
+    output_size: Any | None = None
     device: str = "cpu"
     overwrite: bool = False
     exception_mode: str = "stop"
     video_backend: str = "auto"
     writers: int = 2
-    progress: Optional[bool] = None
+    progress: bool | None = None
     """Progress bars; None shows them when stderr is a terminal."""
 
 

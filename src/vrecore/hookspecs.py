@@ -1,7 +1,7 @@
 """The hooks a vre plugin implements; each hands the plugin a `register` callable."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

@@ -9,11 +9,21 @@ import hashlib
 import os
 import re
 import shutil
+import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
-__all__ = ["populate_hub_cache", "use_hub_cache"]
+import attrs
+import numpy as np
+
+from vrecore.hookspecs import hookimpl
+from vrecore.representation import Batch, OutputSpec, Representation, Role
+
+__all__ = ["FailOn", "GreyMean", "Learned", "OutOfMemoryAbove", "RepresentationTestSuite", "Scaled", "Slow",
+           "populate_hub_cache", "register_test_types", "unregister_test_types", "use_hub_cache",
+           "write_test_types_distribution"]
 
 
 # ============================================================================================
@@ -147,60 +157,48 @@ def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offlin
 # fails on chosen frames. `register_test_types()` adds them to a registry as the distribution
 # "vrecore-testing", exactly as a third-party plugin would.
 
-import threading as _threading
-
-import time as _time
-
-import attrs as _attrs
-import numpy as _np
-
-from vrecore.hookspecs import hookimpl as _hookimpl
-from vrecore.representation import Batch as _Batch
-from vrecore.representation import OutputSpec as _OutputSpec
-from vrecore.representation import Representation as _Representation
-from vrecore.representation import Role as _Role
 
 TEST_DISTRIBUTION = "vrecore-testing"
 
 
-@_attrs.define(kw_only=True, eq=False)
-class GreyMean(_Representation):
+@attrs.define(kw_only=True, eq=False)
+class GreyMean(Representation):
     """Grey level of each pixel in [0, 1] plus ``offset`` (one float32 channel)."""
 
     type_name = "test/grey"
     uses_frames = True
     offset: float = 0.0
 
-    def output_spec(self) -> _OutputSpec:
-        return _OutputSpec(channels=1, disk_dtype="float32")
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=1, disk_dtype="float32")
 
-    def compute(self, batch: _Batch) -> _np.ndarray:
+    def compute(self, batch: Batch) -> np.ndarray:
         assert batch.frames is not None
-        return (batch.frames.mean(axis=-1, keepdims=True, dtype=_np.float32) / 255.0 + self.offset)
+        return (batch.frames.mean(axis=-1, keepdims=True, dtype=np.float32) / 255.0 + self.offset)
 
 
-@_attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False)
 class Slow(GreyMean):
     """GreyMean that sleeps ``seconds`` per batch."""
 
     type_name = "test/slow"
     seconds: float = 0.05
 
-    def compute(self, batch: _Batch) -> _np.ndarray:
-        _time.sleep(self.seconds)
+    def compute(self, batch: Batch) -> np.ndarray:
+        time.sleep(self.seconds)
         return super().compute(batch)
 
 
-@_attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False)
 class OutOfMemoryAbove(GreyMean):
     """GreyMean that raises MemoryError for batches larger than ``max_batch``; logs batch sizes."""
 
     type_name = "test/oom"
     max_batch: int = 2
-    seen: list = _attrs.field(factory=list, init=False)
-    _lock: _threading.Lock = _attrs.field(factory=_threading.Lock, init=False)
+    seen: list = attrs.field(factory=list, init=False)
+    _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
 
-    def compute(self, batch: _Batch) -> _np.ndarray:
+    def compute(self, batch: Batch) -> np.ndarray:
         with self._lock:
             self.seen.append(len(batch))
         if len(batch) > self.max_batch:
@@ -208,36 +206,36 @@ class OutOfMemoryAbove(GreyMean):
         return super().compute(batch)
 
 
-@_attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False)
 class FailOn(GreyMean):
     """GreyMean that raises RuntimeError when a batch holds one of ``frames``."""
 
     type_name = "test/fail"
-    frames: list = _attrs.field(factory=list)
+    frames: list = attrs.field(factory=list)
 
-    def compute(self, batch: _Batch) -> _np.ndarray:
+    def compute(self, batch: Batch) -> np.ndarray:
         bad = sorted(set(int(i) for i in batch.indices) & set(self.frames))
         if bad:
             raise RuntimeError(f"test failure on frames {bad}")
         return super().compute(batch)
 
 
-@_attrs.define(kw_only=True, eq=False)
-class Scaled(_Representation):
+@attrs.define(kw_only=True, eq=False)
+class Scaled(Representation):
     """Its ``source`` dependency times ``factor`` (any channel count, float32)."""
 
     type_name = "test/scaled"
-    roles = (_Role("source"),)
-    factor: float = _attrs.field(default=2.0, validator=_attrs.validators.gt(0))
+    roles = (Role("source"),)
+    factor: float = attrs.field(default=2.0, validator=attrs.validators.gt(0))
 
-    def output_spec(self) -> _OutputSpec:
-        return _OutputSpec(channels=self.dependencies["source"].output_spec().channels, disk_dtype="float32")
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=self.dependencies["source"].output_spec().channels, disk_dtype="float32")
 
-    def compute(self, batch: _Batch) -> _np.ndarray:
-        return batch.deps["source"].astype(_np.float32) * _np.float32(self.factor)
+    def compute(self, batch: Batch) -> np.ndarray:
+        return batch.deps["source"].astype(np.float32) * np.float32(self.factor)
 
 
-@_attrs.define(kw_only=True, eq=False)
+@attrs.define(kw_only=True, eq=False)
 class Learned(GreyMean):
     """GreyMean declared as learned: counts setup/teardown calls (class-wide, per process)."""
 
@@ -253,7 +251,7 @@ class Learned(GreyMean):
 
 
 class _TestTypesPlugin:
-    @_hookimpl
+    @hookimpl
     def register_representations(self, register: Any) -> None:
         for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip())
@@ -317,7 +315,7 @@ class RepresentationTestSuite:
     entry_module: str | None = None
     """The plugin's entry module, checked to import without torch (None: derived from the provider)."""
 
-    def dependency_arrays(self, n: int, rng: _np.random.Generator) -> dict[str, Any]:
+    def dependency_arrays(self, n: int, rng: np.random.Generator) -> dict[str, Any]:
         """Role → memory-form dependency arrays (n, H, W, C) for a batch of n frames."""
         return {}
 
@@ -339,16 +337,16 @@ class RepresentationTestSuite:
             rep.setup("cpu")
         return rep
 
-    def batch_of(self, n: int, seed: int = 0) -> _Batch:
-        rng = _np.random.default_rng(seed)
-        frames = rng.integers(0, 256, (n, *self.frame_shape, 3), dtype=_np.uint8)
+    def batch_of(self, n: int, seed: int = 0) -> Batch:
+        rng = np.random.default_rng(seed)
+        frames = rng.integers(0, 256, (n, *self.frame_shape, 3), dtype=np.uint8)
         # Smooth the noise a little so that images have structure (edges, regions).
-        frames = ((frames.astype(_np.uint16) + _np.roll(frames, 1, axis=1) + _np.roll(frames, 1, axis=2)) // 3
-                  ).astype(_np.uint8)
-        return _Batch(indices=_np.arange(n), frames=frames, deps=self.dependency_arrays(n, rng))
+        frames = ((frames.astype(np.uint16) + np.roll(frames, 1, axis=1) + np.roll(frames, 1, axis=2)) // 3
+                  ).astype(np.uint8)
+        return Batch(indices=np.arange(n), frames=frames, deps=self.dependency_arrays(n, rng))
 
-    def compute(self, rep: Any, batch: _Batch) -> _np.ndarray:
-        out = _np.asarray(rep.compute(batch))
+    def compute(self, rep: Any, batch: Batch) -> np.ndarray:
+        out = np.asarray(rep.compute(batch))
         return rep.resize(out, self.frame_shape)
 
     # -- the checks ------------------------------------------------------------------------------
@@ -364,10 +362,10 @@ class RepresentationTestSuite:
         out = self.compute(rep, self.batch_of(self.batch))
         assert out.shape == (self.batch, *self.frame_shape, spec.channels)
         disk = rep.to_disk(out)
-        assert disk.dtype == _np.dtype(spec.disk_dtype)
+        assert disk.dtype == np.dtype(spec.disk_dtype)
         assert disk.shape[:3] == (self.batch, *self.frame_shape)
         images = rep.make_images(out)
-        assert images.dtype == _np.uint8 and images.shape == (self.batch, *self.frame_shape, 3)
+        assert images.dtype == np.uint8 and images.shape == (self.batch, *self.frame_shape, 3)
         if spec.classes is not None:
             assert spec.colors is None or len(spec.colors) == len(spec.classes)
 
@@ -375,18 +373,18 @@ class RepresentationTestSuite:
         rep = self.make(tmp_path)
         disk = rep.to_disk(self.compute(rep, self.batch_of(self.batch)))
         again = rep.to_disk(rep.from_disk(disk))
-        _np.testing.assert_array_equal(again, disk)
+        np.testing.assert_array_equal(again, disk)
 
     def test_batched_equals_unbatched(self, tmp_path: Path) -> None:
         rep = self.make(tmp_path)
         batch = self.batch_of(self.batch, seed=1)
         whole = self.compute(rep, batch)
         for i in range(self.batch):
-            one = _Batch(indices=batch.indices[i:i + 1], frames=batch.frames[i:i + 1],
+            one = Batch(indices=batch.indices[i:i + 1], frames=batch.frames[i:i + 1],
                          deps={k: (tuple(x[i:i + 1] for x in v) if isinstance(v, tuple) else v[i:i + 1])
                                for k, v in batch.deps.items()})
-            _np.testing.assert_allclose(self.compute(rep, one)[0].astype(_np.float64),
-                                        whole[i].astype(_np.float64), atol=self.atol, rtol=0)
+            np.testing.assert_allclose(self.compute(rep, one)[0].astype(np.float64),
+                                        whole[i].astype(np.float64), atol=self.atol, rtol=0)
 
     def test_entry_module_imports_no_torch(self) -> None:
         import subprocess

@@ -7,7 +7,8 @@ import logging
 import os
 import time
 from array import array
-from typing import IO, Any, Callable, Iterator, Mapping, Sequence, Tuple, Union
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
+from typing import IO, Any
 
 import numpy as np
 
@@ -20,7 +21,7 @@ __all__ = ["ProcessFn", "ProcessResult", "StreamSummary", "run_stream", "iter_st
 logger = logging.getLogger(__name__)
 
 Outputs = Mapping[str, np.ndarray]
-ProcessResult = Union[Outputs, Tuple[Outputs, Mapping[str, Any]]]
+ProcessResult = Outputs | tuple[Outputs, Mapping[str, Any]]
 """`process` returns {name: (H, W, 3) uint8 RGB}, or that plus a JSON-able summary dict."""
 ProcessFn = Callable[[np.ndarray], ProcessResult]
 
@@ -205,7 +206,7 @@ def iter_stream(
     *,
     drop_frames: bool = True,
     max_frames: int | None = None,
-) -> Iterator[tuple[int, np.ndarray, Outputs]]:
+) -> Generator[tuple[int, np.ndarray, Outputs], None, None]:
     """Yield `(seq, frame, outputs)` for the newest frame each time the caller asks for one.
 
     Frames that arrive while the caller is busy are dropped (unless `drop_frames=False`).

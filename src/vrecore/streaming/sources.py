@@ -2,15 +2,18 @@
 from __future__ import annotations
 
 import abc
+import errno
+import io
 import logging
 import os
+import select
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Literal
+from typing import IO, Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -55,7 +58,7 @@ class StreamSource(abc.ABC):
     def close(self) -> None:
         """Release the underlying resource (idempotent)."""
 
-    def interrupt(self) -> None:
+    def interrupt(self) -> None:  # noqa: B027 - optional hook, most sources need nothing
         """Ask a `read()` blocked in another thread to return None soon (thread-safe)."""
 
     @property
@@ -95,19 +98,24 @@ def _check_size(width: int | None, height: int | None, what: str) -> tuple[int, 
 def _new_frame(width: int, height: int) -> tuple[np.ndarray, memoryview]:
     # np.empty: every byte is overwritten by the read, so zero-filling would be wasted work.
     frame = np.empty((height, width, 3), dtype=np.uint8)
-    return frame, memoryview(frame.reshape(-1))
+    return frame, frame.reshape(-1).data
 
 
 class RawPipeSource(StreamSource):
-    """Raw rgb24 frames, back to back, from a binary file object (e.g. `sys.stdin.buffer`).
+    """Raw rgb24 frames, back to back, from a file descriptor or binary file object.
 
-    A short final frame is logged as a warning and ends the stream. The file is closed on
-    `close()` only if `close_file=True` (stdin belongs to the process, not to us).
+    Given an int fd, `sys.stdin.buffer` (read as fd 0: do not read from it beforehand) or an
+    unbuffered raw file, it reads the descriptor directly after a poll(), so `interrupt()`
+    works even while the writer stalls and no Python-level lock is held during the wait (a
+    daemon thread stuck inside a buffered stdin read aborts interpreter shutdown with "Fatal
+    Python error: could not acquire lock"). Other file objects (`io.BytesIO`, buffered pipes)
+    are read with `readinto`. A short final frame is logged as a warning and ends the stream.
+    The file is closed on `close()` only if `close_file=True`.
     """
 
     def __init__(
         self,
-        file: BinaryIO,
+        file: IO[bytes] | int,
         width: int,
         height: int,
         *,
@@ -116,6 +124,16 @@ class RawPipeSource(StreamSource):
     ) -> None:
         self._width, self._height = _check_size(width, height, "raw pipe input")
         self._file = file
+        self._fd: int | None = file if isinstance(file, int) else None
+        if self._fd is None and file is getattr(sys.stdin, "buffer", None):
+            # The common case; reading fd 0 past the buffer assumes nobody read stdin before.
+            self._fd = 0
+        elif self._fd is None and isinstance(file, io.RawIOBase):
+            # Unbuffered: no bytes can hide in a Python-side buffer, so fd reads are safe.
+            try:
+                self._fd = file.fileno()
+            except (OSError, ValueError):
+                self._fd = None
         self._fps = fps
         self._close_file = close_file
         self._frame_bytes = self._width * self._height * 3
@@ -136,15 +154,15 @@ class RawPipeSource(StreamSource):
         pass
 
     def interrupt(self) -> None:
-        # A read() blocked on a pipe cannot be woken portably; it notices the flag on its next
-        # chunk, and LatestFrame leaves its daemon reader thread behind if the writer stalls.
+        # fd mode notices this within one poll; a buffered file object only between chunks,
+        # and LatestFrame then leaves its daemon reader thread behind if the writer stalls.
         self._interrupted.set()
 
     def read(self) -> np.ndarray | None:
         if self._ended or self._interrupted.is_set():
             return None
         frame, view = _new_frame(self._width, self._height)
-        got = self._read_into(view)
+        got = self._read_fd(view) if self._fd is not None else self._read_file(view)
         if got == self._frame_bytes:
             return frame
         self._ended = True
@@ -157,8 +175,32 @@ class RawPipeSource(StreamSource):
             )
         return None
 
-    def _read_into(self, view: memoryview) -> int:
+    def _read_fd(self, view: memoryview) -> int:
+        fd, want, got = self._fd, len(view), 0
+        assert fd is not None
+        poller = select.poll()
+        poller.register(fd, select.POLLIN | select.POLLPRI)
+        while got < want:
+            if self._interrupted.is_set():
+                return got
+            if not poller.poll(_POLL_S * 1000):
+                continue
+            try:
+                n = os.readv(fd, [view[got:]])  # straight into the frame: no intermediate bytes
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                if exc.errno == errno.EBADF and self._interrupted.is_set():
+                    return got
+                raise
+            if n == 0:
+                return got
+            got += n
+        return got
+
+    def _read_file(self, view: memoryview) -> int:
         file, want, got = self._file, len(view), 0
+        assert not isinstance(file, int)
         readinto = getattr(file, "readinto", None)
         while got < want:
             if self._interrupted.is_set():
@@ -179,9 +221,13 @@ class RawPipeSource(StreamSource):
 
     def close(self) -> None:
         self._ended = True
+        self._interrupted.set()
         if self._close_file:
             try:
-                self._file.close()
+                if isinstance(self._file, int):
+                    os.close(self._file)
+                else:
+                    self._file.close()
             except OSError:
                 pass
 
@@ -254,6 +300,8 @@ class TcpSource(StreamSource):
         if self._mode == "listen":
             srv = socket.socket(socket.AF_INET6 if ":" in self._host else socket.AF_INET)
             srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            # Set before listen() so accepted sockets inherit it and the TCP window scales up.
+            srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
             try:
                 srv.bind((self._host, self._port))
                 srv.listen(1)
@@ -321,7 +369,7 @@ class TcpSource(StreamSource):
                 return None
             try:
                 conn, peer = server.accept()
-            except socket.timeout:
+            except TimeoutError:  # socket timeout: time to check interrupt()
                 continue
             except OSError:  # closed under us by close()
                 return None
@@ -338,7 +386,7 @@ class TcpSource(StreamSource):
         while got < want:
             try:
                 n = conn.recv_into(view[got:])
-            except socket.timeout:
+            except TimeoutError:  # socket timeout: time to check interrupt()
                 if self._interrupted.is_set():
                     return got
                 continue
@@ -526,7 +574,8 @@ class VideoFileSource(_AvSource):
             self._container.seek(0)
             self._frames = self._container.decode(self._stream)
             # Continue the media clock across the wrap so pacing stays smooth.
-            self._clock_origin = None if self._clock_origin is None else self._clock_origin + self._last_media_t + self._period
+            if self._clock_origin is not None:
+                self._clock_origin += self._last_media_t + self._period
             av_frame = self._next_av_frame()
         if av_frame is None:
             return None
@@ -663,7 +712,8 @@ def open_stream_source(
         raise ConfigError("give both --width and --height, or neither")
     if spec == "-":
         w, h = _check_size(width, height, "raw stdin input '-'")
-        return RawPipeSource(sys.stdin.buffer, w, h, fps=fps)
+        # fd 0 rather than sys.stdin.buffer: see RawPipeSource on interrupts and shutdown.
+        return RawPipeSource(0, w, h, fps=fps)
     if spec.startswith("tcp://"):
         h_, port, query = _parse_hostport(spec, host)
         mode = _one(query, "mode", spec) or "listen"

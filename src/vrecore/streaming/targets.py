@@ -11,10 +11,11 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import IO, Any, BinaryIO, Callable, ClassVar, Mapping, Sequence
+from typing import IO, Any, BinaryIO, ClassVar
 from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
@@ -61,7 +62,7 @@ class StreamTarget(abc.ABC):
     def send(self, seq: int, input_frame: np.ndarray, outputs: Mapping[str, np.ndarray]) -> None:
         """Deliver frame `seq`: the input and {representation name: (H, W, 3) uint8 RGB}."""
 
-    def send_summary(self, seq: int, summary: Mapping[str, Any]) -> None:
+    def send_summary(self, seq: int, summary: Mapping[str, Any]) -> None:  # noqa: B027 - optional
         """Deliver the JSON-able per-frame summary of frame `seq` (default: ignored)."""
 
     @abc.abstractmethod
@@ -158,7 +159,7 @@ class _FramePicker:
 
 
 def _flat(img: np.ndarray) -> memoryview:
-    return memoryview(img.reshape(-1))
+    return img.reshape(-1).data  # a flat byte view of the (contiguous) image, no copy
 
 
 # -- raw pipe ------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ class _Broadcaster:
         while not self._closing:
             try:
                 sock, peer = self._server.accept()
-            except socket.timeout:
+            except TimeoutError:  # socket timeout: time to check for close()
                 continue
             except OSError:
                 return
@@ -305,15 +306,27 @@ class _Broadcaster:
                 c.queue.append(payload)
                 c.cond.notify()
 
+    @staticmethod
+    def _peer_closed(sock: socket.socket) -> bool:
+        # The first send to a closed peer still "succeeds"; an EOF on the read side is the
+        # reliable early sign. Whatever a client sends us is discarded.
+        try:
+            return sock.recv(65536, socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+
     def _send_loop(self, c: _Client) -> None:
         try:
             while True:
                 with c.cond:
                     while not c.queue and c.alive and not self._closing:
-                        c.cond.wait(_POLL_S)
+                        if not c.cond.wait(_POLL_S) and self._peer_closed(c.sock):
+                            raise ConnectionResetError("closed by peer")
                     if not c.alive or self._closing:
                         return
                     payload = c.queue.popleft()
+                if self._peer_closed(c.sock):
+                    raise ConnectionResetError("closed by peer")
                 c.sock.sendall(payload)
                 c.sent += 1
         except OSError as exc:
@@ -551,7 +564,8 @@ function build(){{grid.replaceChildren(...names.map(fig));}}
 if(grid.children.length===0||names.length>MAXM)build();
 async function poll(){{try{{const s=await (await fetch('/stats.json',{{cache:'no-store'}})).json();
  const lat=s.latency_ms==null?'-':s.latency_ms.toFixed(1)+' ms';
- st.textContent=s.fps.toFixed(1)+' frames/s | latency '+lat+' | frame '+s.seq+' | dropped '+s.dropped+(s.closed?' | stream ended':'');
+ st.textContent=s.fps.toFixed(1)+' frames/s | latency '+lat+' | frame '+s.seq+' | dropped '+s.dropped
+  +(s.closed?' | stream ended':'');
  if(s.streams.join('\\n')!==names.join('\\n')){{names=s.streams;build();}}}}catch(e){{st.textContent='disconnected';}}}}
 setInterval(poll,500);poll();
 </script></body></html>
@@ -587,6 +601,7 @@ class _ViewerHandler(BaseHTTPRequestHandler):
                     self._reply(404, "text/plain", b"no frame yet\n")
                 else:
                     self._reply(200, "image/jpeg", got[1])
+                    viewer._part_sent(unquote(path[len("/frame/"):-len(".jpg")]))
             else:
                 self._reply(404, "text/plain", b"not found\n")
         except (BrokenPipeError, ConnectionResetError):
@@ -647,8 +662,8 @@ class WebViewerTarget(StreamTarget):
 
     def __init__(
         self,
-        host: str = "127.0.0.1",
         port: int = 0,
+        host: str = "127.0.0.1",
         *,
         include_input: bool = True,
         jpeg_quality: int = 80,
@@ -763,7 +778,7 @@ class WebViewerTarget(StreamTarget):
             "dropped": s.get("dropped", 0),
             "streams": streams,
             "clients": self._clients,
-            "parts_sent": parts,
+            "parts_sent": parts,  # JPEGs served per stream (MJPEG parts + single frames)
             "closed": self.closed,
             "summary": s.get("summary"),
         }
@@ -863,7 +878,7 @@ def open_stream_target(
     mosaic: bool | None = None,
     host: str = "127.0.0.1",
 ) -> StreamTarget:
-    """Build the target named by `spec`: '-', tcp://HOST:PORT, web[://HOST:PORT], jsonl://HOST:PORT, jsonl:-.
+    """Build the target named by `spec`: '-', tcp://, web[://HOST:PORT], jsonl://HOST:PORT or jsonl:-.
 
     Servers bind the spec's host, or `host` when the spec omits it (`tcp://:6000`); `web`
     alone means port 8080. `representation`/`mosaic` choose what raw targets send.
@@ -873,9 +888,10 @@ def open_stream_target(
         use_mosaic = bool(mosaic) if mosaic is not None else False
         return RawStdoutTarget(sys.stdout.buffer, representation=representation, mosaic=use_mosaic)
     if spec == "web":
-        return WebViewerTarget(host, 8080)
+        return WebViewerTarget(8080, host)
     if spec.startswith("web://"):
-        return WebViewerTarget(*_hostport(spec, host, 8080))
+        h, p = _hostport(spec, host, 8080)
+        return WebViewerTarget(p, h)
     if spec.startswith("tcp://"):
         h, p = _hostport(spec, host, None)
         return TcpTarget(p, h, representation=representation, mosaic=mosaic)
