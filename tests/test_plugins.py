@@ -146,7 +146,8 @@ def test_plugin_object_registered_around_one_test(registry):
 def test_discovery_imports_no_torch():
     code = ("import sys, vrecore; from vrecore.registry import get_registry; from vrecore.graph import build_graph;"
             "r = get_registry(); [e.load() for e in r.types.values()];"
-            "build_graph({'representations': {'rgb': {'type': 'color/rgb'}, 'hsv': {'type': 'color/hsv', 'dependencies': ['rgb']}}});"
+            "build_graph({'representations': {'rgb': {'type': 'color/rgb'},"
+            "                                 'hsv': {'type': 'color/hsv', 'dependencies': ['rgb']}}});"
             "bad = [m for m in ('torch', 'transformers', 'decord', 'cv2') if m in sys.modules]; print(bad)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr

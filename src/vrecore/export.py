@@ -91,7 +91,7 @@ class ExportResult:
             rows.append((s.name, str(s.computed), str(s.skipped), str(s.failed), str(s.batch_size),
                          f"{spf * 1000:.1f}" if spf is not None else "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+        lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
                  for r in rows]
         lines.append(f"run {self.run_id}: {self.status} in {self.seconds:.1f}s, {len(self.frames)} frames selected; "
                      f"output {self.output_dir}")

@@ -30,7 +30,7 @@ class FrameSource(ABC):
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
         """uint8 RGB frames (B, H, W, 3) in the order of ``indices``."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: most sources hold nothing to release
         """Release decoder resources."""
 
     @property
@@ -170,7 +170,7 @@ class PyAVSource(FrameSource):
     def _read(self, target: int) -> np.ndarray:
         if self._frames is None or target < self._next or target - max(self._next, 0) > self._FORWARD_LIMIT:
             self._restart(target)
-        for attempt in range(2):
+        for _attempt in range(2):
             for frame in self._frames:
                 i = self._index.get(frame.pts if frame.pts is not None else -1)
                 if i is None:
