@@ -1,11 +1,23 @@
-"""vre-depth: registers its representation types with vre (no torch or model code is imported here)."""
+"""vre-depth: registers its depth types and pipeline presets with vre (imports no torch or model code)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vrecore import hookimpl
 
 
 @hookimpl
 def register_representations(register: Callable[..., None]) -> None:
-    """Representation types of this plugin (filled in by its issue)."""
+    """Depth types, as lazy targets: their modules import torch only when a graph sets them up."""
+    register("depth/dpt", "vre_depth.relative:DPT",
+             description="MiDaS DPT (hybrid, large) relative depth in [0, 1], 0 = near")
+    register("depth/depth-anything-v2", "vre_depth.relative:DepthAnythingV2",
+             description="Depth Anything V2 (small, base) relative depth in [0, 1], 0 = near")
+    register("depth/marigold", "vre_depth.marigold:Marigold",
+             description="Marigold diffusion depth in [0, 1], 0 = near (needs vre-depth[marigold])")
+
+
+@hookimpl
+def register_config_paths(register: Callable[[str], None]) -> None:
+    """The ``pipeline=depth_demo`` preset."""
+    register("pkg://vre_depth.conf")

@@ -1,0 +1,1 @@
+"""Hydra config package of vre-depth, registered as ``pkg://vre_depth.conf``."""

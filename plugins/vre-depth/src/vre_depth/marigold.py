@@ -1,0 +1,110 @@
+"""Marigold diffusion depth (optional extra ``vre-depth[marigold]``): 0 = near, 1 = far.
+
+diffusers and torch are imported only by `setup()` (through `vre_depth._marigold`); a missing
+diffusers is reported when the representation is created, before any frame is decoded.
+"""
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+
+from vre_depth._common import check_percentiles, check_variant, to_opt_str, to_percentiles, weights_metadata
+from vre_depth.colormap import colorize
+from vre_depth.variants import MARIGOLD_DEFAULT, MARIGOLD_VARIANTS
+from vrecore.errors import PluginError
+from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.weights import WeightVariant
+
+__all__ = ["INSTALL_HINT", "Marigold", "missing_diffusers_error"]
+
+INSTALL_HINT = "pip install 'vre-depth[marigold]'"
+
+
+def missing_diffusers_error() -> PluginError:
+    """The error raised when diffusers is not installed."""
+    return PluginError(f"depth/marigold needs the diffusers package, which is not installed: {INSTALL_HINT}")
+
+
+def _int_at_least(low: int, *, optional: bool = False, multiple_of: int = 1) -> Any:
+    def check(instance: Any, attribute: Any, value: Any) -> None:
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < low or value % multiple_of:
+            also = f" and a multiple of {multiple_of}" if multiple_of > 1 else ""
+            none = " (or null for the checkpoint's default)" if optional else ""
+            raise ValueError(f"{attribute.name} must be an integer >= {low}{also}{none}, got {value!r}")
+    return check
+
+
+@attrs.define(kw_only=True, eq=False)
+class Marigold(Representation):
+    """Marigold (Stable Diffusion fine-tuned for depth): affine-invariant depth, stretched per frame.
+
+    Marigold predicts depth itself (not disparity) in [0, 1] with 0 = near; each frame is stretched
+    linearly between two of its percentiles so that every frame spans [0, 1], like the other depth types.
+    """
+
+    type_name = "depth/marigold"
+    uses_frames = True
+    learned = True
+    variants: ClassVar[Mapping[str, WeightVariant]] = MARIGOLD_VARIANTS
+
+    variant: str = attrs.field(default=MARIGOLD_DEFAULT, validator=check_variant)
+    """v1-1 (best) or lcm-v1-0 (fast, 1-4 steps)."""
+    weights_path: str | None = attrs.field(default=None, converter=to_opt_str)
+    """A local folder laid out like the Hub repo (model_index.json, unet/, vae/...), used instead of the Hub."""
+    denoising_steps: int | None = attrs.field(default=None, validator=_int_at_least(1, optional=True))
+    """Denoising steps per prediction; null: the checkpoint's recommended number."""
+    ensemble_size: int = attrs.field(default=1, validator=_int_at_least(1))
+    """Predictions per frame, from different noise, merged; more is smoother and proportionally slower."""
+    processing_resolution: int | None = attrs.field(default=None, validator=_int_at_least(0, optional=True,
+                                                                                          multiple_of=8))
+    """Long side of the model's input in pixels (multiple of 8); 0: the frame's own; null: the checkpoint's (768)."""
+    seed: int = attrs.field(default=0, validator=_int_at_least(0))
+    """Seed of the noise; each frame's noise depends only on (seed, frame index), so re-runs and batch
+    sizes give the same output."""
+    percentiles: tuple[float, float] = attrs.field(default=(2.0, 98.0), converter=to_percentiles,
+                                                   validator=check_percentiles)
+    """Depth percentiles stretched to 0 and 1; pixels beyond them clip."""
+    _pipe: Any = attrs.field(default=None, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if importlib.util.find_spec("diffusers") is None:
+            raise missing_diffusers_error()
+
+    @property
+    def weight_variant(self) -> WeightVariant:
+        """The `WeightVariant` selected by ``variant``."""
+        return self.variants[self.variant]
+
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=1, disk_dtype="float16")
+
+    def setup(self, device: str) -> None:
+        from vre_depth._marigold import load_pipeline
+
+        self._pipe = load_pipeline(self.weight_variant, self.weights_path, device)
+
+    def teardown(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+        self._pipe = None
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        # Returned at the processing resolution: the engine resizes to the frame size.
+        if self._pipe is None:
+            raise RuntimeError(f"Marigold '{self.name}': setup() must be called before compute()")
+        assert batch.frames is not None
+        return self._pipe.predict(batch.frames, batch.indices, steps=self.denoising_steps,
+                                  ensemble_size=self.ensemble_size, resolution=self.processing_resolution,
+                                  seed=self.seed, percentiles=self.percentiles)
+
+    def make_images(self, memory: np.ndarray) -> np.ndarray:
+        return colorize(memory[..., 0])
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), **weights_metadata(self.weight_variant, self.weights_path)}

@@ -1,0 +1,109 @@
+"""Relative depth from DPT (MiDaS) and Depth Anything V2 through transformers: 0 = near, 1 = far.
+
+torch and transformers are imported only by `setup()` (through `vre_depth._models`).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import attrs
+import numpy as np
+
+from vre_depth._common import check_percentiles, check_variant, to_opt_str, to_percentiles, weights_metadata
+from vre_depth.colormap import colorize
+from vre_depth.variants import DA2_DEFAULT, DA2_VARIANTS, DPT_DEFAULT, DPT_VARIANTS
+from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.weights import WeightVariant
+
+__all__ = ["DPT", "DepthAnythingV2"]
+
+
+def _check_input_size(instance: Any, attribute: Any, value: int) -> None:
+    step = instance.input_multiple
+    if isinstance(value, bool) or not isinstance(value, int) or value < step or value % step:
+        raise ValueError(f"input_size must be a positive multiple of {step}, got {value!r}")
+
+
+@attrs.define(kw_only=True, eq=False)
+class _RelativeDepth(Representation):
+    """Shared by the transformers experts, which predict relative inverse depth (disparity)."""
+
+    uses_frames = True
+    learned = True
+    variants: ClassVar[Mapping[str, WeightVariant]]
+    input_multiple: ClassVar[int]
+
+    variant: str = attrs.field(validator=check_variant)
+    """Name of the published weights to use (see `variants`); each subclass has a default."""
+    weights_path: str | None = attrs.field(default=None, converter=to_opt_str)
+    """A local folder with config.json and model.safetensors, used instead of the Hub."""
+    input_size: int = attrs.field(validator=_check_input_size)
+    """Side of the model's input in pixels; each subclass has the default its checkpoints were trained at."""
+    percentiles: tuple[float, float] = attrs.field(default=(2.0, 98.0), converter=to_percentiles,
+                                                   validator=check_percentiles)
+    """Disparity percentiles taken as farthest and nearest; pixels beyond them clip to 1 and 0."""
+    epsilon: float = attrs.field(default=0.05, converter=float, validator=attrs.validators.gt(0.0))
+    """Offset of the normalised disparity before inversion: the farthest pixels are (1 + epsilon) / epsilon
+    times as far as the nearest."""
+    _net: Any = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def weight_variant(self) -> WeightVariant:
+        """The `WeightVariant` selected by ``variant``."""
+        return self.variants[self.variant]
+
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=1, disk_dtype="float16")
+
+    def setup(self, device: str) -> None:
+        from vre_depth._models import load_depth_net
+
+        self._net = load_depth_net(self.weight_variant, self.weights_path, device)
+
+    def teardown(self) -> None:
+        if self._net is not None:
+            self._net.close()
+        self._net = None
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        # Returned at the model's resolution: the engine resizes to the frame size (bilinear), which also
+        # undoes DPT's square squash.
+        if self._net is None:
+            raise RuntimeError(f"{type(self).__name__} '{self.name}': setup() must be called before compute()")
+        assert batch.frames is not None
+        return self._net.predict(batch.frames, self.input_size, self.percentiles, self.epsilon)
+
+    def make_images(self, memory: np.ndarray) -> np.ndarray:
+        return colorize(memory[..., 0])
+
+    def metadata(self) -> dict[str, Any]:
+        return {**super().metadata(), **weights_metadata(self.weight_variant, self.weights_path)}
+
+
+@attrs.define(kw_only=True, eq=False)
+class DPT(_RelativeDepth):
+    """MiDaS v3 DPT (hybrid or large) relative depth; input squashed to a square ``input_size``."""
+
+    type_name = "depth/dpt"
+    variants = DPT_VARIANTS
+    input_multiple = 32
+
+    variant: str = attrs.field(default=DPT_DEFAULT, validator=check_variant)
+    input_size: int = attrs.field(default=384, validator=_check_input_size)
+
+
+@attrs.define(kw_only=True, eq=False)
+class DepthAnythingV2(_RelativeDepth):
+    """Depth Anything V2 (small or base) relative depth.
+
+    The frame keeps its aspect ratio: it is scaled as little as possible for one side to become
+    ``input_size`` (the short side, for frames larger than that), both sides rounded to multiples of 14.
+    """
+
+    type_name = "depth/depth-anything-v2"
+    variants = DA2_VARIANTS
+    input_multiple = 14
+
+    variant: str = attrs.field(default=DA2_DEFAULT, validator=check_variant)
+    input_size: int = attrs.field(default=518, validator=_check_input_size)
