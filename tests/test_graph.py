@@ -64,8 +64,12 @@ def test_unknown_role(registry):
 
 
 def test_unknown_type_suggests_the_plugin(registry):
+    from vrecore.registry import Registry
+
+    core_only = Registry()
+    core_only.load_builtin()
     with pytest.raises(GraphError, match=r"representation 'd' has unknown type 'depth/dpt'; install vre-depth"):
-        build_graph(reps(d={"type": "depth/dpt"}))
+        build_graph(reps(d={"type": "depth/dpt"}), registry=core_only)
     with pytest.raises(GraphError, match=r"unknown type 'color/lab'; installed 'color/' types: color/hsv, color/rgb"):
         build_graph(reps(d={"type": "color/lab"}))
 

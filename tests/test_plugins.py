@@ -148,6 +148,6 @@ def test_discovery_imports_no_torch():
             "r = get_registry(); [e.load() for e in r.types.values()];"
             "build_graph({'representations': {'rgb': {'type': 'color/rgb'},"
             "                                 'hsv': {'type': 'color/hsv', 'dependencies': ['rgb']}}});"
-            "bad = [m for m in ('torch', 'transformers', 'decord', 'cv2') if m in sys.modules]; print(bad)")
+            "bad = [m for m in ('torch', 'transformers', 'diffusers', 'decord') if m in sys.modules]; print(bad)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
