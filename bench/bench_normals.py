@@ -1,6 +1,8 @@
-"""Benchmark of the camera-normals-from-depth kernels (vre_geometry._normals) on one 960x540 frame, one thread.
+"""Benchmark of the camera-normals-from-depth kernels (vre_geometry._normals) and of the normals representations
+on 960x540 frames, one thread.
 
-Run from the repository root: python bench/bench_normals.py [--runs N]
+Run from the repository root: python bench/bench_normals.py [--runs N] [--representation]
+(--representation: only the representations, batches of 4 frames, with the reference SVD beside them)
 """
 from __future__ import annotations
 
@@ -14,26 +16,22 @@ import platform  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 try:
-    from vre_geometry._normals import (
-        intrinsics_from_fov,
-        normals_from_depth_gradient,
-        normals_from_depth_svd,
-        normals_from_depth_svd_reference,
-    )
+    import vre_geometry  # noqa: F401
 except ImportError:  # not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "vre-geometry" / "src"))
-    from vre_geometry._normals import (
-        intrinsics_from_fov,
-        normals_from_depth_gradient,
-        normals_from_depth_svd,
-        normals_from_depth_svd_reference,
-    )
+from vre_geometry._normals import (  # noqa: E402
+    intrinsics_from_fov,
+    normals_from_depth_gradient,
+    normals_from_depth_svd,
+    normals_from_depth_svd_reference,
+)
 
 WIDTH, HEIGHT, FOV = 960, 540, 70.0
 REFERENCE_FULL_FRAME_LIMIT_S = 30.0
@@ -77,9 +75,59 @@ def reference_ms(depth: np.ndarray, intr: tuple[float, float, float, float], win
                                f"(a full frame would take > ~{REFERENCE_FULL_FRAME_LIMIT_S:.0f} s)")
 
 
+def cpu_and_wall_ms(fn, runs: int) -> tuple[list[float], list[float]]:
+    """Per-call process CPU time and wall time in ms: on a shared machine the CPU time is the steadier figure."""
+    fn()  # warm-up
+    cpu, wall = [], []
+    for _ in range(runs):
+        c0, t0 = time.process_time(), time.perf_counter()
+        fn()
+        cpu.append((time.process_time() - c0) * 1e3)
+        wall.append((time.perf_counter() - t0) * 1e3)
+    return cpu, wall
+
+
+def bench_representations(depth: np.ndarray, runs: int, batch_size: int = 4,
+                          reference: tuple[float, str] | None = None) -> None:
+    """ms per frame of the normals representations' compute() on batches of ``batch_size`` 540p frames.
+
+    ``reference``: the window-5 reference time already measured on the same frame (ms, how), if any.
+    """
+    from vre_geometry.normals import NormalsFromDepthGradient, NormalsFromDepthSVD
+    from vrecore.representation import Batch
+
+    # a batch as the engine hands it over: (B, H, W, 1) float32, frames slightly different from each other
+    frames = np.stack([depth * np.float32(1.0 + 0.01 * i) for i in range(batch_size)])[..., None]
+    batch = Batch(indices=np.arange(batch_size), frames=None, deps={"depth": frames})
+    svd = NormalsFromDepthSVD(name="n", sensor_fov=FOV, fov_axis="horizontal")
+    intr = svd.intrinsics(HEIGHT, WIDTH)
+    ref, how = reference or reference_ms(depth, intr, 5)
+    print(f"reference normals_from_depth_svd_reference window=5: {ref:.0f} ms/frame ({how})")
+    # the kernel alone on the same batch is timed too: the difference is the representation's own work
+    # (depth preparation, invalid pixels, encoding), whatever the machine's load
+    offset = NormalsFromDepthSVD(name="n", sensor_fov=FOV, fov_axis="horizontal", depth_offset=0.05)
+    gradient = NormalsFromDepthGradient(name="n", sensor_fov=FOV, fov_axis="horizontal")
+    cases: list[tuple[str, Callable[[], object]]] = [
+        ("kernel normals_from_depth_svd window=5 (for comparison)",
+         lambda: normals_from_depth_svd(frames[..., 0], *intr, 5)),
+        ("representation normals/depth-svd window=5", lambda: svd.compute(batch)),
+        ("representation normals/depth-svd window=5 depth_offset=0.05", lambda: offset.compute(batch)),
+        ("representation normals/depth-gradient", lambda: gradient.compute(batch)),
+    ]
+    n = max(5, runs // 2)
+    for label, fn in cases:
+        cpu, wall = cpu_and_wall_ms(fn, n)
+        per_frame = statistics.median(wall) / batch_size
+        print(f"{label}, batch of {batch_size}: {per_frame:.1f} ms/frame wall, "
+              f"{statistics.median(cpu) / batch_size:.1f} ms/frame CPU (medians of {n} batches; min wall "
+              f"{min(wall) / batch_size:.1f}); reference SVD {ref:.0f} ms/frame = {ref / per_frame:.0f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=15, help="timed runs per figure (median reported)")
+    parser.add_argument("--representation", action="store_true",
+                        help="time only the normals representations (batches of 4) and the reference")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     try:
@@ -94,13 +142,17 @@ def main() -> None:
           f"python {platform.python_version()}, numpy {np.__version__}, opencv {cv2.__version__}, {torch_note}")
     print(f"threads: numpy/BLAS 1 (env), opencv {cv2.getNumThreads()}")
     print(f"frame: {WIDTH}x{HEIGHT} float32 smooth depth, fov {FOV} deg, fx={intr[0]:.2f}")
+    if args.representation:
+        bench_representations(depth, args.runs)
+        return
 
+    references = {}
     for window in (5, 11):
         times = time_ms(lambda w=window: normals_from_depth_svd(depth, *intr, w), args.runs)
         fast = statistics.median(times)
         print(f"fast normals_from_depth_svd window={window}: {fast:.1f} ms/frame "
               f"(median of {args.runs}, min {min(times):.1f}, max {max(times):.1f})")
-        ref, how = reference_ms(depth, intr, window)
+        ref, how = references[window] = reference_ms(depth, intr, window)
         print(f"reference normals_from_depth_svd_reference window={window}: {ref:.0f} ms/frame ({how})")
         print(f"speed-up window={window}: {ref / fast:.0f}x")
         crop = depth[200:264, 300:428]
@@ -112,6 +164,7 @@ def main() -> None:
     print(f"fast window=5 batch of 4: {statistics.median(times) / 4:.1f} ms/frame (median)")
     times = time_ms(lambda: normals_from_depth_gradient(depth, *intr), args.runs)
     print(f"gradient variant normals_from_depth_gradient: {statistics.median(times):.1f} ms/frame (median)")
+    bench_representations(depth, args.runs, reference=references[5])
 
 
 if __name__ == "__main__":

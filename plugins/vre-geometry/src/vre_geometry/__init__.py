@@ -1,11 +1,25 @@
-"""vre-geometry: registers its representation types with vre (no torch or model code is imported here)."""
+"""vre-geometry: registers its representation types with vre (imports neither torch nor OpenCV)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vrecore import hookimpl
 
 
 @hookimpl
 def register_representations(register: Callable[..., None]) -> None:
-    """Representation types of this plugin (filled in by its issue)."""
+    """Camera normals from depth and the geometric masks built on them, as lazy targets."""
+    register("normals/depth-svd", "vre_geometry.normals:NormalsFromDepthSVD",
+             description="camera normals by a plane fit over each pixel's depth window, (n + 1) / 2 in [0, 1]")
+    register("normals/depth-gradient", "vre_geometry.normals:NormalsFromDepthGradient",
+             description="camera normals from central differences of the depth (cheaper, noisier)")
+    register("mask/safe-landing", "vre_geometry.masks:SafeLanding",
+             description="near-horizontal, near enough (and safe-class) pixels from normals, depth [, semantic]")
+    register("mask/depth-range", "vre_geometry.masks:DepthRange",
+             description="pixels whose depth lies in [min_depth, max_depth], within an optional mask")
+
+
+@hookimpl
+def register_config_paths(register: Callable[[str], None]) -> None:
+    """The ``pipeline=normals`` snippet (normals + safe-landing over a representation named ``depth``)."""
+    register("pkg://vre_geometry.conf")
