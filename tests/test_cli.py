@@ -45,12 +45,13 @@ def test_multirun_over_two_videos(sample_video, tmp_path):
 def test_user_pipeline_from_config_dir(sample_video, tmp_path):
     conf = tmp_path / "my_conf" / "pipeline"
     conf.mkdir(parents=True)
-    (conf / "mine.yaml").write_text("# @package _global_\nrepresentations:\n  frames: {type: color/rgb}\n")
+    (conf / "mine.yaml").write_text("# @package _global_\nrepresentations:\n  frames: {type: color/rgb}\n"
+                                    "  colours: {type: color/hsv, dependencies: {rgb: frames}}\n")
     out = tmp_path / "out"
     r = vre("export", "--config-dir", str(tmp_path / "my_conf"), "pipeline=mine", f"video={sample_video}",
             f"output_dir={out}", "frames=0..2")
     assert r.returncode == 0, r.stderr
-    assert sorted(os.listdir(out)) == [".logs", "frames"]
+    assert sorted(os.listdir(out)) == [".logs", "colours", "frames"]
 
 
 def test_default_video_is_the_embedded_sample(tmp_path):
@@ -84,7 +85,8 @@ def write_pipeline(tmp_path: Path, body: str) -> Path:
 def test_user_mistakes_are_one_line(sample_video, tmp_path, body, overrides, message):
     conf = write_pipeline(tmp_path, body)
     out = tmp_path / "out"
-    r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}", *overrides)
+    r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}", *overrides,
+            env={"VRE_DISABLED_PLUGINS": "vre-depth"})
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], r.stderr

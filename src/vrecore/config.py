@@ -1,4 +1,4 @@
-"""Hydra schemas of the `vre export` config (stdlib dataclasses: OmegaConf mishandles attrs)."""
+"""Hydra schemas of the `vre export` and `vre stream` configs (stdlib dataclasses: OmegaConf mishandles attrs)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -6,7 +6,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-__all__ = ["ExportConfig", "RepresentationConfig", "register_schemas"]
+__all__ = ["ExportConfig", "RepresentationConfig", "StreamConfig", "register_schemas"]
 
 
 @dataclass
@@ -14,7 +14,8 @@ class RepresentationConfig:
     """One representation of a pipeline; unset engine keys take the global value."""
 
     type: str = "???"
-    dependencies: Any = field(default_factory=list)
+    dependencies: Any = None
+    """A list of names in the type's role order, or a role -> name mapping."""
     parameters: dict[str, Any] = field(default_factory=dict)
     batch_size: int | None = None
     binary_format: str | None = None
@@ -48,6 +49,53 @@ class ExportConfig:
     """Progress bars; None shows them when stderr is a terminal."""
 
 
+@dataclass
+class StreamConfig:
+    """`vre stream`: a live source, the representation graph, and where results go (nothing is stored)."""
+
+    source: str | None = None
+    """'-' (raw rgb24 on stdin), tcp://HOST:PORT (listen; "tcp://HOST:PORT?mode=client" to connect),
+    /dev/videoN (a camera) or a video file."""
+    width: int | None = None
+    """Frame width: required for raw input ('-', tcp://); rescales video files; requested from cameras."""
+    height: int | None = None
+    fps: float | None = None
+    """Nominal rate of raw input; the rate requested from a camera."""
+    realtime: bool = True
+    """Video files: release frames at the file's frame rate (like a camera) or as fast as decoded."""
+    loop: bool = False
+    """Video files: start again at the end."""
+    output: Any = "web"
+    """One target or a list: '-' (raw rgb24 on stdout), tcp://HOST:PORT (raw rgb24 to clients),
+    web or web://HOST:PORT (live viewer), jsonl://HOST:PORT (per-frame JSON summaries to clients),
+    jsonl:- (JSON summaries on stdout)."""
+    output_representation: str | None = None
+    """What raw outputs ('-', tcp://) write: a representation name, 'input', or 'mosaic' (all side
+    by side); default: the last exported representation of the graph."""
+    host: str = "127.0.0.1"
+    """Address that servers bind when a spec gives none (0.0.0.0 opens them to the network)."""
+    drop_frames: bool | None = None
+    """Process the newest frame and drop what arrives meanwhile; None: yes, except for a video file
+    read with realtime=false (every frame is processed)."""
+    max_frames: int | None = None
+    metrics_csv: str | None = None
+    """A CSV of per-frame timings (the only file stream mode ever writes)."""
+    device: str = "cpu"
+    exception_mode: str = "stop"
+    """`stop` at the first failing representation, or `skip` it for that frame and go on."""
+    verbose: bool = False
+    """Log connections and set-up steps (and tracebacks) to stderr."""
+    representations: dict[str, RepresentationConfig] = field(default_factory=dict)
+    # The graph-level keys of `vre export`, so that every pipeline preset composes here too; stream
+    # mode stores nothing, so only output_size (the size of a representation's output) matters.
+    batch_size: int = 8
+    binary_format: str = "npz"
+    image_format: str = "none"
+    output_dtype: str | None = None
+    output_size: Any | None = None
+
+
 def register_schemas() -> None:
-    """Make the schemas available to the primary config's defaults list."""
+    """Make the schemas available to the primary configs' defaults lists."""
     ConfigStore.instance().store(name="export_schema", node=ExportConfig)
+    ConfigStore.instance().store(name="stream_schema", node=StreamConfig)
