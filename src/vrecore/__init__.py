@@ -18,6 +18,8 @@ _LAZY = {
     "get_registry": "vrecore.registry", "hookimpl": "vrecore.hookspecs",
     "VreError": "vrecore.errors", "load_npz": "vrecore.npz",
     "regenerate_metadata": "vrecore.metadata",
+    "stream": "vrecore.streaming.graph", "StreamResult": "vrecore.streaming.graph",
+    "run_graph_stream": "vrecore.streaming.graph",
 }
 
 __all__ = ["__version__", *_LAZY]

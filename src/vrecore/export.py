@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,10 +30,10 @@ from vrecore.errors import ConfigError, ExportError, VreError
 from vrecore.frames import FrameSource, open_video, select_frames
 from vrecore.graph import Graph, Node
 from vrecore.metadata import write_representation_metadata
-from vrecore.representation import Batch
+from vrecore.representation import Batch, Representation
 from vrecore.store import DirectoryStore, required_folders
 
-__all__ = ["ExportResult", "RepresentationStats", "run_export"]
+__all__ = ["ExportResult", "RepresentationStats", "dependency_inputs", "finish_output", "run_export"]
 
 log = logging.getLogger("vrecore.export")
 EXCEPTION_MODES = ("stop", "skip")
@@ -127,12 +127,41 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     return result
 
 
-def _is_out_of_memory(e: BaseException) -> bool:
+# -- shared with the streaming engine (vrecore.streaming.graph): one way to feed and finish a node --
+def dependency_inputs(rep: Representation, gather: Callable[[str], np.ndarray]) -> dict[str, Any]:
+    """Role → memory-form input of ``rep``'s dependencies, as `compute` receives them in `Batch.deps`.
+
+    ``gather(name)`` returns the batch of the dependency called ``name``; a ``many`` role gets a
+    tuple of them, in config order.
+    """
+    deps: dict[str, Any] = {}
+    for role, dep in rep.dependencies.items():
+        deps[role] = tuple(gather(d.name) for d in dep) if isinstance(dep, tuple) else gather(dep.name)
+    return deps
+
+
+def finish_output(node: Node, out: Any, n: int, frame_shape: tuple[int, int]) -> np.ndarray:
+    """Check what ``compute`` returned for a batch of ``n`` frames and resize it to the node's output size.
+
+    The output size is the node's ``output_size`` setting, else the frame size (H, W).
+    """
+    out = np.asarray(out)
+    rep = node.representation
+    spec = rep.output_spec()
+    if out.ndim != 4 or out.shape[0] != n or out.shape[-1] != spec.channels:
+        raise ValueError(f"compute() returned shape {out.shape}; expected ({n}, H, W, {spec.channels}) "
+                         f"(a bug in the {node.type_name} plugin)")
+    return rep.resize(out, node.settings.output_size or frame_shape)
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an out-of-memory error (host MemoryError, torch's OutOfMemoryError, CUDA text)."""
     return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
         isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
 
 
-def _release_accelerator_memory() -> None:
+def release_accelerator_memory() -> None:
+    """Return cached accelerator memory after an out-of-memory error (no-op without torch/CUDA)."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -346,12 +375,7 @@ class _Export:
     def _compute(self, node: Node, part: list[int], memory: Mapping[str, Mapping[int, np.ndarray]],
                  row_of: Mapping[int, int], frames: np.ndarray | None) -> tuple[np.ndarray, float]:
         rep = node.representation
-        deps: dict[str, Any] = {}
-        for role, dep in rep.dependencies.items():
-            if isinstance(dep, tuple):
-                deps[role] = tuple(self._gather(d.name, part, memory) for d in dep)
-            else:
-                deps[role] = self._gather(dep.name, part, memory)
+        deps = dependency_inputs(rep, lambda name: self._gather(name, part, memory))
         batch_frames = None
         if rep.uses_frames and frames is not None:
             rows = [row_of[i] for i in part]
@@ -361,9 +385,9 @@ class _Export:
         try:
             out = rep.compute(Batch(indices=np.asarray(part), frames=batch_frames, deps=deps))
         except Exception as e:
-            if not _is_out_of_memory(e):
+            if not is_out_of_memory(e):
                 raise
-            _release_accelerator_memory()
+            release_accelerator_memory()
             old = self.batch_size[node.name]
             if min(old, len(part)) <= 1:
                 raise
@@ -376,13 +400,7 @@ class _Export:
                         part[0], part[-1], new)
             raise _Retry() from e
         seconds = time.perf_counter() - t
-        out = np.asarray(out)
-        spec = rep.output_spec()
-        if out.ndim != 4 or out.shape[0] != len(part) or out.shape[-1] != spec.channels:
-            raise ValueError(f"compute() returned shape {out.shape}; expected ({len(part)}, H, W, {spec.channels}) "
-                             f"(a bug in the {node.type_name} plugin)")
-        size = node.settings.output_size or self.source.frame_shape
-        return rep.resize(out, size), seconds
+        return finish_output(node, out, len(part), self.source.frame_shape), seconds
 
     def _gather(self, dep: str, part: list[int], memory: Mapping[str, Mapping[int, np.ndarray]]) -> np.ndarray:
         have = memory.get(dep, {})

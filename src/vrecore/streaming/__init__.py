@@ -1,6 +1,17 @@
-"""Streaming mode I/O: live sources, newest-frame mailbox, targets and the processing loop."""
+"""Streaming mode: live sources, newest-frame mailbox, targets, the processing loop and the graph engine."""
 from __future__ import annotations
 
+from .graph import (
+    FrameResult,
+    GraphProcessor,
+    GraphStream,
+    GraphStreamSummary,
+    PreviewImages,
+    RepresentationFailed,
+    StreamResult,
+    run_graph_stream,
+    stream,
+)
 from .latest import FrameEntry, LatestFrame
 from .runner import ProcessFn, StreamSummary, iter_stream, run_stream
 from .sources import (
@@ -27,11 +38,18 @@ __all__ = [
     "CallbackTarget",
     "CaptureDeviceSource",
     "FrameEntry",
+    "FrameResult",
+    "GraphProcessor",
+    "GraphStream",
+    "GraphStreamSummary",
     "JsonLinesTarget",
     "LatestFrame",
+    "PreviewImages",
     "ProcessFn",
     "RawPipeSource",
     "RawStdoutTarget",
+    "RepresentationFailed",
+    "StreamResult",
     "StreamSource",
     "StreamSummary",
     "StreamTarget",
@@ -44,5 +62,7 @@ __all__ = [
     "mosaic",
     "open_stream_source",
     "open_stream_target",
+    "run_graph_stream",
     "run_stream",
+    "stream",
 ]

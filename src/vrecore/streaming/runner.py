@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from .latest import LatestFrame
+from .latest import FrameEntry, LatestFrame
 from .sources import StreamSource
 from .targets import StreamTarget, TargetClosed
 
@@ -24,6 +24,11 @@ Outputs = Mapping[str, np.ndarray]
 ProcessResult = Outputs | tuple[Outputs, Mapping[str, Any]]
 """`process` returns {name: (H, W, 3) uint8 RGB}, or that plus a JSON-able summary dict."""
 ProcessFn = Callable[[np.ndarray], ProcessResult]
+"""`process(frame)`. An object may instead define `process_entry(entry: FrameEntry)` to also get
+the frame's sequence number and arrival time, and `metrics_columns` (names) with `metrics_row()`
+(the values for the frame just processed) to add columns to the metrics CSV. The outputs mapping
+may compute its images lazily (only those a target asks for); when it has a `shapes` attribute
+({name: (H, W)}) summaries read sizes from it instead of touching every image."""
 
 _CSV_HEADER = "seq,received_s,wait_ms,compute_ms,send_ms,latency_ms,dropped_total\n"
 
@@ -62,6 +67,20 @@ class StreamSummary:
         )
 
 
+def _caller(process: ProcessFn) -> Callable[[FrameEntry], ProcessResult]:
+    by_entry = getattr(process, "process_entry", None)
+    if by_entry is not None:
+        return by_entry  # type: ignore[no-any-return]
+    return lambda entry: process(entry.frame)
+
+
+def _shapes(outputs: Outputs) -> dict[str, list[int]]:
+    shapes = getattr(outputs, "shapes", None)
+    if shapes is not None:
+        return {k: list(v[:2]) for k, v in shapes.items()}
+    return {k: list(v.shape[:2]) for k, v in outputs.items()}
+
+
 def _split(result: ProcessResult) -> tuple[Outputs, Mapping[str, Any] | None]:
     if isinstance(result, tuple):
         outputs, summary = result
@@ -74,15 +93,16 @@ def _mean(values: array) -> float | None:
 
 
 @contextlib.contextmanager
-def _csv_file(dest: str | os.PathLike[str] | IO[str] | None) -> Iterator[IO[str] | None]:
+def _csv_file(dest: str | os.PathLike[str] | IO[str] | None, extra: Sequence[str] = ()) -> Iterator[IO[str] | None]:
+    header = _CSV_HEADER if not extra else _CSV_HEADER[:-1] + "".join(f",{c}" for c in extra) + "\n"
     if dest is None:
         yield None
     elif isinstance(dest, (str, os.PathLike)):
         with open(dest, "w", encoding="utf-8", newline="") as f:
-            f.write(_CSV_HEADER)
+            f.write(header)
             yield f
     else:
-        dest.write(_CSV_HEADER)
+        dest.write(header)
         yield dest
         dest.flush()
 
@@ -114,8 +134,11 @@ def run_stream(
     t_last = 0.0
     perf = time.perf_counter
     lf = LatestFrame(source, drop=drop_frames)
+    call = _caller(process)
+    extra_columns: Sequence[str] = tuple(getattr(process, "metrics_columns", ()) or ())
+    extra_row: Callable[[], Sequence[float]] | None = getattr(process, "metrics_row", None) if extra_columns else None
     try:
-        with _csv_file(metrics_csv) as csv:
+        with _csv_file(metrics_csv, extra_columns) as csv:
             lf.start()
             t_start = perf()
             try:
@@ -125,7 +148,7 @@ def run_stream(
                     if entry is None:
                         break
                     t1 = perf()
-                    outputs, user_summary = _split(process(entry.frame))
+                    outputs, user_summary = _split(call(entry))
                     t2 = perf()
                     for target in target_list:
                         target.send(entry.seq, entry.frame, outputs)
@@ -150,7 +173,7 @@ def run_stream(
                             "compute_ms": round(compute_ms, 3),
                             "send_ms": round(send_ms, 3),
                             "latency_ms": round(latency_ms, 3),
-                            "outputs": {k: list(v.shape[:2]) for k, v in outputs.items()},
+                            "outputs": _shapes(outputs),
                         }
                         if user_summary is not None:
                             summary["summary"] = user_summary
@@ -159,7 +182,9 @@ def run_stream(
                     if csv is not None:
                         csv.write(
                             f"{entry.seq},{entry.received_at - t_start:.6f},{wait_ms:.3f},{compute_ms:.3f},"
-                            f"{send_ms:.3f},{latency_ms:.3f},{lf.dropped}\n"
+                            f"{send_ms:.3f},{latency_ms:.3f},{lf.dropped}"
+                            + ("".join(f",{v:.3f}" for v in extra_row()) if extra_row is not None else "")
+                            + "\n"
                         )
                 else:
                     stop_reason = "max_frames"
@@ -212,12 +237,13 @@ def iter_stream(
     Frames that arrive while the caller is busy are dropped (unless `drop_frames=False`).
     Breaking out of the loop or closing the generator stops the reader and closes the source.
     """
+    call = _caller(process)
     with LatestFrame(source, drop=drop_frames) as lf:
         n = 0
         while max_frames is None or n < max_frames:
             entry = lf.get_entry()
             if entry is None:
                 return
-            outputs, _ = _split(process(entry.frame))
+            outputs, _ = _split(call(entry))
             n += 1
             yield entry.seq, entry.frame, outputs

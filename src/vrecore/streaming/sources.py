@@ -88,7 +88,7 @@ def _check_size(width: int | None, height: int | None, what: str) -> tuple[int, 
     if width is None or height is None:
         raise ConfigError(
             f"{what} carries raw rgb24 frames without a header: give the frame size "
-            "(width and height, e.g. --width 960 --height 540)"
+            "(e.g. width=960 height=540)"
         )
     if int(width) <= 0 or int(height) <= 0:
         raise ConfigError(f"frame size {width}x{height} is invalid: width and height must be > 0")
@@ -170,7 +170,7 @@ class RawPipeSource(StreamSource):
             self.short_final_frame_bytes = got
             logger.warning(
                 "raw input ended in the middle of a frame (%d of %d bytes, %dx%d rgb24): "
-                "last partial frame dropped; check --width/--height match the sender",
+                "last partial frame dropped; check that width and height match the sender",
                 got, self._frame_bytes, self._width, self._height,
             )
         return None
@@ -699,17 +699,19 @@ def open_stream_source(
     host: str = "127.0.0.1",
     realtime: bool = True,
     fps: float | None = None,
+    loop: bool = False,
 ) -> StreamSource:
     """Build (not open) the source named by `spec`: '-', tcp://..., /dev/videoN or a video path.
 
     In listen mode the bind address is the spec's host, or `host` when the spec omits it
-    (`tcp://:5000`). Query options: `mode=listen|client`, `on_disconnect=end|wait`.
+    (`tcp://:5000`). Query options: `mode=listen|client`, `on_disconnect=end|wait`. `realtime`
+    and `loop` apply to video files (paced to their frame rate; restarted at the end).
     """
     spec = spec.strip()
     if not spec:
         raise ConfigError(f"empty stream source: give {_SOURCE_FORMS}")
     if (width is None) != (height is None):
-        raise ConfigError("give both --width and --height, or neither")
+        raise ConfigError("give both width and height, or neither")
     if spec == "-":
         w, h = _check_size(width, height, "raw stdin input '-'")
         # fd 0 rather than sys.stdin.buffer: see RawPipeSource on interrupts and shutdown.
@@ -733,4 +735,4 @@ def open_stream_source(
     path = Path(spec).expanduser()
     if not path.is_file():
         raise ConfigError(f"stream source {spec!r} is not an existing file: give {_SOURCE_FORMS}")
-    return VideoFileSource(path, realtime=realtime, width=width, height=height)
+    return VideoFileSource(path, realtime=realtime, width=width, height=height, loop=loop)

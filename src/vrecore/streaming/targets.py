@@ -219,7 +219,7 @@ class RawStdoutTarget(StreamTarget):
 
 
 class _Client:
-    __slots__ = ("sock", "peer", "queue", "cond", "dropped", "sent", "alive")
+    __slots__ = ("sock", "peer", "queue", "cond", "dropped", "sent", "alive", "busy")
 
     def __init__(self, sock: socket.socket, peer: str, slots: int) -> None:
         self.sock = sock
@@ -229,6 +229,7 @@ class _Client:
         self.dropped = 0
         self.sent = 0
         self.alive = True
+        self.busy = False  # a payload is being sent
 
 
 class _Broadcaster:
@@ -325,9 +326,11 @@ class _Broadcaster:
                     if not c.alive or self._closing:
                         return
                     payload = c.queue.popleft()
+                    c.busy = True
                 if self._peer_closed(c.sock):
                     raise ConnectionResetError("closed by peer")
                 c.sock.sendall(payload)
+                c.busy = False
                 c.sent += 1
         except OSError as exc:
             logger.info("%s: client %s gone (%s)", self._what, c.peer, exc)
@@ -342,9 +345,18 @@ class _Broadcaster:
             except OSError:
                 pass
 
-    def close(self) -> None:
+    def close(self, drain_s: float = 1.0) -> None:
+        """Stop serving. Payloads already queued (e.g. the last frame's line) get up to `drain_s`
+        seconds to reach clients that are still reading; a stuck client is cut off after that."""
         if self._closing:
             return
+        deadline = time.monotonic() + drain_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                clients = list(self._clients)
+            if not any((c.queue or c.busy) and c.alive for c in clients):
+                break
+            time.sleep(0.005)
         self._closing = True
         try:
             self._server.close()
@@ -877,24 +889,29 @@ def open_stream_target(
     representation: str | None = None,
     mosaic: bool | None = None,
     host: str = "127.0.0.1",
+    include_input: bool | None = None,
 ) -> StreamTarget:
     """Build the target named by `spec`: '-', tcp://, web[://HOST:PORT], jsonl://HOST:PORT or jsonl:-.
 
     Servers bind the spec's host, or `host` when the spec omits it (`tcp://:6000`); `web`
-    alone means port 8080. `representation`/`mosaic` choose what raw targets send.
+    alone means port 8080. `representation`/`mosaic` choose what raw targets send;
+    `include_input` whether the input frame is shown too (web viewer: default yes; raw and TCP
+    mosaics: default no).
     """
     spec = spec.strip()
     if spec == "-":
         use_mosaic = bool(mosaic) if mosaic is not None else False
-        return RawStdoutTarget(sys.stdout.buffer, representation=representation, mosaic=use_mosaic)
+        return RawStdoutTarget(sys.stdout.buffer, representation=representation, mosaic=use_mosaic,
+                               include_input=bool(include_input))
+    web_input = True if include_input is None else include_input
     if spec == "web":
-        return WebViewerTarget(8080, host)
+        return WebViewerTarget(8080, host, include_input=web_input)
     if spec.startswith("web://"):
         h, p = _hostport(spec, host, 8080)
-        return WebViewerTarget(p, h)
+        return WebViewerTarget(p, h, include_input=web_input)
     if spec.startswith("tcp://"):
         h, p = _hostport(spec, host, None)
-        return TcpTarget(p, h, representation=representation, mosaic=mosaic)
+        return TcpTarget(p, h, representation=representation, mosaic=mosaic, include_input=bool(include_input))
     if spec == "jsonl:-":
         return JsonLinesTarget(sys.stdout)
     if spec.startswith("jsonl://"):
