@@ -260,3 +260,27 @@ def test_learned_set_up_only_when_there_is_work(registry, sample_video, tmp_path
     Learned.calls.clear()
     r = run_export(graph({"l": {"type": "test/learned"}}), sample_video, tmp_path / "o", frames="0..4")
     assert Learned.calls == [] and r.stats["l"].skipped == 4
+
+
+def test_dependents_see_the_stored_form_whether_computed_now_or_earlier(registry, sample_video, tmp_path):
+    reps = {"g": {"type": "test/grey", "output_dtype": "float16"},
+            "s": {"type": "test/scaled", "dependencies": ["g"], "parameters": {"factor": 3.0}}}
+    run_export(graph(reps), sample_video, tmp_path / "together", frames="0..4")
+    run_export(graph({"g": reps["g"]}), sample_video, tmp_path / "apart", frames="0..4")
+    run_export(graph(reps), sample_video, tmp_path / "apart", frames="0..4")
+    for i in range(4):
+        np.testing.assert_array_equal(load_npz(tmp_path / "together" / "s" / "npz" / f"{i}.npz"),
+                                      load_npz(tmp_path / "apart" / "s" / "npz" / f"{i}.npz"))
+
+
+def test_metadata_lists_frames_whose_record_was_lost(registry, sample_video, tmp_path):
+    out = tmp_path / "out"
+    run_export(graph(RGB_HSV), sample_video, out, frames="0..6")
+    records = (out / "hsv" / "frames.jsonl").read_text().splitlines()
+    (out / "hsv" / "frames.jsonl").write_text("\n".join(records[:2]) + "\n")  # as if killed before appending
+    (out / "hsv" / "npz" / "0.npz").unlink()
+    r = run_export(graph(RGB_HSV), sample_video, out, frames="0..6")
+    assert r.stats["hsv"].computed == 1
+    meta = json.loads((out / "hsv" / "representation_metadata.json").read_text())
+    assert sorted(map(int, meta["frames"])) == list(range(6))
+    assert meta["frames"]["0"]["run"] == r.run_id and meta["frames"]["5"]["run"] == "unrecorded"

@@ -357,8 +357,9 @@ class _Export:
                     k += len(part)
                     continue
                 k += len(part)
+                shared = self._as_stored(node, out) if self.graph.dependents(name) else out
                 for j, i in enumerate(part):
-                    memory[name][i] = out[j]
+                    memory[name][i] = shared[j]
                 stats = self.stats[name]
                 stats.computed += sum(1 for i in part if i in self.todo[name])
                 stats.compute_seconds += seconds * sum(1 for i in part if i in self.todo[name]) / len(part)
@@ -401,6 +402,17 @@ class _Export:
             raise _Retry() from e
         seconds = time.perf_counter() - t
         return finish_output(node, out, len(part), self.source.frame_shape), seconds
+
+    def _as_stored(self, node: Node, out: np.ndarray) -> np.ndarray:
+        """What dependents would read back from disk, so that a result never depends on whether its
+        dependency was computed in this run or an earlier one (e.g. float32 depth stored as float16)."""
+        s, rep = node.settings, node.representation
+        if not s.export or s.binary_format == "none":
+            return out
+        disk = rep.to_disk(out)
+        if s.output_dtype is not None:
+            disk = disk.astype(s.output_dtype, copy=False)
+        return rep.from_disk(disk)
 
     def _gather(self, dep: str, part: list[int], memory: Mapping[str, Mapping[int, np.ndarray]]) -> np.ndarray:
         have = memory.get(dep, {})

@@ -19,11 +19,18 @@ _FORMAT_FOLDERS = ("npz", "jpg", "png")
 
 def write_representation_metadata(store: DirectoryStore, node: Node) -> Path:
     """Rewrite ``<name>/representation_metadata.json`` from the append-only records (caller locks)."""
+    from vrecore.store import required_folders
+
+    # The files are the truth: records of deleted frames are dropped, and frames whose record was
+    # lost (a kill -9 between the rename and the append) are listed as unrecorded.
+    present = store.done_frames(node.name, required_folders(node.settings.binary_format, node.settings.image_format))
     frames: dict[int, dict[str, Any]] = {}
     for record in store.read_records(node.name):
         frame = record.pop("frame", None)
-        if isinstance(frame, int):
+        if isinstance(frame, int) and frame in present:
             frames[frame] = record
+    for frame in present - frames.keys():
+        frames[frame] = {"run": "unrecorded"}
     path = store.folder(node.name) / METADATA_FILE
     store.write_json(path, {
         "name": node.name, "type": node.type_name, "parameters": dict(node.parameters),
