@@ -80,6 +80,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# Class names, colours and the seed's RGB statistics are plain data shared with the torch-free modules.
+from vre_semantic.labels import DRONESCAPES_CLASSES, DRONESCAPES_COLORS
+from vre_semantic.variants import SEED_RGB_MEAN, SEED_RGB_STD
+
 __all__ = [
     "DEFAULT_IN_CHANNELS",
     "DEFAULT_OUT_CHANNELS",
@@ -99,23 +103,6 @@ __all__ = [
     "preprocess_rgb",
 ]
 
-DRONESCAPES_CLASSES: tuple[str, ...] = (
-    "land", "forest", "residential", "road", "little-objects", "water", "sky", "hill",
-)
-"""The 8 Dronescapes classes, in the seed's (and the checkpoints') channel order."""
-
-DRONESCAPES_COLORS: tuple[tuple[int, int, int], ...] = (
-    (0, 255, 0),      # land
-    (0, 127, 0),      # forest
-    (255, 255, 0),    # residential
-    (255, 255, 255),  # road
-    (255, 0, 0),      # little-objects
-    (0, 0, 255),      # water
-    (0, 255, 255),    # sky
-    (127, 127, 63),   # hill
-)
-"""RGB colour of each class, as in the seed's ``color_map``."""
-
 PHG_MAE_SIZES: dict[str, int] = {"150k": 6, "430k": 10, "1.1M": 16, "4.4M": 32}
 """Size name -> num_filters."""
 
@@ -130,9 +117,6 @@ SEED_CHECKPOINT_SHA256: dict[str, str] = {
 }
 """sha256 (git-LFS oid) of the seed's pickled ``.ckpt`` files known to us, to check a download
 before converting it. (The 430k and 1M oids were not available.)"""
-
-SEED_RGB_MEAN: tuple[float, float, float] = (95.4980582891499, 103.0128696717979, 85.04794782640131)
-SEED_RGB_STD: tuple[float, float, float] = (55.569107621001216, 58.133399225741776, 61.12564370234619)
 
 DEFAULT_IN_CHANNELS = 3 + len(DRONESCAPES_CLASSES)
 DEFAULT_OUT_CHANNELS = 3 + len(DRONESCAPES_CLASSES)

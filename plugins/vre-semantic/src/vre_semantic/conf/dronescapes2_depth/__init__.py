@@ -1,0 +1,1 @@
+"""The depth expert of the Dronescapes2 presets (dronescapes2_depth=marigold|depth_anything_v2)."""

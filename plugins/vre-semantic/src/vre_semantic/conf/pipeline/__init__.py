@@ -1,0 +1,1 @@
+"""Pipeline presets of vre-semantic."""

@@ -1,0 +1,213 @@
+"""The pipeline=dronescapes2 presets: composition, class names, and an end-to-end CPU run with tiny weights."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from vre_semantic.labels import COCO_PANOPTIC_CLASSES, DRONESCAPES_CLASSES, MAPILLARY_VISTAS_CLASSES
+from vrecore.registry import get_registry
+
+# Types of the sibling plugins the preset uses: vre-depth and vre-geometry.
+OTHER_PLUGINS_TYPES = ("depth/marigold", "depth/depth-anything-v2", "normals/depth-svd", "mask/safe-landing",
+                       "mask/depth-range")
+MASK2FORMER = ("semantic_mask2former_swin_mapillary", "semantic_mask2former_r50_mapillary",
+               "semantic_mask2former_swin_coco")
+BINARY = ("vegetation", "sky-and-water", "containing", "transportation", "buildings", "buildings-nearby",
+          "safe-landing-no-sseg", "safe-landing-semantics")
+
+
+def compose(*overrides: str) -> dict[str, Any]:
+    """The `vre export` config a command line with these overrides gives (Hydra, in process)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    from vrecore.config import register_schemas
+
+    register_schemas()
+    with initialize_config_module(config_module="vrecore.conf", version_base="1.3"):
+        cfg = hydra_compose(config_name="export", overrides=list(overrides))
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    return config
+
+
+def test_presets_compose_with_the_seed_settings():
+    config = compose("pipeline=dronescapes2")
+    reps = config["representations"]
+    assert set(BINARY) <= set(reps) and set(MASK2FORMER) <= set(reps) and len(reps) == 18
+    assert [reps[n]["parameters"]["variant"] for n in MASK2FORMER] == [
+        "swin-large-mapillary-vistas-semantic", "r50-mapillary-vistas-panoptic", "swin-large-coco-panoptic"]
+    assert reps["depth"]["type"] == "depth/marigold"
+    assert reps["depth"]["parameters"] == {"variant": "lcm-v1-0", "denoising_steps": 4, "ensemble_size": 1,
+                                           "processing_resolution": 768}
+    assert config["output_size"] == [540, 960] and config["binary_format"] == "npz-compressed"
+    assert reps["safe-landing-semantics"]["dependencies"] == {
+        "semantic": list(MASK2FORMER[0::2] + MASK2FORMER[1:2]), "mask": "safe-landing-no-sseg"}
+    assert reps["buildings-nearby"]["dependencies"] == ["depth", "buildings"]
+
+    fast = compose("pipeline=dronescapes2_fast")
+    assert fast["representations"]["depth"]["type"] == "depth/depth-anything-v2"
+    assert set(fast["representations"]) == set(reps) and fast["binary_format"] == "npz"
+    assert all(fast["representations"][n]["parameters"]["min_size"] == 540 for n in MASK2FORMER)
+    switched = compose("pipeline=dronescapes2", "dronescapes2_depth=depth_anything_v2")
+    assert switched["representations"]["depth"] == fast["representations"]["depth"]
+    # Depth Anything's z-depth is proportional to depth + 0.05 (vre-depth's convention); Marigold's is the depth.
+    assert switched["representations"]["normals"]["parameters"]["depth_offset"] == 0.05
+    assert "depth_offset" not in reps["normals"]["parameters"]
+
+
+def test_preset_class_names_exist_in_the_label_sets():
+    reps = compose("pipeline=dronescapes2")["representations"]
+    known = set(MAPILLARY_VISTAS_CLASSES) | set(COCO_PANOPTIC_CLASSES)
+    for name, spec in reps.items():
+        if spec["type"] == "mask/classes":
+            classes = spec["parameters"]["classes"]
+            assert set(classes) <= known, (name, set(classes) - known)
+            assert set(classes) & set(MAPILLARY_VISTAS_CLASSES) and set(classes) & set(COCO_PANOPTIC_CLASSES), name
+
+
+def test_the_vre_command_finds_the_preset():
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=dronescapes2_fast", "--cfg", "job"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "type: depth/depth-anything-v2" in r.stdout and "safe-landing-semantics:" in r.stdout
+
+
+# -- end to end ----------------------------------------------------------------------------------------------
+def write_tiny_marigold(root: Path) -> Path:
+    """A tiny random MarigoldDepthPipeline saved in the prs-eth repo layout (the files depth/marigold reads)."""
+    import torch
+    from diffusers import AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    chars = [chr(c) for c in range(33, 127)]  # a byte-level vocabulary without merges encodes the empty prompt
+    vocab = {t: i for i, t in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
+    (root / "vocab").mkdir(parents=True)
+    (root / "vocab" / "vocab.json").write_text(json.dumps(vocab))
+    (root / "vocab" / "merges.txt").write_text("#version: 0.2\n")
+    tokenizer = CLIPTokenizer(str(root / "vocab" / "vocab.json"), str(root / "vocab" / "merges.txt"),
+                              model_max_length=8)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=8,
+                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
+                                attention_head_dim=4, norm_num_groups=4)
+    vae = AutoencoderKL(block_out_channels=[8, 16], down_block_types=["DownEncoderBlock2D"] * 2,
+                        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=4)
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1, vocab_size=len(vocab),
+        projection_dim=16, max_position_embeddings=8, bos_token_id=vocab["<|startoftext|>"],
+        eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]))
+    scheduler = DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing", clip_sample=False,
+                              set_alpha_to_one=False, beta_schedule="scaled_linear")
+    pipe = MarigoldDepthPipeline(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
+                                 tokenizer=tokenizer, prediction_type="depth", scale_invariant=True,
+                                 shift_invariant=True, default_denoising_steps=2, default_processing_resolution=32)
+    folder = root / "pipeline"
+    pipe.save_pretrained(folder, safe_serialization=True)
+    tok = folder / "tokenizer"  # the Hub repos ship vocab + merges rather than tokenizer.json
+    (tok / "tokenizer.json").unlink()
+    for name in ("vocab.json", "merges.txt"):
+        (tok / name).write_bytes((root / "vocab" / name).read_bytes())
+    (tok / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+         "unk_token": "<|endoftext|>"}))
+    return folder
+
+
+def write_tiny_depth_anything(folder: Path) -> Path:
+    """A tiny random Depth Anything V2 (config.json + model.safetensors), as depth/depth-anything-v2 reads it."""
+    import torch
+    from transformers import AutoModelForDepthEstimation, DepthAnythingConfig, Dinov2Config
+
+    backbone = Dinov2Config(image_size=28, patch_size=14, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
+                            mlp_ratio=2, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
+    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16, neck_hidden_sizes=[8, 8, 16, 16],
+                                 fusion_hidden_size=8, head_hidden_size=4)
+    torch.manual_seed(0)
+    AutoModelForDepthEstimation.from_config(config).save_pretrained(folder, safe_serialization=True)
+    return folder
+
+
+@pytest.mark.parametrize("depth", ["marigold", "depth_anything_v2"])
+def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    missing = [t for t in OTHER_PLUGINS_TYPES if t not in get_registry().types]
+    if missing:
+        pytest.skip(f"pipeline=dronescapes2 needs the types {', '.join(missing)} (vre-depth, vre-geometry), "
+                    f"which are not installed yet")
+    if depth == "marigold":
+        pytest.importorskip("diffusers", reason="depth/marigold needs vre-depth[marigold] (diffusers)")
+    import attrs
+    import torch
+
+    from vre_semantic.testing import populate_semantic_hub_cache
+    from vrecore.export import run_export
+    from vrecore.graph import build_graph
+    from vrecore.npz import load_npz
+    from vrecore.sample import make_sample_clip
+    from vrecore.testing import use_hub_cache
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        # Every learned expert gets tiny random weights: the three Mask2Former from an offline Hub cache at
+        # their declared repos and revisions, the depth expert from a local folder (weights_path).
+        cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
+        populate_semantic_hub_cache(cache, tmp_path / "weights", phg_mae=())
+        if depth == "marigold":
+            folder = write_tiny_marigold(tmp_path / "mg")
+            depth_overrides = [f"++representations.depth.parameters.weights_path={folder}",
+                               "representations.depth.parameters.processing_resolution=32"]
+        else:
+            from vre_depth.variants import DA2_VARIANTS
+
+            # The tiny stand-in is another file than the published one, whose sha256 the variant declares.
+            monkeypatch.setitem(DA2_VARIANTS, "small", attrs.evolve(DA2_VARIANTS["small"], sha256=None))
+            depth_overrides = [f"++representations.depth.parameters.weights_path="
+                               f"{write_tiny_depth_anything(tmp_path / 'da2')}",
+                               "++representations.depth.parameters.input_size=28"]
+        video = make_sample_clip(tmp_path / "clip.mp4", width=64, height=48, frames=3)
+        out = tmp_path / "out"
+        config = compose("pipeline=dronescapes2", f"dronescapes2_depth={depth}", f"video={video}", f"output_dir={out}",
+                         "output_size=null", "image_format=jpg", *depth_overrides,
+                         *(f"++representations.{n}.parameters.{k}=64" for n in MASK2FORMER for k in ("min_size",
+                                                                                                     "max_size")))
+        graph = build_graph(config)
+        result = run_export(graph, str(video), out, config=config)
+        assert result.ok, result.error
+        assert {name: s.computed for name, s in result.stats.items()} == {name: 3 for name in graph.names}
+
+        for name in graph.names:
+            for i in range(3):
+                assert (out / name / "npz" / f"{i}.npz").is_file(), (name, i)
+                assert (out / name / "jpg" / f"{i}.jpg").is_file(), (name, i)
+        for name in BINARY:
+            mask = load_npz(out / name / "npz" / "0.npz")
+            assert mask.dtype == np.bool_ and mask.shape == (48, 64), name
+        for name in MASK2FORMER:
+            labels = load_npz(out / name / "npz" / "1.npz")
+            assert labels.dtype == np.uint8 and labels.shape == (48, 64), name
+        semantic = load_npz(out / "semantic_output" / "npz" / "2.npz")
+        assert semantic.dtype == np.uint8 and semantic.max() < len(DRONESCAPES_CLASSES)
+        meta = json.loads((out / "semantic_output" / "representation_metadata.json").read_text())
+        assert meta["metadata"]["classes"] == list(DRONESCAPES_CLASSES)
+        meta = json.loads((out / "safe-landing-semantics" / "representation_metadata.json").read_text())
+        assert meta["dependencies"] == [*MASK2FORMER[0::2], MASK2FORMER[1], "safe-landing-no-sseg"]
+        # Safe with semantics is safe geometrically, by construction.
+        for i in range(3):
+            assert not (load_npz(out / "safe-landing-semantics" / "npz" / f"{i}.npz")
+                        & ~load_npz(out / "safe-landing-no-sseg" / "npz" / f"{i}.npz")).any()
+
+        again = run_export(build_graph(config), str(video), out, config=config)
+        assert again.ok
+        assert {name: (s.computed, s.skipped) for name, s in again.stats.items()} == {
+            name: (0, 3) for name in graph.names}
+    finally:
+        torch.set_num_threads(threads)

