@@ -186,6 +186,13 @@ class _Export:
         self.set_up: list[Node] = []
         self.error: str | None = None
         self._lock = threading.Lock()
+        last: dict[str, int] = {n.name: k for k, n in enumerate(graph)}
+        for k, n in enumerate(graph):
+            for d in n.dependency_names:
+                last[d] = max(last[d], k)
+        self._last_use: dict[int, list[str]] = {}
+        for name, k in last.items():
+            self._last_use.setdefault(k + 1, []).append(name)
 
     # -- planning --------------------------------------------------------------------------------
     def plan(self) -> None:
@@ -326,9 +333,13 @@ class _Export:
                bars: Mapping[str, Any]) -> None:
         memory: dict[str, dict[int, np.ndarray]] = {}
         chunk_set = set(chunk)
-        for node in self.graph:
+        for position, node in enumerate(self.graph):
             name = node.name
             memory[name] = {}
+            # Outputs no later representation needs are dropped (writers hold their own reference),
+            # so a chunk of wide maps (e.g. 133-class probabilities) does not pile up in memory.
+            for done in self._last_use.get(position, ()):
+                memory.pop(done, None)
             wanted = self.need[name] & chunk_set
             blocked = {i for i in wanted if any(i in self.failed[d] for d in node.dependency_names)}
             if blocked:

