@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vrecore._malloc import tune_malloc_for_frames
 from vrecore.export import run_export
 from vrecore.frames import FrameSource
 from vrecore.graph import build_graph
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--plan-frames", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    tune_malloc_for_frames()  # as the `vre` command does
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         video = make_sample_clip(tmp_path / "clip540.mp4", width=960, height=540, frames=args.frames)

@@ -44,3 +44,12 @@ def test_compression_shrinks_masks(tmp_path):
     write_npz(tmp_path / "c.npz", a, compress=True)
     write_npz(tmp_path / "u.npz", a)
     assert (tmp_path / "c.npz").stat().st_size < (tmp_path / "u.npz").stat().st_size / 20
+
+
+def test_malloc_tuning_applies_on_glibc():
+    import platform
+
+    from vrecore._malloc import tune_malloc_for_frames
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert tune_malloc_for_frames() is expected

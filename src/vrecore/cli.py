@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if args else 2
     command, rest = args[0], args[1:]
+    if command in ("export", "demo", "stream"):
+        from vrecore._malloc import tune_malloc_for_frames
+
+        tune_malloc_for_frames()
     handlers = {"export": _export, "stream": _stream, "demo": _demo, "list": _list, "plugins": _plugins,
                 "metadata": _metadata, "convert-weights": _convert_weights}
     if command not in handlers:

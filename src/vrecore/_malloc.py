@@ -1,0 +1,37 @@
+"""Process-wide glibc malloc settings that suit frame pipelines (used by the `vre` command)."""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_applied = False
+
+
+def tune_malloc_for_frames() -> bool:
+    """Keep freed frame buffers for reuse instead of unmapping them.
+
+    By default glibc serves large blocks (a decoded batch, a batch of HSV frames) with fresh
+    mmap()s and returns them on free, so every batch pays page faults again: measured here, that
+    doubled the system time of a 540p rgb+hsv export. Raising the mmap threshold to its maximum
+    (32 MiB) and the trim threshold makes later batches reuse the same memory. Returns whether the
+    settings were applied (glibc only; elsewhere nothing changes).
+    """
+    global _applied
+    if _applied:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    ok = bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
+    _applied = ok
+    return ok
