@@ -1,0 +1,44 @@
+"""edges/canny: OpenCV's Canny edge detector on the grey image of an rgb dependency."""
+from __future__ import annotations
+
+import attrs
+import numpy as np
+
+from vre_edges._frames import rgb_uint8
+from vrecore.representation import Batch, OutputSpec, Representation, Role
+
+APERTURE_SIZES = (3, 5, 7)
+
+
+@attrs.define(kw_only=True, eq=False)
+class Canny(Representation):
+    """Canny edges (``cv2.Canny``) of ``cv2.cvtColor(rgb, COLOR_RGB2GRAY)``: one bool channel, True on an edge.
+
+    ``threshold1`` / ``threshold2`` are the hysteresis thresholds on the Sobel gradient magnitude (their order
+    does not matter, as in OpenCV), ``aperture_size`` the Sobel kernel size and ``l2_gradient`` picks the
+    exact L2 magnitude instead of |dx| + |dy|.
+    """
+
+    type_name = "edges/canny"
+    roles = (Role("rgb", channels=3),)
+
+    threshold1: float = attrs.field(default=100.0, converter=float, validator=attrs.validators.ge(0.0))
+    threshold2: float = attrs.field(default=200.0, converter=float, validator=attrs.validators.ge(0.0))
+    aperture_size: int = attrs.field(
+        default=3, validator=[attrs.validators.instance_of(int), attrs.validators.in_(APERTURE_SIZES)])
+    l2_gradient: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=1, disk_dtype="bool")
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        import cv2
+
+        rgb = rgb_uint8(batch.deps["rgb"])
+        out = np.empty((*rgb.shape[:3], 1), dtype=np.bool_)
+        for i, frame in enumerate(rgb):
+            grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            edges = cv2.Canny(grey, self.threshold1, self.threshold2, apertureSize=self.aperture_size,
+                              L2gradient=self.l2_gradient)
+            np.not_equal(edges, 0, out=out[i, ..., 0])
+        return out

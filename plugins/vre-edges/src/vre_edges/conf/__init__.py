@@ -1,0 +1,1 @@
+"""Hydra config package of vre-edges (pipeline presets under pipeline/)."""
