@@ -17,7 +17,7 @@ _LAZY = {
     "run_export": "vrecore.export", "ExportResult": "vrecore.export",
     "get_registry": "vrecore.registry", "hookimpl": "vrecore.hookspecs",
     "VreError": "vrecore.errors", "load_npz": "vrecore.npz",
-    "regenerate_metadata": "vrecore.metadata",
+    "regenerate_metadata": "vrecore.metadata", "cache_dir": "vrecore.sample",
     "stream": "vrecore.streaming.graph", "StreamResult": "vrecore.streaming.graph",
     "run_graph_stream": "vrecore.streaming.graph",
 }

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["sample_clip", "make_sample_clip"]
+__all__ = ["cache_dir", "make_sample_clip", "sample_clip"]
 
 SAMPLE_VERSION = 1
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """vre's cache folder: ``$VRE_CACHE``, else ``$XDG_CACHE_HOME/vre`` or ``~/.cache/vre``."""
     base = os.environ.get("VRE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vre")
     return Path(base)
@@ -87,7 +88,7 @@ def make_sample_clip(path: str | os.PathLike[str], *, width: int = 640, height: 
 
 def sample_clip() -> Path:
     """The sample clip, generated once into the vre cache folder (``VRE_CACHE`` overrides it)."""
-    path = _cache_dir() / f"sample_v{SAMPLE_VERSION}.mp4"
+    path = cache_dir() / f"sample_v{SAMPLE_VERSION}.mp4"
     if not path.exists():
         make_sample_clip(path)
     return path

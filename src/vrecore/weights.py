@@ -558,6 +558,7 @@ def convert_checkpoint(
     tmp = dst.with_name(dst.name + ".tmp")
     try:
         save_file(out, str(tmp), metadata={"format": "pt", "vre_converted_from": src.name})
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; converted weights are meant to be shared
         os.replace(tmp, dst)
     except Exception as err:  # noqa: BLE001 - reported as one line
         tmp.unlink(missing_ok=True)

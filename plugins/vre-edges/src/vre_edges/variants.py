@@ -65,10 +65,10 @@ def fetch_weights(variant: WeightVariant, weights_path: str | None) -> Path:
 
 
 def cache_dir() -> Path:
-    """Folder of vre's converted weights: $VRE_CACHE/weights, else <XDG cache or ~/.cache>/vre/weights."""
-    base = os.environ.get("VRE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vre")
-    return Path(base) / "weights"
+    """Folder of vre's converted weights: ``<vre cache>/weights`` (see `vrecore.sample.cache_dir`)."""
+    from vrecore.sample import cache_dir as vre_cache_dir
+
+    return vre_cache_dir() / "weights"
 
 
 def converted_hed_h5(h5: Path) -> Path:
