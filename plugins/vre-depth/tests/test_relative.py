@@ -267,7 +267,7 @@ def test_export_writes_float16_depth_and_previews_and_a_rerun_skips_setup(hub, s
     assert again.stats["depth"].computed == 0 and again.stats["depth"].skipped == 5
 
 
-def test_the_depth_demo_preset_builds():
+def test_the_depth_preset_builds():
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
@@ -276,7 +276,7 @@ def test_the_depth_demo_preset_builds():
 
     register_schemas()
     with initialize_config_module(config_module="vrecore.conf", version_base=None):
-        cfg = compose(config_name="export", overrides=["pipeline=depth_demo"])
+        cfg = compose(config_name="export", overrides=["pipeline=depth"])
     graph = build_graph(OmegaConf.to_container(cfg, resolve=True))
     assert [(n.name, n.type_name) for n in graph] == [("rgb", "color/rgb"), ("depth", "depth/depth-anything-v2")]
     assert graph["depth"].parameters["variant"] == "small" and graph["depth"].settings.image_format == "jpg"

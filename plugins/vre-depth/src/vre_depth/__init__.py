@@ -19,5 +19,5 @@ def register_representations(register: Callable[..., None]) -> None:
 
 @hookimpl
 def register_config_paths(register: Callable[[str], None]) -> None:
-    """The ``pipeline=depth_demo`` preset."""
+    """The ``pipeline=depth`` preset."""
     register("pkg://vre_depth.conf")

@@ -1,1 +1,1 @@
-"""Pipeline presets of vre-depth: ``pipeline=depth_demo``."""
+"""Pipeline presets of vre-depth: ``pipeline=depth``."""
