@@ -284,3 +284,18 @@ def test_metadata_lists_frames_whose_record_was_lost(registry, sample_video, tmp
     meta = json.loads((out / "hsv" / "representation_metadata.json").read_text())
     assert sorted(map(int, meta["frames"])) == list(range(6))
     assert meta["frames"]["0"]["run"] == r.run_id and meta["frames"]["5"]["run"] == "unrecorded"
+
+
+def test_unexpected_error_is_recorded_then_raised(registry, sample_video, tmp_path):
+    class Broken(CountingSource):
+        def get_batch(self, indices):
+            raise ZeroDivisionError("decoder bug")
+
+    from vrecore.frames import FrameSource
+
+    FrameSource.register(Broken)
+    with pytest.raises(ZeroDivisionError):
+        run_export(graph(RGB_HSV), Broken(open_video(sample_video)), tmp_path / "o", frames="0..4")
+    run = json.loads(next((tmp_path / "o" / ".logs").glob("run_metadata_*.json")).read_text())
+    assert run["status"] == "failed" and run["error"] == "ZeroDivisionError: decoder bug"
+    assert "decoder bug" in next((tmp_path / "o" / ".logs").glob("log_*.txt")).read_text()

@@ -247,6 +247,10 @@ class _Export:
         except VreError as e:
             status, self.error = "failed", str(e)
             log.error("%s", e)
+        except Exception as e:  # a bug: recorded in the metadata and the log, then raised
+            status, self.error = "failed", f"{type(e).__name__}: {e}"
+            log.exception("run %s failed", self.run_id)
+            raise
         finally:
             for node in self.set_up:
                 with contextlib.suppress(Exception):
