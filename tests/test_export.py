@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.errors import ExportError
+from vrecore.errors import ConfigError, ExportError
 from vrecore.export import run_export
 from vrecore.frames import open_video
 from vrecore.graph import build_graph
@@ -299,3 +299,29 @@ def test_unexpected_error_is_recorded_then_raised(registry, sample_video, tmp_pa
     run = json.loads(next((tmp_path / "o" / ".logs").glob("run_metadata_*.json")).read_text())
     assert run["status"] == "failed" and run["error"] == "ZeroDivisionError: decoder bug"
     assert "decoder bug" in next((tmp_path / "o" / ".logs").glob("log_*.txt")).read_text()
+
+
+def test_threads_cap_applies_during_the_run_and_is_restored(registry, sample_video, tmp_path):
+    import cv2
+    import torch
+
+    from vrecore.testing import Learned
+
+    seen = []
+    original_compute = Learned.compute
+
+    def spy(self, batch):
+        seen.append((torch.get_num_threads(), cv2.getNumThreads()))
+        return original_compute(self, batch)
+
+    torch.set_num_threads(2)
+    before_torch, before_cv = torch.get_num_threads(), cv2.getNumThreads()
+    Learned.compute = spy
+    try:
+        run_export(graph({"l": {"type": "test/learned"}}), sample_video, tmp_path / "o", frames="0..2", threads=1)
+    finally:
+        Learned.compute = original_compute
+    assert seen and set(seen) == {(1, 1)}
+    assert torch.get_num_threads() == before_torch and cv2.getNumThreads() == before_cv
+    with pytest.raises(ConfigError, match="threads must be a positive integer"):
+        run_export(graph(RGB_HSV), sample_video, tmp_path / "o", threads=0)

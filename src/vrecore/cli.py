@@ -123,7 +123,8 @@ def _run_export_config(cfg: Any) -> int:
         result = run_export(
             graph, video, output_dir, frames=config.get("frames"), overwrite=bool(config.get("overwrite")),
             exception_mode=config.get("exception_mode", "stop"), device=config.get("device", "cpu"),
-            writers=int(config.get("writers", 2)), progress=sys.stderr.isatty() if progress is None else progress,
+            writers=int(config.get("writers", 2)), threads=config.get("threads"),
+            progress=sys.stderr.isatty() if progress is None else progress,
             video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
     except VreError as e:
         print(f"vre export: error: {e}", file=sys.stderr)

@@ -45,6 +45,8 @@ class ExportConfig:
     exception_mode: str = "stop"
     video_backend: str = "auto"
     writers: int = 2
+    threads: int | None = None
+    """Cap on torch's and OpenCV's compute threads (1 is often fastest on a busy shared machine)."""
     progress: bool | None = None
     """Progress bars; None shows them when stderr is a terminal."""
 

@@ -100,24 +100,28 @@ class ExportResult:
 
 def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
                frames: Any = None, overwrite: bool = False, exception_mode: str = "stop", device: str = "cpu",
-               writers: int = 2, progress: bool = False, video_backend: str = "auto",
+               writers: int = 2, progress: bool = False, video_backend: str = "auto", threads: int | None = None,
                config: Mapping[str, Any] | None = None, raise_on_error: bool = True) -> ExportResult:
     """Export every selected frame of every representation of ``graph`` into ``output_dir``.
 
     A re-run computes only what is missing; ``overwrite`` recomputes and replaces. With
     ``exception_mode="skip"`` a failing representation is recorded and the others go on.
+    ``threads`` caps torch's and OpenCV's compute threads for the run (on a busy machine two threads
+    per process can be several times slower than one); None leaves the libraries' defaults.
     """
     if exception_mode not in EXCEPTION_MODES:
         raise ConfigError(f"exception_mode {exception_mode!r} is not one of {', '.join(EXCEPTION_MODES)}")
     if writers < 1:
         raise ConfigError(f"writers must be at least 1, got {writers}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
     owns_source = not isinstance(video, FrameSource)
     source = open_video(video, video_backend) if owns_source else video  # type: ignore[arg-type]
     try:
         store = DirectoryStore(output_dir)
         export = _Export(graph, source, store, select_frames(frames, source.num_frames), overwrite=overwrite,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
-                         config=config)
+                         config=config, threads=threads)
         result = export.run()
     finally:
         if owns_source:
@@ -174,11 +178,12 @@ class _Stop(Exception):
 class _Export:
     def __init__(self, graph: Graph, source: FrameSource, store: DirectoryStore, selected: np.ndarray, *,
                  overwrite: bool, exception_mode: str, device: str, writers: int, progress: bool,
-                 config: Mapping[str, Any] | None) -> None:
+                 config: Mapping[str, Any] | None, threads: int | None = None) -> None:
         self.graph, self.source, self.store = graph, source, store
         self.selected = [int(i) for i in selected]
         self.overwrite, self.exception_mode, self.device = overwrite, exception_mode, device
-        self.writers, self.progress, self.config = writers, progress, config
+        self.writers, self.progress, self.config, self.threads = writers, progress, config, threads
+        self._restore_threads: list[Callable[[], None]] = []
         self.run_id = f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.stats = {n.name: RepresentationStats(n.name, n.settings.batch_size) for n in graph}
         self.batch_size = {n.name: n.settings.batch_size for n in graph}
@@ -255,6 +260,8 @@ class _Export:
             for node in self.set_up:
                 with contextlib.suppress(Exception):
                     node.representation.teardown()
+            for restore in self._restore_threads:
+                restore()
             ended = datetime.now(timezone.utc)
             for node in self.graph:
                 if node.settings.writes:
@@ -295,6 +302,7 @@ class _Export:
         out.put(None)
 
     def _loop(self) -> None:
+        self._limit_threads()
         chunks = list(self._chunks())
         if not chunks:
             log.info("nothing to do: every selected frame is already exported")
@@ -355,6 +363,7 @@ class _Export:
                 log.info("setting up %s (%s) on %s", name, node.type_name, self.device)
                 node.representation.setup(self.device)
                 self.set_up.append(node)
+                self._limit_threads()
             k = 0
             while k < len(ix):
                 part = ix[k:k + self.batch_size[name]]
@@ -417,6 +426,22 @@ class _Export:
             raise _Retry() from e
         seconds = time.perf_counter() - t
         return finish_output(node, out, len(part), self.source.frame_shape), seconds
+
+    def _limit_threads(self) -> None:
+        """Apply ``threads`` to OpenCV and (once a learned type has imported it) torch, restoring both at the end."""
+        if self.threads is None:
+            return
+        import cv2
+
+        if not self._restore_threads:
+            before_cv = cv2.getNumThreads()
+            cv2.setNumThreads(self.threads)
+            self._restore_threads.append(lambda: cv2.setNumThreads(before_cv))
+        torch = sys.modules.get("torch")
+        if torch is not None and torch.get_num_threads() != self.threads:
+            before_torch = torch.get_num_threads()
+            torch.set_num_threads(self.threads)
+            self._restore_threads.append(lambda: torch.set_num_threads(before_torch))
 
     def _as_stored(self, node: Node, out: np.ndarray) -> np.ndarray:
         """What dependents would read back from disk, so that a result never depends on whether its
