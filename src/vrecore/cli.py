@@ -104,8 +104,9 @@ def _run_export_config(cfg: Any) -> int:
     from vrecore.export import run_export
     from vrecore.graph import build_graph
 
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(config, dict)
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    config: dict[str, Any] = {str(k): v for k, v in container.items()}
     try:
         video = config.get("video")
         if video is None:

@@ -115,8 +115,8 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         raise ConfigError(f"writers must be at least 1, got {writers}")
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
         raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
-    owns_source = not isinstance(video, FrameSource)
-    source = open_video(video, video_backend) if owns_source else video  # type: ignore[arg-type]
+    source = video if isinstance(video, FrameSource) else open_video(video, video_backend)
+    owns_source = source is not video
     try:
         store = DirectoryStore(output_dir)
         export = _Export(graph, source, store, select_frames(frames, source.num_frames), overwrite=overwrite,

@@ -1,6 +1,7 @@
 """Frame sources: random, batched access to the decoded frames of a video or image folder."""
 from __future__ import annotations
 
+import os
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -55,7 +56,7 @@ class FrameSource(ABC):
         return ix
 
 
-def open_video(path: str | Path, backend: str = "auto") -> FrameSource:
+def open_video(path: str | os.PathLike[str], backend: str = "auto") -> FrameSource:
     """Open a video file (decord, or PyAV) or a folder of images as a FrameSource."""
     p = Path(path).expanduser()
     if backend not in BACKENDS:
@@ -156,7 +157,7 @@ class PyAVSource(FrameSource):
         self._index = {p: i for i, p in enumerate(self._pts)}
         self.num_frames = len(self._pts)
         self.fps, self.height, self.width = probe.fps, probe.height, probe.width
-        self._container = av.open(str(path))
+        self._container: Any = av.open(str(path))
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._frames: Any = None

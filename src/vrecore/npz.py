@@ -24,7 +24,7 @@ try:
 
     _DEFAULT_LEVEL = 1
 except ImportError:  # pragma: no cover - isal is a dependency; keep working without it
-    _deflate_lib = zlib  # type: ignore[assignment]
+    _deflate_lib = zlib  # type: ignore[assignment,misc]
     _DEFAULT_LEVEL = 1
 
 _MAX_PLAIN_ZIP = 0xFFFFFFFF - (1 << 20)  # beyond this a zip64 record is needed: leave it to numpy
@@ -36,7 +36,7 @@ def _npy_bytes(array: np.ndarray) -> tuple[bytes, memoryview]:
         raise TypeError("object arrays cannot be stored without pickle")
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(header, np.lib.format.header_data_from_array_1_0(array))
-    return header.getvalue(), memoryview(array.reshape(-1)).cast("B")
+    return header.getvalue(), array.reshape(-1).data.cast("B")
 
 
 def _dos_time(t: float) -> tuple[int, int]:
@@ -55,6 +55,7 @@ def write_npz(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool
             (np.savez_compressed if compress else np.savez)(f, array)
         return
     crc = _deflate_lib.crc32(data, _deflate_lib.crc32(header))
+    parts: list[bytes | memoryview]
     if compress:
         c = _deflate_lib.compressobj(_DEFAULT_LEVEL if level is None else level, _deflate_lib.DEFLATED, -15)
         parts = [c.compress(header), c.compress(data), c.flush()]

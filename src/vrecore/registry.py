@@ -16,13 +16,16 @@ import importlib.metadata as md
 import logging
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import pluggy
 
 from vrecore import hookspecs
 from vrecore.errors import GraphError, PluginError
+
+if TYPE_CHECKING:
+    from vrecore.representation import Representation
 
 __all__ = ["PluginInfo", "Registry", "TypeEntry", "get_registry", "reset_registry", "ENTRY_POINT_GROUP"]
 
@@ -58,7 +61,7 @@ class TypeEntry:
     provider: str
     description: str = ""
 
-    def load(self) -> type:
+    def load(self) -> type[Representation]:
         """Import and return the representation class."""
         module_name, _, attr = self.target.partition(":")
         try:
@@ -67,7 +70,7 @@ class TypeEntry:
             raise PluginError(
                 f"type '{self.type_name}' from {self.provider} cannot be imported ({self.target}: {e}); "
                 f"reinstall {self.provider}") from e
-        return cls
+        return cls  # type: ignore[no-any-return]
 
 
 @attrs.frozen

@@ -74,11 +74,11 @@ def make_sample_clip(path: str | os.PathLike[str], *, width: int = 640, height: 
             rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], np.float32)
             src = corners @ rot.T + np.array([cx, cy], np.float32)
             dst = np.array([[0, sky_rows], [width, sky_rows], [width, height], [0, height]], np.float32)
-            frame = cv2.warpPerspective(world, cv2.getPerspectiveTransform(src, dst), (width, height),
+            frame: np.ndarray = cv2.warpPerspective(world, cv2.getPerspectiveTransform(src, dst), (width, height),
                                         flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             sky = np.linspace([120, 170, 235], [200, 220, 240], sky_rows).astype(np.uint8)
             frame[:sky_rows] = sky[:, None, :]
-            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame.astype(np.uint8, copy=False), format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

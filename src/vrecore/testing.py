@@ -378,6 +378,7 @@ class RepresentationTestSuite:
     def test_batched_equals_unbatched(self, tmp_path: Path) -> None:
         rep = self.make(tmp_path)
         batch = self.batch_of(self.batch, seed=1)
+        assert batch.frames is not None
         whole = self.compute(rep, batch)
         for i in range(self.batch):
             one = Batch(indices=batch.indices[i:i + 1], frames=batch.frames[i:i + 1],
