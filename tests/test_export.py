@@ -325,3 +325,46 @@ def test_threads_cap_applies_during_the_run_and_is_restored(registry, sample_vid
     assert torch.get_num_threads() == before_torch and cv2.getNumThreads() == before_cv
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
         run_export(graph(RGB_HSV), sample_video, tmp_path / "o", threads=0)
+
+
+def test_a_custom_store_is_pluggable(registry, sample_video, tmp_path):
+    from vrecore.store import Store
+
+    class MemoryStore(Store):
+        """Frames in a dict: what a key-value or object-store backend would implement."""
+
+        def __init__(self, root):
+            self.root, self.items, self.records, self.meta = root, {}, {}, {}
+
+        def done_frames(self, name, folders):
+            sets = [{i for (n, f, i) in self.items if n == name and f == folder} for folder in folders]
+            return set.intersection(*sets) if sets else set()
+
+        def write_frame(self, name, index, binary, compress, image, image_format):
+            if binary is not None:
+                self.items[(name, "npz", index)] = np.array(binary)
+            if image is not None:
+                self.items[(name, image_format, index)] = np.array(image)
+
+        def read_frame(self, name, index):
+            return self.items[(name, "npz", index)]
+
+        def append_records(self, name, records):
+            self.records.setdefault(name, []).extend(records)
+
+        def read_records(self, name):
+            yield from (dict(r) for r in self.records.get(name, []))
+
+        def write_metadata(self, name, metadata):
+            self.meta[name] = metadata
+
+    store = MemoryStore(tmp_path)
+    reps = {**RGB_HSV, "s": {"type": "test/scaled", "dependencies": ["hsv"], "image_format": "jpg"}}
+    r = run_export(graph(reps), sample_video, store, frames="0..5")
+    assert r.ok and r.output_dir == tmp_path and r.stats["s"].computed == 5
+    assert store.done_frames("s", ["npz", "jpg"]) == set(range(5))
+    np.testing.assert_allclose(store.read_frame("s", 3), 2 * store.read_frame("hsv", 3), rtol=1e-6)
+    assert sorted(map(int, store.meta["hsv"]["frames"])) == list(range(5))
+    again = run_export(graph(reps), sample_video, store, frames="0..5")
+    assert again.stats["s"].computed == 0 and again.stats["s"].skipped == 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".logs"]  # only the run logs are local files

@@ -31,7 +31,7 @@ from vrecore.frames import FrameSource, open_video, select_frames
 from vrecore.graph import Graph, Node
 from vrecore.metadata import write_representation_metadata
 from vrecore.representation import Batch, Representation
-from vrecore.store import DirectoryStore, required_folders
+from vrecore.store import DirectoryStore, Store, required_folders
 
 __all__ = ["ExportResult", "RepresentationStats", "dependency_inputs", "finish_output", "run_export"]
 
@@ -98,11 +98,12 @@ class ExportResult:
         return "\n".join(lines)
 
 
-def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output_dir: str | os.PathLike[str], *,
+def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output_dir: str | os.PathLike[str] | Store, *,
                frames: Any = None, overwrite: bool = False, exception_mode: str = "stop", device: str = "cpu",
                writers: int = 2, progress: bool = False, video_backend: str = "auto", threads: int | None = None,
                config: Mapping[str, Any] | None = None, raise_on_error: bool = True) -> ExportResult:
-    """Export every selected frame of every representation of ``graph`` into ``output_dir``.
+    """Export every selected frame of every representation of ``graph`` into ``output_dir``
+    (a folder, or any `vrecore.store.Store`).
 
     A re-run computes only what is missing; ``overwrite`` recomputes and replaces. With
     ``exception_mode="skip"`` a failing representation is recorded and the others go on.
@@ -118,7 +119,7 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     source = video if isinstance(video, FrameSource) else open_video(video, video_backend)
     owns_source = source is not video
     try:
-        store = DirectoryStore(output_dir)
+        store = output_dir if isinstance(output_dir, Store) else DirectoryStore(output_dir)
         export = _Export(graph, source, store, select_frames(frames, source.num_frames), overwrite=overwrite,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
                          config=config, threads=threads)
@@ -176,7 +177,7 @@ class _Stop(Exception):
 
 
 class _Export:
-    def __init__(self, graph: Graph, source: FrameSource, store: DirectoryStore, selected: np.ndarray, *,
+    def __init__(self, graph: Graph, source: FrameSource, store: Store, selected: np.ndarray, *,
                  overwrite: bool, exception_mode: str, device: str, writers: int, progress: bool,
                  config: Mapping[str, Any] | None, threads: int | None = None) -> None:
         self.graph, self.source, self.store = graph, source, store
@@ -234,7 +235,6 @@ class _Export:
         root.addHandler(handler)
         old_level = root.level
         root.setLevel(min(old_level or logging.INFO, logging.INFO))
-        metadata_file = self.store.logs / f"run_metadata_{self.run_id}.json"
         status = "ok"
         try:
             removed = self.store.remove_stale_temporaries(self.graph.names)
@@ -242,7 +242,7 @@ class _Export:
                      self.source.path, self.source.num_frames, len(self.selected), ", ".join(self.graph.names),
                      f"; removed {removed} stale temporary files" if removed else "")
             self.plan()
-            self._write_run_metadata(metadata_file, started, None, "running", None)
+            metadata_file = self._write_run_metadata(started, None, "running", None)
             self._loop()
         except _Stop:
             status = "failed"
@@ -267,7 +267,7 @@ class _Export:
                 if node.settings.writes:
                     with self.store.lock(node.name):
                         write_representation_metadata(self.store, node)
-            self._write_run_metadata(metadata_file, started, ended, status, self.error)
+            metadata_file = self._write_run_metadata(started, ended, status, self.error)
             log.info("run %s %s in %.2fs", self.run_id, status, time.perf_counter() - t0)
             root.removeHandler(handler)
             root.setLevel(old_level)
@@ -505,11 +505,11 @@ class _Export:
             stats.errors.append(f"frames {frames[0]}..{frames[-1]}: {message}")
         log.error("%s failed on frames %s: %s%s", node.name, _ranges(frames), message, f"\n{tb}" if tb else "")
 
-    def _write_run_metadata(self, path: Path, started: datetime, ended: datetime | None, status: str,
-                            error: str | None) -> None:
+    def _write_run_metadata(self, started: datetime, ended: datetime | None, status: str,
+                            error: str | None) -> Path:
         from vrecore import __version__
 
-        self.store.write_json(path, {
+        return self.store.write_run_metadata(self.run_id, {
             "run_id": self.run_id, "vre_version": __version__, "status": status, "error": error,
             "started": started.isoformat(), "ended": ended.isoformat() if ended else None,
             "seconds": (ended - started).total_seconds() if ended else None,

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrecore.errors import ConfigError
-from vrecore.store import DirectoryStore
+from vrecore.store import DirectoryStore, Store, required_folders
 
 if TYPE_CHECKING:
     from vrecore.graph import Node
@@ -17,9 +17,9 @@ METADATA_FILE = "representation_metadata.json"
 _FORMAT_FOLDERS = ("npz", "jpg", "png")
 
 
-def write_representation_metadata(store: DirectoryStore, node: Node) -> Path:
-    """Rewrite ``<name>/representation_metadata.json`` from the append-only records (caller locks)."""
-    from vrecore.store import required_folders
+def write_representation_metadata(store: Store, node: Node) -> None:
+    """Rewrite a representation's metadata (``<name>/representation_metadata.json``) from its
+    append-only records and the frames present (caller holds ``store.lock(name)``)."""
 
     # The files are the truth: records of deleted frames are dropped, and frames whose record was
     # lost (a kill -9 between the rename and the append) are listed as unrecorded.
@@ -31,14 +31,12 @@ def write_representation_metadata(store: DirectoryStore, node: Node) -> Path:
             frames[frame] = record
     for frame in present - frames.keys():
         frames[frame] = {"run": "unrecorded"}
-    path = store.folder(node.name) / METADATA_FILE
-    store.write_json(path, {
+    store.write_metadata(node.name, {
         "name": node.name, "type": node.type_name, "parameters": dict(node.parameters),
         "dependencies": list(node.dependency_names), "metadata": node.representation.metadata(),
         "binary_format": node.settings.binary_format, "image_format": node.settings.image_format,
         "frames": {str(k): frames[k] for k in sorted(frames)},
     })
-    return path
 
 
 def regenerate_metadata(output_dir: str | os.PathLike[str]) -> dict[str, int]:

@@ -42,7 +42,21 @@ def required_folders(binary_format: str, image_format: str) -> list[str]:
 
 
 class Store(ABC):
-    """Where the frames of representations are kept (pluggable: subclass and pass to run_export)."""
+    """Where the frames of representations are kept (pluggable: subclass it and pass an instance to
+    `run_export` in place of the output folder).
+
+    ``root`` is a local folder for the run's log and run metadata (``<root>/.logs``); frames and
+    per-representation metadata go wherever the subclass puts them.
+    """
+
+    root: Path
+
+    @property
+    def logs(self) -> Path:
+        """The local folder of run logs and run metadata."""
+        path = self.root / ".logs"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     @abstractmethod
     def done_frames(self, name: str, folders: list[str]) -> set[int]:
@@ -65,6 +79,25 @@ class Store(ABC):
     def read_records(self, name: str) -> Iterator[dict[str, Any]]:
         """Every per-frame record of a representation, oldest first."""
 
+    @abstractmethod
+    def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """Replace the metadata document of a representation (called under `lock`)."""
+
+    def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
+        """Write a run's metadata as JSON into `logs`, atomically; returns its path."""
+        path = self.logs / f"run_metadata_{run_id}.json"
+        _atomic(path, lambda p: p.write_text(json.dumps(metadata, indent=1, default=str)))
+        return path
+
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Exclusive access to a representation's metadata across processes (default: none needed)."""
+        yield
+
+    def remove_stale_temporaries(self, names: Iterable[str]) -> int:
+        """Delete what crashed writers left behind; returns how many (default: nothing to do)."""
+        return 0
+
 
 class DirectoryStore(Store):
     """The seed-compatible folder layout on a local or shared file system."""
@@ -76,8 +109,6 @@ class DirectoryStore(Store):
         except OSError as e:
             raise ConfigError(f"output_dir '{root}' cannot be created ({e.strerror}); choose a writable folder") from e
         self._resolved_root = self.root.resolve()
-        self.logs = self.root / ".logs"
-        self.logs.mkdir(exist_ok=True)
 
     def folder(self, name: str) -> Path:
         """The folder of a representation; never outside the output folder."""
@@ -128,6 +159,9 @@ class DirectoryStore(Store):
             for line in f:
                 with contextlib.suppress(ValueError):  # a torn line from a crash is skipped
                     yield json.loads(line)
+
+    def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        self.write_json(self.folder(name) / "representation_metadata.json", metadata)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
