@@ -128,3 +128,23 @@ def test_metadata_command(sample_video, tmp_path):
     assert (out / "hsv" / "representation_metadata.json").exists()
     bad = vre("metadata", str(tmp_path / "nope"))
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("pipeline=nope", "Could not find 'pipeline/nope'; Available options in 'pipeline': "),
+    ("batchsize=3", "Could not override 'batchsize'; To append to your config use +batchsize=3; "
+                    "Key 'batchsize' not in 'ExportConfig'"),
+    ("representations.hsv.typo=1", "Key 'typo' not in 'RepresentationConfig'"),
+    ("frames=[1,", "no viable alternative at input '[1,'; See https://hydra.cc"),
+])
+def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, message):
+    r = vre("export", f"video={sample_video}", f"output_dir={tmp_path}/out", override)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_hydra_help_still_prints():
+    r = vre("export", "--help")
+    assert r.returncode == 0 and "pipeline" in r.stdout

@@ -57,19 +57,80 @@ def main(argv: list[str] | None = None) -> int:
 
 # -- export ----------------------------------------------------------------------------------------
 def _export(args: list[str]) -> int:
+    return _run_hydra("export", args, _run_export_config)
+
+
+def _run_hydra(command: str, args: list[str], run_config: Any) -> int:
+    """Run a Hydra app (config ``conf/<command>.yaml``); its composition errors become one line.
+
+    Hydra prints a config mistake (an unknown key, a missing preset) over several lines and exits
+    1. Until the first job starts, its stderr is captured; a failure there is condensed into one
+    ``vre COMMAND: error:`` line with exit status 2, like every other user mistake.
+    """
+    import io
+
     import hydra
 
     from vrecore.config import register_schemas
 
     register_schemas()
     codes: list[int] = []
+    real_stderr, captured = sys.stderr, io.StringIO()
+    started: list[bool] = []
 
     def task(cfg: Any) -> None:
-        codes.append(_run_export_config(cfg))
+        if not started:
+            started.append(True)
+            sys.stderr = real_stderr
+            real_stderr.write(captured.getvalue())
+        codes.append(run_config(cfg))
 
-    sys.argv = ["vre export", *args]
-    hydra.main(version_base="1.3", config_path="conf", config_name="export")(task)()
+    sys.argv = [f"vre {command}", *args]
+    sys.stderr = captured
+    condensed = False
+    try:
+        hydra.main(version_base="1.3", config_path="conf", config_name=command)(task)()
+    except SystemExit as e:
+        if started or not e.code:
+            raise
+        condensed = True
+        print(f"vre {command}: error: {_condense_hydra_error(captured.getvalue())}", file=real_stderr)
+        return 2
+    finally:
+        if not started:
+            sys.stderr = real_stderr
+            if not condensed:
+                real_stderr.write(captured.getvalue())
     return max(codes, default=0)
+
+
+def _condense_hydra_error(text: str) -> str:
+    """One line from Hydra's multi-line error report."""
+    parts: list[str] = []
+    options: list[str] = []
+    skip_indented = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("Set the environment variable HYDRA_FULL_ERROR",
+                                                "full_key:", "object_type=", "reference_type=")):
+            continue
+        if stripped == "Config search path:":
+            skip_indented = True
+            continue
+        if stripped.startswith("Available options in"):
+            skip_indented = False
+            options = []
+            parts.append(stripped.rstrip(":") + ": {options}")
+            continue
+        if line.startswith(("\t", "    ")) and parts and parts[-1].endswith("{options}") and not skip_indented:
+            options.append(stripped)
+            continue
+        if skip_indented and line.startswith(("\t", " ")):
+            continue
+        skip_indented = False
+        parts.append(stripped.rstrip("."))
+    joined = "; ".join(parts).replace("{options}", ", ".join(options) or "none")
+    return joined or "invalid command line; see `vre --help`"
 
 
 def _demo(args: list[str]) -> int:
@@ -140,24 +201,14 @@ def _run_export_config(cfg: Any) -> int:
 
 # -- stream ----------------------------------------------------------------------------------------
 def _stream(args: list[str]) -> int:
-    import hydra
 
-    from vrecore.config import register_schemas
 
     if any(a in ("-m", "--multirun") for a in args):
         print("vre stream: error: -m (multirun) does not apply to a live stream; run one vre stream per source",
               file=sys.stderr)
         return 2
 
-    register_schemas()
-    codes: list[int] = []
-
-    def task(cfg: Any) -> None:
-        codes.append(_run_stream_config(cfg))
-
-    sys.argv = ["vre stream", *args]
-    hydra.main(version_base="1.3", config_path="conf", config_name="stream")(task)()
-    return max(codes, default=0)
+    return _run_hydra("stream", args, _run_stream_config)
 
 
 def _say(message: str) -> None:
