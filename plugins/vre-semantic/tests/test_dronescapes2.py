@@ -81,61 +81,6 @@ def test_the_vre_command_finds_the_preset():
 
 
 # -- end to end ----------------------------------------------------------------------------------------------
-def write_tiny_marigold(root: Path) -> Path:
-    """A tiny random MarigoldDepthPipeline saved in the prs-eth repo layout (the files depth/marigold reads)."""
-    import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
-
-    chars = [chr(c) for c in range(33, 127)]  # a byte-level vocabulary without merges encodes the empty prompt
-    vocab = {t: i for i, t in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
-    (root / "vocab").mkdir(parents=True)
-    (root / "vocab" / "vocab.json").write_text(json.dumps(vocab))
-    (root / "vocab" / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(root / "vocab" / "vocab.json"), str(root / "vocab" / "merges.txt"),
-                              model_max_length=8)
-    torch.manual_seed(0)
-    unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=8,
-                                out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-                                up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=16,
-                                attention_head_dim=4, norm_num_groups=4)
-    vae = AutoencoderKL(block_out_channels=[8, 16], down_block_types=["DownEncoderBlock2D"] * 2,
-                        up_block_types=["UpDecoderBlock2D"] * 2, latent_channels=4, norm_num_groups=4)
-    text_encoder = CLIPTextModel(CLIPTextConfig(
-        hidden_size=16, intermediate_size=32, num_attention_heads=2, num_hidden_layers=1, vocab_size=len(vocab),
-        projection_dim=16, max_position_embeddings=8, bos_token_id=vocab["<|startoftext|>"],
-        eos_token_id=vocab["<|endoftext|>"], pad_token_id=vocab["<|endoftext|>"]))
-    scheduler = DDIMScheduler(prediction_type="v_prediction", timestep_spacing="trailing", clip_sample=False,
-                              set_alpha_to_one=False, beta_schedule="scaled_linear")
-    pipe = MarigoldDepthPipeline(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
-                                 tokenizer=tokenizer, prediction_type="depth", scale_invariant=True,
-                                 shift_invariant=True, default_denoising_steps=2, default_processing_resolution=32)
-    folder = root / "pipeline"
-    pipe.save_pretrained(folder, safe_serialization=True)
-    tok = folder / "tokenizer"  # the Hub repos ship vocab + merges rather than tokenizer.json
-    (tok / "tokenizer.json").unlink()
-    for name in ("vocab.json", "merges.txt"):
-        (tok / name).write_bytes((root / "vocab" / name).read_bytes())
-    (tok / "special_tokens_map.json").write_text(json.dumps(
-        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-         "unk_token": "<|endoftext|>"}))
-    return folder
-
-
-def write_tiny_depth_anything(folder: Path) -> Path:
-    """A tiny random Depth Anything V2 (config.json + model.safetensors), as depth/depth-anything-v2 reads it."""
-    import torch
-    from transformers import AutoModelForDepthEstimation, DepthAnythingConfig, Dinov2Config
-
-    backbone = Dinov2Config(image_size=28, patch_size=14, hidden_size=16, num_hidden_layers=4, num_attention_heads=2,
-                            mlp_ratio=2, out_indices=[1, 2, 3, 4], reshape_hidden_states=False)
-    config = DepthAnythingConfig(backbone_config=backbone, reassemble_hidden_size=16, neck_hidden_sizes=[8, 8, 16, 16],
-                                 fusion_hidden_size=8, head_hidden_size=4)
-    torch.manual_seed(0)
-    AutoModelForDepthEstimation.from_config(config).save_pretrained(folder, safe_serialization=True)
-    return folder
-
-
 @pytest.mark.parametrize("depth", ["marigold", "depth_anything_v2"])
 def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     missing = [t for t in OTHER_PLUGINS_TYPES if t not in get_registry().types]
@@ -147,6 +92,7 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
     import attrs
     import torch
 
+    from vre_depth.testing import write_tiny_depth_model, write_tiny_marigold
     from vre_semantic.testing import populate_semantic_hub_cache
     from vrecore.export import run_export
     from vrecore.graph import build_graph
@@ -171,7 +117,7 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
             # The tiny stand-in is another file than the published one, whose sha256 the variant declares.
             monkeypatch.setitem(DA2_VARIANTS, "small", attrs.evolve(DA2_VARIANTS["small"], sha256=None))
             depth_overrides = [f"++representations.depth.parameters.weights_path="
-                               f"{write_tiny_depth_anything(tmp_path / 'da2')}",
+                               f"{write_tiny_depth_model('da2', tmp_path / 'da2')}",
                                "++representations.depth.parameters.input_size=28"]
         video = make_sample_clip(tmp_path / "clip.mp4", width=64, height=48, frames=3)
         out = tmp_path / "out"
