@@ -68,7 +68,8 @@ def test_unknown_type_suggests_the_plugin(registry):
 
     core_only = Registry()
     core_only.load_builtin()
-    with pytest.raises(GraphError, match=r"representation 'd' has unknown type 'depth/dpt'; install vre-depth"):
+    with pytest.raises(GraphError, match=r"representation 'd' has unknown type 'depth/dpt'; 'depth/' types: "
+                                         r"vre-depth provides them \(installed, not loaded in this registry\)"):
         build_graph(reps(d={"type": "depth/dpt"}), registry=core_only)
     with pytest.raises(GraphError, match=r"unknown type 'color/lab'; installed 'color/' types: color/hsv, color/rgb"):
         build_graph(reps(d={"type": "color/lab"}))

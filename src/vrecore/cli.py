@@ -29,6 +29,11 @@ examples:
 """
 
 
+# Commands implemented in their own module: name -> "module:function", the function taking the
+# arguments after the command name and returning the exit code (imported only when run).
+COMMAND_MODULES: dict[str, str] = {}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vre` command."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -42,10 +47,15 @@ def main(argv: list[str] | None = None) -> int:
         tune_malloc_for_frames()
     handlers = {"export": _export, "stream": _stream, "demo": _demo, "list": _list, "plugins": _plugins,
                 "metadata": _metadata, "convert-weights": _convert_weights}
-    if command not in handlers:
+    if command not in handlers and command not in COMMAND_MODULES:
         print(f"vre: error: unknown command {command!r}; run `vre --help` for the commands", file=sys.stderr)
         return 2
     try:
+        if command in COMMAND_MODULES:
+            import importlib
+
+            module, _, function = COMMAND_MODULES[command].partition(":")
+            return int(getattr(importlib.import_module(module), function)(rest))
         return handlers[command](rest)
     except VreError as e:
         print(f"vre {command}: error: {e}", file=sys.stderr)

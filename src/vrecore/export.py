@@ -282,11 +282,25 @@ class _Export:
             yield frames[k:k + size]
 
     def _decode(self, chunks: Sequence[list[int]], out: queue.Queue[Any], stop: threading.Event) -> None:
-        readers = [n for n in self.graph if n.representation.uses_frames]
+        readers = [n for n in self.graph if n.representation.uses_frames or n.representation.frame_offsets()]
+        last = self.source.num_frames - 1
+        back = max((-d for n in readers for d in n.representation.frame_offsets() if d < 0), default=0)
+        carried: dict[int, np.ndarray] = {}  # frames decoded for the previous chunk (neighbours): never twice
         try:
             for chunk in chunks:
-                wanted = sorted(set().union(*(self.need[n.name] & set(chunk) for n in readers)))
-                decoded = self.source.get_batch(wanted) if wanted else None
+                wanted_set: set[int] = set()
+                for n in readers:
+                    mine = self.need[n.name] & set(chunk)
+                    wanted_set |= mine
+                    for d in n.representation.frame_offsets():
+                        wanted_set |= {min(max(i + d, 0), last) for i in mine}
+                wanted = sorted(wanted_set)
+                fresh = [i for i in wanted if i not in carried]
+                got = self.source.get_batch(fresh) if fresh else None
+                rows = {i: got[k] for k, i in enumerate(fresh)} if got is not None else {}
+                rows.update({i: carried[i] for i in wanted if i in carried})
+                decoded = np.stack([rows[i] for i in wanted]) if wanted else None
+                carried = {i: rows[i] for i in wanted if i >= chunk[-1] - back}
                 item = (chunk, {i: k for k, i in enumerate(wanted)}, decoded)
                 while not stop.is_set():
                     try:
@@ -406,9 +420,18 @@ class _Export:
             rows = [row_of[i] for i in part]
             contiguous = rows == list(range(rows[0], rows[0] + len(rows)))
             batch_frames = frames[rows[0]:rows[0] + len(rows)] if contiguous else frames[rows]
+        neighbours: dict[int, np.ndarray] = {}
+        neighbour_indices: dict[int, np.ndarray] = {}
+        if frames is not None:
+            last = self.source.num_frames - 1
+            for d in rep.frame_offsets():
+                near = np.clip(np.asarray(part) + d, 0, last)
+                neighbour_indices[d] = near
+                neighbours[d] = frames[[row_of[int(i)] for i in near]]
         t = time.perf_counter()
         try:
-            out = rep.compute(Batch(indices=np.asarray(part), frames=batch_frames, deps=deps))
+            out = rep.compute(Batch(indices=np.asarray(part), frames=batch_frames, deps=deps, neighbours=neighbours,
+                                    neighbour_indices=neighbour_indices))
         except Exception as e:
             if not is_out_of_memory(e):
                 raise

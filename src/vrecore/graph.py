@@ -124,6 +124,8 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
         specs[name] = dict(spec)
 
     classes = {name: _load_class(registry, name, spec["type"]) for name, spec in specs.items()}
+    for spec in specs.values():
+        spec["type"] = registry.resolve(spec["type"])  # an alias (e.g. the seed tool's name) becomes ours
     role_deps = {name: _assign_roles(name, classes[name], specs[name].get("dependencies"), specs)
                  for name in specs}
     order = _toposort({name: _flatten(d) for name, d in role_deps.items()})

@@ -27,21 +27,17 @@ from vrecore.errors import GraphError, PluginError
 if TYPE_CHECKING:
     from vrecore.representation import Representation
 
-__all__ = ["PluginInfo", "Registry", "TypeEntry", "get_registry", "reset_registry", "ENTRY_POINT_GROUP"]
+__all__ = ["ENTRY_POINT_GROUP", "FAMILIES_GROUP", "PluginInfo", "Registry", "TypeEntry", "get_registry", "reset_registry"]
 
 ENTRY_POINT_GROUP = "vre"
 CORE_DISTRIBUTION = "vrecore"
 log = logging.getLogger(__name__)
 
-# Who provides which family, to suggest an install when a type is unknown.
-KNOWN_PROVIDERS = {
-    "depth": "vre-depth",
-    "semantic": "vre-semantic",
-    "normals": "vre-geometry",
-    "mask": "vre-geometry (geometric masks) or vre-semantic (class masks)",
-    "edges": "vre-edges",
-    "soft-segmentation": "vre-edges",
-}
+FAMILIES_GROUP = "vre.families"
+"""Entry-point group in which a distribution declares type families, read without importing it:
+``depth = "vre-depth"`` says that 'depth/' types come from the distribution vre-depth. A plugin
+declares its own families, and may name the distribution of a family its presets use, so that an
+unknown type's error says what to install or why an installed plugin is not loaded."""
 
 
 def _env_flag(name: str) -> bool:
@@ -60,6 +56,8 @@ class TypeEntry:
     target: str
     provider: str
     description: str = ""
+    aliases: tuple[str, ...] = ()
+    """Other names that resolve to this type (e.g. the seed tool's names)."""
 
     def load(self) -> type[Representation]:
         """Import and return the representation class."""
@@ -94,6 +92,7 @@ class Registry:
         self.plugins: list[PluginInfo] = []
         self._providers: dict[str, str] = {}
         self._types: dict[str, TypeEntry] | None = None
+        self._aliases: dict[str, str] = {}
         self._config_paths: list[tuple[str, str]] | None = None
 
     # -- loading ---------------------------------------------------------------------------------
@@ -160,22 +159,42 @@ class Registry:
         """Every registered type by name; a duplicate name raises PluginError naming both providers."""
         if self._types is None:
             types: dict[str, TypeEntry] = {}
+            alias_map: dict[str, str] = {}
             trace = _env_flag("VRE_TRACE_PLUGINS")
 
-            def register(provider: str, type_name: str, target: str, *, description: str = "") -> None:
-                if type_name in types:
-                    first, second = sorted((types[type_name].provider, provider))
+            def claim(provider: str, name: str) -> None:
+                owner = types[name].provider if name in types else (
+                    types[alias_map[name]].provider if name in alias_map else None)
+                if owner is not None:
+                    first, second = sorted((owner, provider))
                     raise PluginError(
-                        f"representation type '{type_name}' is registered by both {first} and {second}; "
+                        f"representation type '{name}' is registered by both {first} and {second}; "
                         f"uninstall one of them or disable it with VRE_DISABLED_PLUGINS")
+
+            def register(provider: str, type_name: str, target: str, *, description: str = "",
+                         aliases: tuple[str, ...] | list[str] = ()) -> None:
+                for name in (type_name, *aliases):
+                    claim(provider, name)
                 if trace:
-                    print(f"vre: {provider} registers {type_name} -> {target}", file=sys.stderr)
-                types[type_name] = TypeEntry(type_name, target, provider, description)
+                    print(f"vre: {provider} registers {type_name} -> {target}"
+                          + (f" (aliases {', '.join(aliases)})" if aliases else ""), file=sys.stderr)
+                types[type_name] = TypeEntry(type_name, target, provider, description, tuple(aliases))
+                alias_map.update({a: type_name for a in aliases})
 
             for impl in reversed(self.pm.hook.register_representations.get_hookimpls()):
                 impl.function(register=functools.partial(register, self._providers[impl.plugin_name]))
-            self._types = types
+            self._types, self._aliases = types, alias_map
         return self._types
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Alias → the type name it stands for."""
+        _ = self.types
+        return self._aliases
+
+    def resolve(self, type_name: str) -> str:
+        """The registered name of ``type_name`` (itself, or the type an alias stands for)."""
+        return type_name if type_name in self.types else self.aliases.get(type_name, type_name)
 
     @property
     def config_paths(self) -> list[tuple[str, str]]:
@@ -190,20 +209,47 @@ class Registry:
 
     def get(self, type_name: str, *, wanted_by: str | None = None) -> TypeEntry:
         """The entry of a type, or a GraphError saying which plugin provides it."""
-        try:
-            return self.types[type_name]
-        except KeyError:
-            pass
+        canonical = self.resolve(type_name)
+        if canonical in self.types:
+            if canonical != type_name:
+                log.warning("type '%s' is another name of '%s' (%s); vre uses '%s'", type_name, canonical,
+                            self.types[canonical].provider, canonical)
+            return self.types[canonical]
         who = f"representation '{wanted_by}' has " if wanted_by else ""
         family = type_name.split("/", 1)[0]
-        if family in KNOWN_PROVIDERS:
-            hint = f"install {KNOWN_PROVIDERS[family]}, which provides the '{family}/' types"
-        else:
-            hint = "run `vre list` to see the installed types"
         close = sorted(t for t in self.types if t.split("/", 1)[0] == family)
         if close:
             hint = f"installed '{family}/' types: {', '.join(close)}"
+        else:
+            hint = self._family_hint(family) or "run `vre list` to see the installed types"
         raise GraphError(f"{who}unknown type '{type_name}'; {hint}")
+
+    def _family_hint(self, family: str) -> str | None:
+        """What installed distributions declare about a family (`FAMILIES_GROUP`), as a fix."""
+        providers = sorted({ep.value.strip() for ep in md.entry_points(group=FAMILIES_GROUP) if ep.name == family})
+        if not providers:
+            return None
+        status = {_canonical(p.name): p for p in self.plugins}
+        fixes = []
+        for dist in providers:
+            info = status.get(_canonical(dist))
+            if info is not None and info.status == "disabled":
+                fixes.append(f"{dist} provides them but is disabled ({info.reason}); enable it")
+            elif info is not None and info.status != "loaded":
+                fixes.append(f"{dist} provides them but is {info.status} ({info.reason})")
+            elif _installed(dist):
+                fixes.append(f"{dist} provides them (installed, not loaded in this registry)")
+            else:
+                fixes.append(f"install {dist}, which provides them")
+        return f"'{family}/' types: " + "; or ".join(fixes)
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        md.distribution(distribution)
+    except md.PackageNotFoundError:
+        return False
+    return True
 
 
 def _core_version() -> str:

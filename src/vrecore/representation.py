@@ -46,6 +46,13 @@ class Batch:
     """uint8 (B, H, W, 3) RGB frames when the type sets ``uses_frames``; otherwise None."""
     deps: Mapping[str, Any]
     """Role name → memory-form array (B, H, W, C); a tuple of arrays for a ``many`` role."""
+    neighbours: Mapping[int, np.ndarray] = attrs.field(factory=dict)
+    """Offset → uint8 (B, H, W, 3) RGB frames near each frame, for a type whose `frame_offsets` asks for
+    them: in an export, the frames at ``neighbour_indices[offset]``, that is ``indices + offset``
+    clamped to the video (so at its ends a neighbour can be the frame itself or a nearer one); in a
+    stream, where no future frame exists, see `Representation.frame_offsets`."""
+    neighbour_indices: Mapping[int, np.ndarray] = attrs.field(factory=dict)
+    """Offset → the frame indices whose frames ``neighbours[offset]`` holds."""
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -121,6 +128,27 @@ class Representation:
         if spec.colors is not None:
             meta["colors"] = [list(c) for c in spec.colors]
         return meta
+
+    def frame_offsets(self) -> tuple[int, ...]:
+        """Other frames of the video this type reads besides frame t, as offsets from t (e.g. ``(1,)``
+        for optical flow from t to t+1); they arrive in `Batch.neighbours`, decoded once per run.
+
+        A live stream has no future frames: there, for a positive offset d, `compute` receives the
+        frame seen d processed frames earlier in ``frames`` and the newest frame in
+        ``neighbours[d]`` (the same index in both for the first frames), and the result is that of
+        the newest frame: "from d frames ago to now".
+        """
+        return ()
+
+    def preflight(self) -> None:
+        """Check quickly, computing nothing, that `setup` will find what it needs (weights files);
+        raise `vrecore.errors.WeightsError` naming what is missing and how to get it. Called for
+        every learned representation that has work, before the first frame is decoded."""
+
+    def weights_identity(self) -> Mapping[str, Any] | None:
+        """Which weights this representation computes with (variant, commit, sha256 of each file),
+        recorded in the fingerprint of its output; None for types without weights."""
+        return None
 
     def setup(self, device: str) -> None:
         """Load weights and move models to ``device``; called only when there is work to do."""

@@ -21,7 +21,7 @@ import numpy as np
 from vrecore.hookspecs import hookimpl
 from vrecore.representation import Batch, OutputSpec, Representation, Role
 
-__all__ = ["FailOn", "GreyMean", "Learned", "OutOfMemoryAbove", "RepresentationTestSuite", "Scaled", "Slow",
+__all__ = ["FailOn", "GreyMean", "Learned", "NeighbourDelta", "OutOfMemoryAbove", "RepresentationTestSuite", "Scaled", "Slow",
            "populate_hub_cache", "register_test_types", "unregister_test_types", "use_hub_cache",
            "write_test_types_distribution"]
 
@@ -250,11 +250,35 @@ class Learned(GreyMean):
         Learned.calls.append(("teardown", self.name))
 
 
+@attrs.define(kw_only=True, eq=False)
+class NeighbourDelta(Representation):
+    """Grey level of the frame at t + ``delta`` minus that of frame t, and the neighbour's index
+    (two float32 channels): shows which neighbour frame the engine handed over."""
+
+    type_name = "test/neighbour-delta"
+    uses_frames = True
+    delta: int = 1
+
+    def frame_offsets(self) -> tuple[int, ...]:
+        return (self.delta,)
+
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=2, disk_dtype="float32")
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        assert batch.frames is not None
+        grey = batch.frames.mean(axis=-1, dtype=np.float32) / 255.0
+        near = batch.neighbours[self.delta].mean(axis=-1, dtype=np.float32) / 255.0
+        index = np.broadcast_to(batch.neighbour_indices[self.delta].astype(np.float32)[:, None, None], grey.shape)
+        return np.stack([near - grey, index], axis=-1)
+
+
 class _TestTypesPlugin:
     @hookimpl
     def register_representations(self, register: Any) -> None:
-        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned):
-            register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip())
+        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned, NeighbourDelta):
+            register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip(),
+                     aliases=("test/grey-alias",) if cls is GreyMean else ())
 
 
 TEST_TYPES_PLUGIN = _TestTypesPlugin()

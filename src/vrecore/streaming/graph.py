@@ -244,6 +244,8 @@ class GraphProcessor:
             raise ConfigError("every representation has export: false, so a stream would show nothing; "
                               "set export: true on at least one")
         self._stats = {n.name: _NodeStats() for n in self.nodes}
+        reach = max((abs(d) for n in self.nodes for d in n.representation.frame_offsets()), default=0)
+        self._history: collections.deque[tuple[int, np.ndarray]] = collections.deque(maxlen=reach + 1)
         self._set_up: list[Node] = []
         self._ready = False
         self.frames = 0
@@ -303,6 +305,7 @@ class GraphProcessor:
         shape = (int(frame.shape[0]), int(frame.shape[1]))
         frames = frame[None]  # a view: the batch of one
         indices = np.array([seq])
+        self._history.append((seq, frames))
         memory: dict[str, np.ndarray] = {}
         compute_ms: dict[str, float] = {}
         summary: dict[str, dict[str, Any]] = {}
@@ -318,7 +321,11 @@ class GraphProcessor:
             t = perf()
             try:
                 deps = dependency_inputs(rep, memory.__getitem__)
-                out = rep.compute(Batch(indices=indices, frames=frames if rep.uses_frames else None, deps=deps))
+                offsets = rep.frame_offsets()
+                if offsets:
+                    out = rep.compute(self._batch_with_neighbours(offsets, deps))
+                else:
+                    out = rep.compute(Batch(indices=indices, frames=frames if rep.uses_frames else None, deps=deps))
                 out = finish_output(node, out, 1, shape)
             except Exception as e:
                 if is_out_of_memory(e):
@@ -351,6 +358,21 @@ class GraphProcessor:
         self.frames += 1
         self.last = result
         return result
+
+    def _batch_with_neighbours(self, offsets: tuple[int, ...], deps: Mapping[str, Any]) -> Batch:
+        """A stream has no future: the batch's frame is D processed frames back (D the largest
+        positive offset) and each neighbour is relative to it, so offset D is the newest frame."""
+        history = self._history
+        base = len(history) - 1 - max(0, *offsets)
+
+        def at(k: int) -> tuple[int, np.ndarray]:
+            return history[min(max(k, 0), len(history) - 1)]
+
+        seq, frames = at(base)
+        near = {d: at(base + d) for d in offsets}
+        return Batch(indices=np.array([seq]), frames=frames, deps=deps,
+                     neighbours={d: f for d, (_, f) in near.items()},
+                     neighbour_indices={d: np.array([s]) for d, (s, _) in near.items()})
 
     # -- the run_stream protocol ------------------------------------------------------------------
     def __call__(self, frame: np.ndarray) -> tuple[PreviewImages, dict[str, dict[str, Any]]]:
