@@ -73,7 +73,8 @@ def write_pipeline(tmp_path: Path, body: str) -> Path:
      "the representations form a cycle: a -> b -> a; remove one of these dependencies"),
     ("  hsv: {type: color/hsv, dependencies: [rgb]}\n", [],
      "representation 'hsv' depends on 'rgb', which is not in the config"),
-    ("  d: {type: depth/dpt}\n", [], "representation 'd' has unknown type 'depth/dpt'; 'depth/' types: vre-depth provides them but is "
+    ("  d: {type: depth/dpt}\n", [],
+     "representation 'd' has unknown type 'depth/dpt'; 'depth/' types: vre-depth provides them but is "
      "disabled (VRE_DISABLED_PLUGINS); enable it"),
     ("  rgb: {type: color/rgb, parameters: {gamma: 2}}\n", [],
      "representation 'rgb' (color/rgb) has unknown parameter(s) gamma; accepted: none"),
