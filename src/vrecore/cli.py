@@ -58,11 +58,17 @@ def main(argv: list[str] | None = None) -> int:
             return int(getattr(importlib.import_module(module), function)(rest))
         return handlers[command](rest)
     except VreError as e:
-        print(f"vre {command}: error: {e}", file=sys.stderr)
+        print_error(command, e)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"vre {command}: interrupted; frames already written are kept", file=sys.stderr)
         return 130
+
+
+def print_error(command: str, error: BaseException) -> None:
+    """``vre COMMAND: error: ...`` on stderr, one line per line of the message (e.g. one per missing weight)."""
+    for line in str(error).splitlines() or [""]:
+        print(f"vre {command}: error: {line}", file=sys.stderr)
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -199,7 +205,7 @@ def _run_export_config(cfg: Any) -> int:
             progress=sys.stderr.isatty() if progress is None else progress,
             video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
     except VreError as e:
-        print(f"vre export: error: {e}", file=sys.stderr)
+        print_error("export", e)
         return e.exit_code
     print(result.summary(), file=sys.stderr)
     if not result.ok:
@@ -391,7 +397,7 @@ def _run_stream_config(cfg: Any) -> int:
             print("".join(traceback.format_exception(e.__cause__)).rstrip(), file=sys.stderr)
         return e.exit_code
     except VreError as e:
-        _say(f"error: {e}")
+        print_error("stream", e)
         return e.exit_code
     except KeyboardInterrupt:
         _say("interrupted")

@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vrecore.errors import ConfigError, ExportError, VreError
+from vrecore.errors import ConfigError, ExportError, VreError, WeightsError
 from vrecore.frames import FrameSource, open_video, select_frames
 from vrecore.graph import Graph, Node
 from vrecore.metadata import write_representation_metadata
@@ -127,12 +127,28 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     finally:
         if owns_source:
             source.close()
+    if export.user_error is not None and raise_on_error:
+        raise export.user_error
     if not result.ok and raise_on_error:
         raise ExportError(f"{result.error} (the log is {result.log_file}; frames already written are kept)")
     return result
 
 
 # -- shared with the streaming engine (vrecore.streaming.graph): one way to feed and finish a node --
+def preflight(nodes: Sequence[Node]) -> None:
+    """Ask every learned representation that has work whether `setup` will find its weights, before
+    anything is decoded; all the problems are raised together, one line each."""
+    problems = []
+    for node in nodes:
+        try:
+            node.representation.preflight()
+        except WeightsError as e:
+            problems.append(f"representation '{node.name}' ({node.type_name}): {e}")
+    if problems:
+        raise WeightsError("\n".join(problems))
+
+
+
 def dependency_inputs(rep: Representation, gather: Callable[[str], np.ndarray]) -> dict[str, Any]:
     """Role → memory-form input of ``rep``'s dependencies, as `compute` receives them in `Batch.deps`.
 
@@ -191,6 +207,7 @@ class _Export:
         self.failed: dict[str, set[int]] = {n.name: set() for n in graph}
         self.set_up: list[Node] = []
         self.error: str | None = None
+        self.user_error: VreError | None = None
         self._lock = threading.Lock()
         last: dict[str, int] = {n.name: k for k, n in enumerate(graph)}
         for k, n in enumerate(graph):
@@ -242,6 +259,7 @@ class _Export:
                      self.source.path, self.source.num_frames, len(self.selected), ", ".join(self.graph.names),
                      f"; removed {removed} stale temporary files" if removed else "")
             self.plan()
+            preflight([n for n in self.graph if n.representation.learned and self.need[n.name]])
             metadata_file = self._write_run_metadata(started, None, "running", None)
             self._loop()
         except _Stop:
@@ -250,7 +268,7 @@ class _Export:
             status, self.error = "interrupted", "interrupted by the user"
             raise
         except VreError as e:
-            status, self.error = "failed", str(e)
+            status, self.error, self.user_error = "failed", str(e), e
             log.error("%s", e)
         except Exception as e:  # a bug: recorded in the metadata and the log, then raised
             status, self.error = "failed", f"{type(e).__name__}: {e}"

@@ -21,7 +21,8 @@ import numpy as np
 from vrecore.hookspecs import hookimpl
 from vrecore.representation import Batch, OutputSpec, Representation, Role
 
-__all__ = ["FailOn", "GreyMean", "Learned", "NeighbourDelta", "OutOfMemoryAbove", "RepresentationTestSuite", "Scaled", "Slow",
+__all__ = ["FailOn", "GreyMean", "Learned", "MissingWeights", "NeighbourDelta", "OutOfMemoryAbove",
+           "RepresentationTestSuite", "Scaled", "Slow",
            "populate_hub_cache", "register_test_types", "unregister_test_types", "use_hub_cache",
            "write_test_types_distribution"]
 
@@ -273,10 +274,26 @@ class NeighbourDelta(Representation):
         return np.stack([near - grey, index], axis=-1)
 
 
+@attrs.define(kw_only=True, eq=False)
+class MissingWeights(Learned):
+    """A learned GreyMean whose weights are never there: `preflight` says so (setup would fail)."""
+
+    type_name = "test/missing-weights"
+    variant: str = "tiny"
+
+    def preflight(self) -> None:
+        from vrecore.errors import WeightsError
+
+        raise WeightsError(f"weights {self.variant!r} are not in the cache (12 MB); run `vre weights fetch`")
+
+    def setup(self, device: str) -> None:
+        raise AssertionError("setup must not run when preflight failed")
+
+
 class _TestTypesPlugin:
     @hookimpl
     def register_representations(self, register: Any) -> None:
-        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned, NeighbourDelta):
+        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned, NeighbourDelta, MissingWeights):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip(),
                      aliases=("test/grey-alias",) if cls is GreyMean else ())
 

@@ -30,7 +30,7 @@ from typing import IO, Any
 import numpy as np
 
 from vrecore.errors import ConfigError, VreError
-from vrecore.export import dependency_inputs, finish_output, is_out_of_memory, release_accelerator_memory
+from vrecore.export import dependency_inputs, finish_output, is_out_of_memory, preflight, release_accelerator_memory
 from vrecore.graph import Graph, Node, build_graph
 from vrecore.representation import Batch
 
@@ -262,6 +262,7 @@ class GraphProcessor:
         """Set up every learned representation on the device (once; later calls do nothing)."""
         if self._ready:
             return self
+        preflight([n for n in self.nodes if n.representation.learned])
         try:
             for node in self.nodes:
                 if node.representation.learned and node not in self._set_up:
