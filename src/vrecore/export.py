@@ -282,7 +282,7 @@ class _Export:
                 restore()
             ended = datetime.now(timezone.utc)
             for node in self.graph:
-                if node.settings.writes:
+                if node.settings.writes and self.stats[node.name].computed + self.stats[node.name].failed:
                     with self.store.lock(node.name):
                         write_representation_metadata(self.store, node)
             metadata_file = self._write_run_metadata(started, ended, status, self.error)
