@@ -109,7 +109,8 @@ def test_failed_run_exits_nonzero_and_keeps_outputs(sample_video, tmp_path):
     r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}",
             "frames=0..8", "batch_size=2", env=env)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "vre export: error: representation 'f' failed on frames 6..7: test failure on frames [6]" in r.stderr
+    assert ("vre export: error: representation 'f' (test/fail) failed on frames 6..7: RuntimeError: test failure "
+            "on frames [6]") in r.stderr
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "rgb" / "npz").iterdir()
             if int(p.stem) < 4} == before
     assert sorted(int(p.stem) for p in (out / "f" / "npz").iterdir()) == [0, 1, 2, 3, 4, 5]
@@ -124,10 +125,10 @@ def test_unknown_command_and_help():
 def test_metadata_command(sample_video, tmp_path):
     out = tmp_path / "out"
     assert vre("export", f"video={sample_video}", f"output_dir={out}", "frames=0..3").returncode == 0
-    (out / "hsv" / "representation_metadata.json").unlink()
+    (out / "hsv" / ".repr_metadata.json").unlink()
     r = vre("metadata", str(out))
     assert r.returncode == 0 and "hsv: 3 frames" in r.stdout
-    assert (out / "hsv" / "representation_metadata.json").exists()
+    assert (out / "hsv" / ".repr_metadata.json").exists()
     bad = vre("metadata", str(tmp_path / "nope"))
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
 

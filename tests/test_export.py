@@ -68,7 +68,7 @@ def test_layout_contents_and_metadata(registry, sample_video, tmp_path):
 
         with Image.open(out / "hsv" / "jpg" / f"{i}.jpg") as im:
             assert im.size == (320, 180) and im.format == "JPEG"
-    meta = json.loads((out / "hsv" / "representation_metadata.json").read_text())
+    meta = json.loads((out / "hsv" / ".repr_metadata.json").read_text())
     assert meta["type"] == "color/hsv" and sorted(map(int, meta["frames"])) == list(range(10))
     assert meta["frames"]["3"]["run"] == result.run_id and meta["frames"]["3"]["formats"] == ["npz", "jpg"]
     run = json.loads(result.metadata_file.read_text())
@@ -150,8 +150,10 @@ def test_out_of_memory_retries_at_smaller_batch(registry, sample_video, tmp_path
 
 def test_out_of_memory_at_batch_one_fails(registry, sample_video, tmp_path):
     g = graph({"m": {"type": "test/oom", "batch_size": 4, "parameters": {"max_batch": 0}}})
-    with pytest.raises(ExportError, match=r"representation 'm' failed on frames 0..0: test: batch of 1"):
+    with pytest.raises(ExportError, match=r"representation 'm' \(test/oom\) failed on frame 0: MemoryError: test: "
+                                          r"batch of 1 does not fit"):
         run_export(g, sample_video, tmp_path / "o", frames="0..4")
+    assert g["m"].representation.seen == [4, 2, 1, 1], "halved to one frame, then retried once"
 
 
 def test_stop_policy_keeps_written_frames_and_reports(registry, sample_video, tmp_path):
@@ -217,7 +219,7 @@ def test_kill_9_then_rerun(registry, sample_video, tmp_path):
             assert p.suffix == ".npz", f"leftover temporary {p}"
             load_npz(p)
     assert sorted(int(p.stem) for p in (out / "slow" / "jpg").glob("*.jpg")) == list(range(48))
-    meta = json.loads((out / "slow" / "representation_metadata.json").read_text())
+    meta = json.loads((out / "slow" / ".repr_metadata.json").read_text())
     assert sorted(map(int, meta["frames"])) == list(range(48))
 
 
@@ -228,11 +230,11 @@ def test_two_processes_into_one_folder(registry, sample_video, tmp_path):
     outputs = [p.communicate(timeout=120)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), outputs
     assert npz_frames(out, "slow") == list(range(48))
-    meta = json.loads((out / "slow" / "representation_metadata.json").read_text())
+    meta = json.loads((out / "slow" / ".repr_metadata.json").read_text())
     assert sorted(map(int, meta["frames"])) == list(range(48))
     runs = [json.loads(p.read_text()) for p in (out / ".logs").glob("run_metadata_*.json")]
     assert len(runs) == 2 and all(r["status"] == "ok" for r in runs)
-    records = [json.loads(line) for line in (out / "slow" / "frames.jsonl").read_text().splitlines()]
+    records = [json.loads(line) for line in (out / "slow" / ".frames.jsonl").read_text().splitlines()]
     assert {r["frame"] for r in records} == set(range(48)) and {r["run"] for r in records} <= {r["run_id"] for r in runs}
     for p in (out / "slow" / "npz").iterdir():
         load_npz(p)
@@ -241,12 +243,12 @@ def test_two_processes_into_one_folder(registry, sample_video, tmp_path):
 def test_regenerate_metadata(registry, sample_video, tmp_path):
     out = tmp_path / "out"
     run_export(graph(RGB_HSV, image_format="jpg"), sample_video, out, frames="0..5")
-    (out / "hsv" / "representation_metadata.json").unlink()
-    (out / "hsv" / "frames.jsonl").unlink()
+    (out / "hsv" / ".repr_metadata.json").unlink()
+    (out / "hsv" / ".frames.jsonl").unlink()
     (out / "hsv" / "jpg" / "2.jpg").unlink()
     counts = regenerate_metadata(out)
     assert counts == {"hsv": 5, "rgb": 5}
-    meta = json.loads((out / "hsv" / "representation_metadata.json").read_text())
+    meta = json.loads((out / "hsv" / ".repr_metadata.json").read_text())
     assert meta["frames"]["2"]["formats"] == ["npz"] and meta["frames"]["3"]["formats"] == ["npz", "jpg"]
 
 
@@ -276,12 +278,12 @@ def test_dependents_see_the_stored_form_whether_computed_now_or_earlier(registry
 def test_metadata_lists_frames_whose_record_was_lost(registry, sample_video, tmp_path):
     out = tmp_path / "out"
     run_export(graph(RGB_HSV), sample_video, out, frames="0..6")
-    records = (out / "hsv" / "frames.jsonl").read_text().splitlines()
-    (out / "hsv" / "frames.jsonl").write_text("\n".join(records[:2]) + "\n")  # as if killed before appending
+    records = (out / "hsv" / ".frames.jsonl").read_text().splitlines()
+    (out / "hsv" / ".frames.jsonl").write_text("\n".join(records[:2]) + "\n")  # as if killed before appending
     (out / "hsv" / "npz" / "0.npz").unlink()
     r = run_export(graph(RGB_HSV), sample_video, out, frames="0..6")
     assert r.stats["hsv"].computed == 1
-    meta = json.loads((out / "hsv" / "representation_metadata.json").read_text())
+    meta = json.loads((out / "hsv" / ".repr_metadata.json").read_text())
     assert sorted(map(int, meta["frames"])) == list(range(6))
     assert meta["frames"]["0"]["run"] == r.run_id and meta["frames"]["5"]["run"] == "unrecorded"
 
@@ -328,32 +330,53 @@ def test_threads_cap_applies_during_the_run_and_is_restored(registry, sample_vid
 
 
 def test_a_custom_store_is_pluggable(registry, sample_video, tmp_path):
-    from vrecore.store import Store
+    import io
+    import zlib
+
+    from vrecore.npz import npz_bytes
+    from vrecore.store import Store, encode_image
 
     class MemoryStore(Store):
-        """Frames in a dict: what a key-value or object-store backend would implement."""
+        """Files in a dict: what a key-value or object-store backend would implement."""
 
         def __init__(self, root):
-            self.root, self.items, self.records, self.meta = root, {}, {}, {}
+            self.root, self.items, self.records, self.meta, self.clock = root, {}, {}, {}, 0
 
-        def done_frames(self, name, folders):
-            sets = [{i for (n, f, i) in self.items if n == name and f == folder} for folder in folders]
-            return set.intersection(*sets) if sets else set()
+        def write_frame(self, name, index, binary, compress, image, image_format, *, durable=False):
+            facts = {}
+            for sub, data in (("npz", None if binary is None else b"".join(npz_bytes(binary, compress=compress))),
+                              (image_format, None if image is None else encode_image(image, image_format))):
+                if data is not None:
+                    self.clock += 1
+                    self.items[(name, sub, index)] = (data, self.clock)
+                    facts[sub] = [len(data), self.clock, zlib.crc32(data)]
+            return facts
 
-        def write_frame(self, name, index, binary, compress, image, image_format):
-            if binary is not None:
-                self.items[(name, "npz", index)] = np.array(binary)
-            if image is not None:
-                self.items[(name, image_format, index)] = np.array(image)
+        def stat_frames(self, name, sub):
+            return {i: (len(d), t) for (n, s, i), (d, t) in self.items.items() if n == name and s == sub}
 
-        def read_frame(self, name, index):
-            return self.items[(name, "npz", index)]
+        def read_bytes(self, name, sub, index):
+            return self.items[(name, sub, index)][0]
+
+        def quarantine(self, name, sub, index, run_id):
+            self.items[(".quarantine", sub, index)] = self.items.pop((name, sub, index))
+            return f"memory:{name}/{sub}/{index}"
+
+        def remove_frames(self, name):
+            keys = [k for k in self.items if k[0] == name]
+            for k in keys:
+                del self.items[k]
+            self.records.pop(name, None)
+            return len(keys)
 
         def append_records(self, name, records):
             self.records.setdefault(name, []).extend(records)
 
         def read_records(self, name):
             yield from (dict(r) for r in self.records.get(name, []))
+
+        def read_metadata(self, name):
+            return self.meta.get(name)
 
         def write_metadata(self, name, metadata):
             self.meta[name] = metadata
@@ -367,4 +390,9 @@ def test_a_custom_store_is_pluggable(registry, sample_video, tmp_path):
     assert sorted(map(int, store.meta["hsv"]["frames"])) == list(range(5))
     again = run_export(graph(reps), sample_video, store, frames="0..5")
     assert again.stats["s"].computed == 0 and again.stats["s"].skipped == 5
+    data, t = store.items[("hsv", "npz", 2)]
+    store.items[("hsv", "npz", 2)] = (data[: len(data) // 2], t)  # truncated in the store
+    third = run_export(graph(reps), sample_video, store, frames="0..5")
+    assert third.stats["hsv"].computed == 1 and third.stats["hsv"].quarantined == ["memory:hsv/npz/2"]
+    np.testing.assert_array_equal(store.read_frame("hsv", 2), load_npz(io.BytesIO(data)))
     assert sorted(p.name for p in tmp_path.iterdir()) == [".logs"]  # only the run logs are local files

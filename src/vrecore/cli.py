@@ -200,18 +200,21 @@ def _run_export_config(cfg: Any) -> int:
         progress = config.get("progress")
         result = run_export(
             graph, video, output_dir, frames=config.get("frames"), overwrite=bool(config.get("overwrite")),
-            exception_mode=config.get("exception_mode", "stop"), device=config.get("device", "cpu"),
-            writers=int(config.get("writers", 2)), threads=config.get("threads"),
-            progress=sys.stderr.isatty() if progress is None else progress,
+            on_mismatch=config.get("on_mismatch", "error"), exception_mode=config.get("exception_mode", "stop"),
+            device=config.get("device", "cpu"), writers=config.get("writers", 2), threads=config.get("threads"),
+            durable=bool(config.get("durable")), progress=sys.stderr.isatty() if progress is None else progress,
             video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
     except VreError as e:
         print_error("export", e)
         return e.exit_code
     print(result.summary(), file=sys.stderr)
+    if result.status == "interrupted":
+        print(f"vre export: {result.error} (log: {result.log_file})", file=sys.stderr)
+        return result.exit_code
     if not result.ok:
         print(f"vre export: error: {result.error} (log: {result.log_file}; frames already written are kept)",
               file=sys.stderr)
-        return 1
+        return result.exit_code
     return 0
 
 

@@ -42,7 +42,13 @@ class ExportConfig:
     output_size: Any | None = None
     device: str = "cpu"
     overwrite: bool = False
+    """Recompute the selected frames and replace them; frames made differently are deleted first."""
+    on_mismatch: str = "error"
+    """When stored frames were made differently (another video, parameters, dtype...): `error` stops
+    before any compute; `keep` adds frames anyway and records the folder as mixed."""
     exception_mode: str = "stop"
+    durable: bool = False
+    """fsync each file and its folder before a frame counts as done (survives a power cut)."""
     video_backend: str = "auto"
     writers: int = 2
     threads: int | None = None

@@ -30,3 +30,9 @@ class WeightsError(VreError):
 
 class ExportError(VreError):
     """An export stopped because a representation failed (exception_mode=stop)."""
+
+
+class StorageError(VreError):
+    """The output cannot be written or read (read-only folder, disk full, a damaged stored file)."""
+
+    exit_code = 1

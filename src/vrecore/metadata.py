@@ -1,4 +1,11 @@
-"""Representation metadata: the compact per-frame view, and its regeneration from the files."""
+"""Representation metadata: the compact per-frame view, and its rebuild from the files on disk.
+
+``<name>/.repr_metadata.json`` holds what describes a representation (type, parameters,
+dependencies, classes, formats, fingerprint) and ``frames``: one entry per stored frame with the run
+that made it. It is derived from the append-only records and the files present, under the
+representation's lock; nothing ever rewrites the records, so a rebuild while an export runs loses
+none of the export's frames.
+"""
 from __future__ import annotations
 
 import os
@@ -6,72 +13,75 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrecore.errors import ConfigError
-from vrecore.store import DirectoryStore, Store, required_folders
+from vrecore.store import FORMAT_FOLDERS, DirectoryStore, Store, required_folders
+from vrecore.verify import DiskForm, check_frames, latest_records
 
 if TYPE_CHECKING:
     from vrecore.graph import Node
 
-__all__ = ["regenerate_metadata", "write_representation_metadata"]
+__all__ = ["regenerate_metadata", "representation_folders", "write_representation_metadata"]
 
-METADATA_FILE = "representation_metadata.json"
-_FORMAT_FOLDERS = ("npz", "jpg", "png")
+
+def _frames_view(store: Store, name: str, subs: list[str]) -> dict[str, dict[str, Any]]:
+    """Frame → {run, seconds, formats, fp} for every frame present in all ``subs``."""
+    present = store.done_frames(name, subs) if subs else set()
+    _, latest = latest_records(store.read_records(name))
+    frames: dict[str, dict[str, Any]] = {}
+    for i in sorted(present):
+        record = latest.get(i)
+        if record is None:  # the files are there but their record was lost (a kill -9 in between)
+            frames[str(i)] = {"run": "unrecorded", "formats": subs}
+            continue
+        frames[str(i)] = {"run": record.get("run"), "seconds": record.get("seconds"),
+                          "formats": sorted(record.get("files") or {}, key=FORMAT_FOLDERS.index) or subs,
+                          "fp": record.get("fp")}
+    return frames
 
 
 def write_representation_metadata(store: Store, node: Node) -> None:
-    """Rewrite a representation's metadata (``<name>/representation_metadata.json``) from its
-    append-only records and the frames present (caller holds ``store.lock(name)``)."""
+    """Refresh the ``frames`` of a representation's metadata from its records and files."""
+    from vrecore.plan import representation_header
 
-    # The files are the truth: records of deleted frames are dropped, and frames whose record was
-    # lost (a kill -9 between the rename and the append) are listed as unrecorded.
-    present = store.done_frames(node.name, required_folders(node.settings.binary_format, node.settings.image_format))
-    frames: dict[int, dict[str, Any]] = {}
-    for record in store.read_records(node.name):
-        frame = record.pop("frame", None)
-        if isinstance(frame, int) and frame in present:
-            frames[frame] = record
-    for frame in present - frames.keys():
-        frames[frame] = {"run": "unrecorded"}
-    store.write_metadata(node.name, {
-        "name": node.name, "type": node.type_name, "parameters": dict(node.parameters),
-        "dependencies": list(node.dependency_names), "metadata": node.representation.metadata(),
-        "binary_format": node.settings.binary_format, "image_format": node.settings.image_format,
-        "frames": {str(k): frames[k] for k in sorted(frames)},
-    })
+    with store.lock(node.name):
+        meta = store.read_metadata(node.name) or {}
+        frames = _frames_view(store, node.name, required_folders(node.settings.binary_format,
+                                                                 node.settings.image_format))
+        digest = meta.get("fingerprint_digest")
+        mixed = any(f.get("fp") not in (None, digest) for f in frames.values())
+        store.write_metadata(node.name, {**meta, **representation_header(node), "mixed": mixed, "frames": frames})
+
+
+def representation_folders(root: Path) -> list[Path]:
+    """The representation folders of an export: non-hidden folders holding npz/jpg/png frames."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                  and any((p / sub).is_dir() for sub in FORMAT_FOLDERS))
 
 
 def regenerate_metadata(output_dir: str | os.PathLike[str]) -> dict[str, int]:
-    """Rebuild every representation's records and metadata file from the frames on disk."""
-    import json
-
+    """Rebuild every representation's metadata from the files on disk (keeping type, parameters and
+    fingerprint). Files without a record are checked in full and recorded; returns frames per name."""
     root = Path(output_dir)
     if not root.is_dir():
         raise ConfigError(f"output_dir '{output_dir}' is not a folder; give the folder of an export")
     store = DirectoryStore(root)
     counts: dict[str, int] = {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        present = {sub: store.done_frames(folder.name, [sub]) for sub in _FORMAT_FOLDERS if (folder / sub).is_dir()}
-        if not present:
-            continue
-        old: dict[str, Any] = {}
-        meta_path = folder / METADATA_FILE
-        if meta_path.exists():
-            try:
-                old = json.loads(meta_path.read_text())
-            except ValueError:
-                old = {}
-        old_frames = old.get("frames", {})
-        frames: dict[str, Any] = {}
-        for i in sorted(set().union(*present.values())):
-            previous = old_frames.get(str(i), {})
-            frames[str(i)] = {"run": previous.get("run", "regenerated"), "seconds": previous.get("seconds"),
-                              "formats": [sub for sub, idx in present.items() if i in idx]}
-        with store.lock(folder.name):
-            lines = "".join(json.dumps({"frame": int(k), **v}, separators=(",", ":")) + "\n"
-                            for k, v in frames.items())
-            tmp = folder / f"frames.jsonl.tmp-{os.getpid()}"
-            tmp.write_text(lines)
-            os.replace(tmp, folder / "frames.jsonl")
-            store.write_json(meta_path, {**{k: v for k, v in old.items() if k != "frames"},
-                                         "name": folder.name, "frames": frames})
-        counts[folder.name] = len(frames)
+    for folder in representation_folders(root):
+        name = folder.name
+        with store.lock(name):
+            meta = store.read_metadata(name) or {}
+            fingerprint = meta.get("fingerprint") or {}
+            stored = fingerprint.get("stored") or {}
+            expected = DiskForm(tuple(stored["shape"]), stored["dtype"]) if stored.get("shape") else None
+            subs = [sub for sub in FORMAT_FOLDERS if (folder / sub).is_dir()]
+            check = check_frames(store, name, subs, None, expected=expected, run_id="regenerated",
+                                 fingerprint=meta.get("fingerprint_digest"))
+            store.append_records(name, check.adopt)
+            frames: dict[str, dict[str, Any]] = {}
+            for sub in subs:
+                for key, value in _frames_view(store, name, [sub]).items():
+                    entry = frames.setdefault(key, {**value, "formats": []})
+                    entry["formats"].append(sub)
+            store.write_metadata(name, {**meta, "name": name, "frames": dict(sorted(frames.items(),
+                                                                                  key=lambda kv: int(kv[0])))})
+        counts[name] = len(frames)
     return counts

@@ -10,14 +10,12 @@ from __future__ import annotations
 import io
 import os
 import struct
-import time
 import zlib
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-__all__ = ["load_npz", "write_npz"]
+__all__ = ["load_npz", "npz_bytes", "write_npz"]
 
 try:
     from isal import isal_zlib as _deflate_lib
@@ -39,21 +37,20 @@ def _npy_bytes(array: np.ndarray) -> tuple[bytes, memoryview]:
     return header.getvalue(), array.reshape(-1).data.cast("B")
 
 
-def _dos_time(t: float) -> tuple[int, int]:
-    lt = time.localtime(t)
-    return ((lt.tm_hour << 11) | (lt.tm_min << 5) | (lt.tm_sec // 2),
-            ((max(lt.tm_year, 1980) - 1980) << 9) | (lt.tm_mon << 5) | lt.tm_mday)
+# Every entry carries this date (1980-01-01 00:00, the zip epoch) instead of the time of writing, so
+# that equal arrays give byte-identical files: a re-run, another worker or another machine writing
+# the same frame produces the same bytes and the same checksum.
+_DOS_TIME, _DOS_DATE = 0, (0 << 9) | (1 << 5) | 1
 
 
-def write_npz(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool = False,
-              level: int | None = None) -> None:
-    """Write ``array`` as ``arr_0`` of an npz at ``path`` (deflated when ``compress``)."""
+def npz_bytes(array: np.ndarray, *, compress: bool = False, level: int | None = None) -> list[bytes | memoryview]:
+    """The bytes of an npz holding ``array`` as ``arr_0`` (deflated when ``compress``), in parts."""
     header, data = _npy_bytes(array)
     size = len(header) + len(data)
     if size > _MAX_PLAIN_ZIP:
-        with open(path, "wb") as f:
-            (np.savez_compressed if compress else np.savez)(f, array)
-        return
+        buf = io.BytesIO()
+        (np.savez_compressed if compress else np.savez)(buf, array)
+        return [buf.getvalue()]
     crc = _deflate_lib.crc32(data, _deflate_lib.crc32(header))
     parts: list[bytes | memoryview]
     if compress:
@@ -63,22 +60,28 @@ def write_npz(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool
     else:
         parts, method, payload_size = [header, data], 0, size
     name = b"arr_0.npy"
-    mtime, mdate = _dos_time(time.time())
-    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, mtime, mdate, crc, payload_size, size,
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, _DOS_TIME, _DOS_DATE, crc, payload_size, size,
                         len(name), 0) + name
-    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, mtime, mdate, crc, payload_size,
-                          size, len(name), 0, 0, 0, 0, 0o644 << 16, 0) + name
+    central = struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, _DOS_TIME, _DOS_DATE, crc,
+                          payload_size, size, len(name), 0, 0, 0, 0, 0o644 << 16, 0) + name
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, 1, 1, len(central), len(local) + payload_size, 0)
+    return [local, *parts, central, end]
+
+
+def write_npz(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool = False,
+              level: int | None = None) -> None:
+    """Write ``array`` as ``arr_0`` of an npz at ``path`` (deflated when ``compress``)."""
     with open(path, "wb") as f:
-        f.write(local)
-        for p in parts:
+        for p in npz_bytes(array, compress=compress, level=level):
             f.write(p)
-        f.write(central)
-        f.write(end)
 
 
-def load_npz(path: str | Path) -> np.ndarray:
-    """The ``arr_0`` array of an npz written by vre (or the seed tool), never unpickling."""
+def load_npz(path: str | os.PathLike[str] | IO[bytes]) -> np.ndarray:
+    """The ``arr_0`` array of an npz written by vre (or the seed tool), never unpickling.
+
+    The whole member is read, so zip's CRC-32 catches damaged data; an npz holding objects (which
+    only pickle could load) raises ValueError.
+    """
     with np.load(path, allow_pickle=False) as z:
         key: Any = "arr_0" if "arr_0" in z.files else z.files[0]
         return z[key]

@@ -71,6 +71,9 @@ class Representation:
     roles: ClassVar[tuple[Role, ...]] = ()
     uses_frames: ClassVar[bool] = False
     learned: ClassVar[bool] = False
+    unfingerprinted_parameters: ClassVar[tuple[str, ...]] = ()
+    """Parameters that do not change the output (e.g. where weights are read from, when
+    `weights_identity` already names their content); left out of the output's fingerprint."""
 
     name: str
     dependencies: Mapping[str, Any] = attrs.field(factory=dict, repr=False)

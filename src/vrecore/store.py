@@ -1,38 +1,55 @@
-"""Storage backends: where exported frames go. `DirectoryStore` writes the seed's layout.
+"""Storage backends: where exported frames go. `DirectoryStore` writes the seed tool's layout.
 
-Layout (compatible with the seed tool and the Dronescapes readers)::
+Layout (readable by the seed tool's reader, which takes every non-hidden entry of a representation
+folder for a folder of frames)::
 
     <out>/<name>/npz/<frame>.npz        disk form under key arr_0 (plain numpy.load, no pickle)
     <out>/<name>/jpg|png/<frame>.<ext>  optional previews
-    <out>/<name>/frames.jsonl           append-only per-frame records (run id, seconds, formats)
-    <out>/<name>/representation_metadata.json   compact view, regenerated at the end of each run
+    <out>/<name>/.frames.jsonl          append-only per-frame records: run, seconds, fingerprint, and
+                                        each file's size, mtime and CRC-32 (what verification checks)
+    <out>/<name>/.repr_metadata.json    type, parameters, fingerprint, disk form and frames
     <out>/.logs/run_metadata_<run>.json, log_<run>.txt
+    <out>/.quarantine/<run>/<name>/<sub>/<file>   bad files moved aside (never deleted)
 
-The files are the truth about what is done: each is written under a temporary name and renamed,
-so a frame exists under its final name only when complete, whatever kills the process. Records
-are appended with one write() on an O_APPEND descriptor, so concurrent processes never mix lines.
+Each file is written under a temporary name and renamed, so a frame exists under its final name
+only when complete, whatever kills the process; its record is appended after the rename with one
+write() on an O_APPEND descriptor, so concurrent processes never mix lines. Temporary names carry
+the host and process id, so that a run reaps only what dead processes of its own host left behind
+(an output folder on a network file system may be shared by several machines).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import io
 import json
 import os
 import re
+import socket
 import uuid
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vrecore.errors import ConfigError
-from vrecore.npz import load_npz, write_npz
+from vrecore.errors import ConfigError, StorageError
+from vrecore.npz import load_npz, npz_bytes
 
-__all__ = ["DirectoryStore", "Store", "required_folders"]
+__all__ = ["DirectoryStore", "FileFacts", "Store", "required_folders"]
 
-_TMP = re.compile(r"^(\d+)\.[a-z]+\.tmp-(\d+)-[0-9a-f]+$")
+RECORDS_FILE = ".frames.jsonl"
+METADATA_FILE = ".repr_metadata.json"
+_LEGACY = {"frames.jsonl": RECORDS_FILE, "representation_metadata.json": METADATA_FILE}  # vre 0.1 names
+FORMAT_FOLDERS = ("npz", "jpg", "png")
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
+_TMP = re.compile(r"^(\d+)\.[a-z]+\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[0-9a-f]+$")
+
+FileFacts = list[int]
+"""What a record says about one stored file: [size in bytes, mtime in ns, CRC-32 of its bytes]."""
 
 
 def required_folders(binary_format: str, image_format: str) -> list[str]:
@@ -45,8 +62,10 @@ class Store(ABC):
     """Where the frames of representations are kept (pluggable: subclass it and pass an instance to
     `run_export` in place of the output folder).
 
-    ``root`` is a local folder for the run's log and run metadata (``<root>/.logs``); frames and
-    per-representation metadata go wherever the subclass puts them.
+    ``root`` is a local folder for the run's log, run metadata and quarantine (``<root>/.logs``,
+    ``<root>/.quarantine``); frames, records and per-representation metadata go wherever the
+    subclass puts them. Verification (`vrecore.verify`) works on any store through `stat_frames`,
+    `read_bytes` and the facts `write_frame` returns.
     """
 
     root: Path
@@ -58,19 +77,40 @@ class Store(ABC):
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    @abstractmethod
-    def done_frames(self, name: str, folders: list[str]) -> set[int]:
-        """Frames of ``name`` present in every one of ``folders``."""
-
+    # -- frames ----------------------------------------------------------------------------------
     @abstractmethod
     def write_frame(self, name: str, index: int, binary: np.ndarray | None, compress: bool,
-                    image: np.ndarray | None, image_format: str) -> None:
-        """Store one frame's disk-form array and/or preview image, atomically per file."""
+                    image: np.ndarray | None, image_format: str, *, durable: bool = False) -> dict[str, FileFacts]:
+        """Store one frame's disk-form array and/or preview, atomically per file; returns the facts of
+        each file written by sub-folder (``{"npz": [size, mtime_ns, crc32], ...}``). ``durable``:
+        on stable storage before returning."""
 
     @abstractmethod
+    def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
+        """Frame → (size, mtime_ns) of every file present in a sub-folder (``npz``, ``jpg``...)."""
+
+    @abstractmethod
+    def read_bytes(self, name: str, sub: str, index: int) -> bytes:
+        """The bytes of one stored file."""
+
     def read_frame(self, name: str, index: int) -> np.ndarray:
         """The disk-form array of one stored frame."""
+        return load_npz(io.BytesIO(self.read_bytes(name, "npz", index)))
 
+    def done_frames(self, name: str, folders: list[str]) -> set[int]:
+        """Frames of ``name`` present in every one of ``folders`` (presence only, not verified)."""
+        sets = [set(self.stat_frames(name, sub)) for sub in folders]
+        return set.intersection(*sets) if sets else set()
+
+    @abstractmethod
+    def quarantine(self, name: str, sub: str, index: int, run_id: str) -> str:
+        """Move a bad file aside (never delete it); returns where it went, for messages."""
+
+    @abstractmethod
+    def remove_frames(self, name: str) -> int:
+        """Delete every stored frame and record of a representation (``overwrite`` of a changed one)."""
+
+    # -- records and metadata --------------------------------------------------------------------
     @abstractmethod
     def append_records(self, name: str, records: list[dict[str, Any]]) -> None:
         """Append per-frame records of a representation."""
@@ -80,13 +120,17 @@ class Store(ABC):
         """Every per-frame record of a representation, oldest first."""
 
     @abstractmethod
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        """The metadata document of a representation, or None."""
+
+    @abstractmethod
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Replace the metadata document of a representation (called under `lock`)."""
 
     def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
         """Write a run's metadata as JSON into `logs`, atomically; returns its path."""
         path = self.logs / f"run_metadata_{run_id}.json"
-        _atomic(path, lambda p: p.write_text(json.dumps(metadata, indent=1, default=str)))
+        _atomic(path, lambda f: f.write(json.dumps(metadata, indent=1, default=str).encode()))
         return path
 
     @contextlib.contextmanager
@@ -95,7 +139,11 @@ class Store(ABC):
         yield
 
     def remove_stale_temporaries(self, names: Iterable[str]) -> int:
-        """Delete what crashed writers left behind; returns how many (default: nothing to do)."""
+        """Delete what crashed writers of this host left behind; returns how many (default: none)."""
+        return 0
+
+    def remove_own_temporaries(self, names: Iterable[str]) -> int:
+        """Delete this process's temporary files (an interrupted run); returns how many (default: none)."""
         return 0
 
 
@@ -107,7 +155,7 @@ class DirectoryStore(Store):
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise ConfigError(f"output_dir '{root}' cannot be created ({e.strerror}); choose a writable folder") from e
+            raise StorageError(f"output_dir '{root}' cannot be created ({e.strerror}); choose a writable folder") from e
         self._resolved_root = self.root.resolve()
 
     def folder(self, name: str) -> Path:
@@ -117,29 +165,86 @@ class DirectoryStore(Store):
             raise ConfigError(f"representation name {name!r} would write outside output_dir; rename it")
         return path
 
-    def done_frames(self, name: str, folders: list[str]) -> set[int]:
-        result: set[int] | None = None
-        for sub in folders:
-            present = set()
-            with contextlib.suppress(FileNotFoundError):
-                with os.scandir(self.folder(name) / sub) as it:
-                    for entry in it:
-                        stem, dot, ext = entry.name.partition(".")
-                        if dot and ext == sub and stem.isdigit():
-                            present.add(int(stem))
-            result = present if result is None else result & present
-        return result or set()
+    def check_writable(self) -> None:
+        """Raise a one-line StorageError now if nothing can be written (read-only folder, full disk)."""
+        probe = self.root / f".write-test-{_HOST}-{os.getpid()}"
+        try:
+            with open(probe, "wb") as f:
+                f.write(b"\0" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            raise StorageError(describe_os_error(e, f"output_dir '{self.root}'")) from e
+        finally:
+            with contextlib.suppress(OSError):
+                probe.unlink()
 
+    # -- frames ----------------------------------------------------------------------------------
     def write_frame(self, name: str, index: int, binary: np.ndarray | None, compress: bool,
-                    image: np.ndarray | None, image_format: str) -> None:
+                    image: np.ndarray | None, image_format: str, *, durable: bool = False) -> dict[str, FileFacts]:
         base = self.folder(name)
+        facts: dict[str, FileFacts] = {}
         if binary is not None:
-            _atomic(base / "npz" / f"{index}.npz", lambda p: write_npz(p, binary, compress=compress))
+            facts["npz"] = _atomic(base / "npz" / f"{index}.npz",
+                                   lambda f: _write_parts(f, npz_bytes(binary, compress=compress)), durable=durable)
         if image is not None:
-            _atomic(base / image_format / f"{index}.{image_format}", lambda p: _write_image(p, image, image_format))
+            facts[image_format] = _atomic(base / image_format / f"{index}.{image_format}",
+                                          lambda f: _write_parts(f, [encode_image(image, image_format)]),
+                                          durable=durable)
+        return facts
+
+    def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
+        present: dict[int, tuple[int, int]] = {}
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(self.folder(name) / sub) as it:
+            for entry in it:
+                stem, dot, ext = entry.name.partition(".")
+                if dot and ext == sub and stem.isdigit():
+                    with contextlib.suppress(FileNotFoundError):
+                        st = entry.stat()
+                        present[int(stem)] = (st.st_size, st.st_mtime_ns)
+        return present
+
+    def path(self, name: str, sub: str, index: int) -> Path:
+        """Where one frame's file of a sub-folder lives."""
+        return self.folder(name) / sub / f"{index}.{sub}"
+
+    def read_bytes(self, name: str, sub: str, index: int) -> bytes:
+        return self.path(name, sub, index).read_bytes()
 
     def read_frame(self, name: str, index: int) -> np.ndarray:
-        return load_npz(self.folder(name) / "npz" / f"{index}.npz")
+        return load_npz(self.path(name, "npz", index))
+
+    def quarantine(self, name: str, sub: str, index: int, run_id: str) -> str:
+        src = self.path(name, sub, index)
+        dst = self.root / ".quarantine" / run_id / name / sub / src.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        return str(dst)
+
+    def remove_frames(self, name: str) -> int:
+        removed = 0
+        folder = self.folder(name)
+        for sub in FORMAT_FOLDERS:
+            for index in self.stat_frames(name, sub):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path(name, sub, index))
+                    removed += 1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(folder / RECORDS_FILE)
+        return removed
+
+    # -- records and metadata --------------------------------------------------------------------
+    def _migrate(self, folder: Path) -> None:
+        """Rename vre 0.1's visible metadata files to their hidden names (the seed reader needs that)."""
+        for old, new in _LEGACY.items():
+            legacy = folder / old
+            if legacy.exists():
+                if (folder / new).exists():
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(legacy)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.replace(legacy, folder / new)
 
     def append_records(self, name: str, records: list[dict[str, Any]]) -> None:
         if not records:
@@ -147,21 +252,33 @@ class DirectoryStore(Store):
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
         folder = self.folder(name)
         folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / "frames.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(folder / RECORDS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
         finally:
             os.close(fd)
 
     def read_records(self, name: str) -> Iterator[dict[str, Any]]:
-        path = self.folder(name) / "frames.jsonl"
-        with contextlib.suppress(FileNotFoundError), open(path, "rb") as f:
+        folder = self.folder(name)
+        self._migrate(folder)
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError), open(folder / RECORDS_FILE, "rb") as f:
             for line in f:
                 with contextlib.suppress(ValueError):  # a torn line from a crash is skipped
-                    yield json.loads(line)
+                    record = json.loads(line)
+                    if isinstance(record, dict):
+                        yield record
+
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        folder = self.folder(name)
+        self._migrate(folder)
+        try:
+            meta = json.loads((folder / METADATA_FILE).read_text())
+        except (FileNotFoundError, NotADirectoryError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
 
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
-        self.write_json(self.folder(name) / "representation_metadata.json", metadata)
+        self.write_json(self.folder(name) / METADATA_FILE, metadata)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -177,25 +294,49 @@ class DirectoryStore(Store):
 
     def write_json(self, path: Path, obj: Any) -> None:
         """Write a JSON file atomically (temporary name, then rename)."""
-        _atomic(path, lambda p: p.write_text(json.dumps(obj, indent=1, default=str)))
+        _atomic(path, lambda f: f.write(json.dumps(obj, indent=1, default=str).encode()))
 
-    def remove_stale_temporaries(self, names: Iterable[str]) -> int:
-        """Delete temporary files left by processes that no longer run (e.g. after kill -9)."""
-        removed = 0
+    def _temporaries(self, names: Iterable[str]) -> Iterator[tuple[str, re.Match[str]]]:
         for name in names:
             folder = self.folder(name)
             if not folder.is_dir():
                 continue
             for sub in folder.iterdir():
-                if not sub.is_dir():
-                    continue
-                for entry in os.scandir(sub):
-                    m = _TMP.match(entry.name)
-                    if m and not _pid_alive(int(m.group(2))):
-                        with contextlib.suppress(FileNotFoundError):
-                            os.unlink(entry.path)
-                            removed += 1
+                if sub.is_dir():
+                    for entry in os.scandir(sub):
+                        m = _TMP.match(entry.name)
+                        if m and m.group("host") == _HOST:
+                            yield entry.path, m
+
+    def remove_stale_temporaries(self, names: Iterable[str]) -> int:
+        """Delete temporary files left by dead processes of this host (e.g. after kill -9). Another
+        host's are left alone: its process ids mean nothing here."""
+        removed = 0
+        for path, m in self._temporaries(names):
+            if not _pid_alive(int(m.group("pid"))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed += 1
         return removed
+
+    def remove_own_temporaries(self, names: Iterable[str]) -> int:
+        removed = 0
+        for path, m in self._temporaries(names):
+            if int(m.group("pid")) == os.getpid():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+                    removed += 1
+        return removed
+
+
+def describe_os_error(e: OSError, what: str) -> str:
+    """One line for a file-system error a user or the machine caused, with the fix."""
+    reason = e.strerror or type(e).__name__
+    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
+        return f"{what}: no space left on the device; free space (or choose another output_dir) and run again"
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"{what} is not writable ({reason}); choose a writable output_dir or fix its permissions"
+    return f"{what}: {reason}{f' ({e.filename})' if e.filename else ''}"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -208,23 +349,49 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _atomic(path: Path, write: Any) -> None:
+def _write_parts(f: Any, parts: Iterable[bytes | memoryview]) -> int:
+    """Write ``parts`` to ``f``; returns the CRC-32 of everything written."""
+    crc = 0
+    for p in parts:
+        f.write(p)
+        crc = zlib.crc32(p, crc)
+    return crc
+
+
+def _atomic(path: Path, write: Callable[[Any], Any], *, durable: bool = False) -> FileFacts:
+    """Write a file under a temporary name and rename it; returns [size, mtime_ns, crc32] of the result
+    (crc32 is 0 when ``write`` returns none)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp = path.with_name(f"{path.name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        write(tmp)
+        with open(tmp, "wb") as f:
+            crc = write(f)
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
+        if durable:
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        st = os.stat(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    return [st.st_size, st.st_mtime_ns, int(crc or 0)]
 
 
-def _write_image(path: Path, image: np.ndarray, image_format: str) -> None:
+def encode_image(image: np.ndarray, image_format: str) -> bytes:
+    """A uint8 RGB preview as JPEG (quality 90) or PNG bytes."""
     from PIL import Image
 
     im = Image.fromarray(np.ascontiguousarray(image))
+    buf = io.BytesIO()
     if image_format == "jpg":
-        im.save(path, format="JPEG", quality=90)
+        im.save(buf, format="JPEG", quality=90)
     else:
-        im.save(path, format="PNG", compress_level=1)
+        im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()

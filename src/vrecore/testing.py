@@ -183,6 +183,7 @@ class Slow(GreyMean):
     """GreyMean that sleeps ``seconds`` per batch."""
 
     type_name = "test/slow"
+    unfingerprinted_parameters = ("seconds",)  # sleeping longer changes no output
     seconds: float = 0.05
 
     def compute(self, batch: Batch) -> np.ndarray:

@@ -142,9 +142,9 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
             assert labels.dtype == np.uint8 and labels.shape == (48, 64), name
         semantic = load_npz(out / "semantic_output" / "npz" / "2.npz")
         assert semantic.dtype == np.uint8 and semantic.max() < len(DRONESCAPES_CLASSES)
-        meta = json.loads((out / "semantic_output" / "representation_metadata.json").read_text())
+        meta = json.loads((out / "semantic_output" / ".repr_metadata.json").read_text())
         assert meta["metadata"]["classes"] == list(DRONESCAPES_CLASSES)
-        meta = json.loads((out / "safe-landing-semantics" / "representation_metadata.json").read_text())
+        meta = json.loads((out / "safe-landing-semantics" / ".repr_metadata.json").read_text())
         assert meta["dependencies"] == [*MASK2FORMER[0::2], MASK2FORMER[1], "safe-landing-no-sseg"]
         # Safe with semantics is safe geometrically, by construction.
         for i in range(3):

@@ -29,10 +29,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from vrecore.errors import ConfigError, VreError
-from vrecore.export import dependency_inputs, finish_output, is_out_of_memory, preflight, release_accelerator_memory
+from vrecore.engine import EXCEPTION_MODES, Executor, NodeOutput, RepresentationFailed, preflight
+from vrecore.errors import ConfigError
 from vrecore.graph import Graph, Node, build_graph
-from vrecore.representation import Batch
+from vrecore.representation import Representation
 
 from .latest import FrameEntry, LatestFrame
 from .runner import StreamSummary, run_stream
@@ -54,14 +54,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-EXCEPTION_MODES = ("stop", "skip")
 _RECENT = 4096  # per-representation compute times kept for percentiles (memory stays flat)
-
-
-class RepresentationFailed(VreError):
-    """A representation raised while computing a frame (exception_mode="stop")."""
-
-    exit_code = 1
 
 
 # -- per-frame result --------------------------------------------------------------------------
@@ -205,15 +198,39 @@ class _NodeStats:
                 "p50_ms": p50, "p90_ms": p90, "max_ms": self.max_ms if self.frames else None}
 
 
+class StreamFrames:
+    """The frames of a live stream as the executor asks for them: the newest, and for types that read
+    neighbours (`Representation.frame_offsets`) the recent ones, since a stream has no future."""
+
+    def __init__(self, history: collections.deque[tuple[int, np.ndarray]], frame_shape: tuple[int, int]) -> None:
+        self.history, self.frame_shape = history, frame_shape
+
+    def batch_frames(self, rep: Representation, part: Sequence[int]) -> dict[str, Any]:
+        history = self.history
+        offsets = rep.frame_offsets()
+        if not offsets:
+            return {"frames": history[-1][1] if rep.uses_frames else None}
+        # The batch's frame is D processed frames back (D the largest positive offset), each neighbour
+        # relative to it, so that offset D is the newest frame.
+        base = len(history) - 1 - max(0, *offsets)
+
+        def at(k: int) -> tuple[int, np.ndarray]:
+            return history[min(max(k, 0), len(history) - 1)]
+
+        seq, frames = at(base)
+        near = {d: at(base + d) for d in offsets}
+        return {"frames": frames, "neighbours": {d: f for d, (_, f) in near.items()},
+                "neighbour_indices": {d: np.array([s]) for d, (s, _) in near.items()}}
+
+
 class GraphProcessor:
-    """Runs a representation graph on single frames.
+    """Runs a representation graph on single frames, with the export's executor (`vrecore.engine`).
 
     Every representation that is exported, or that an exported one depends on, computes each
-    frame in topological order as a batch of one: ``frames`` is the new frame (for types that
-    read frames), ``deps`` are the memory outputs of the representations before it, by role,
-    and the output is checked and resized to the frame size (or the node's ``output_size``), all
-    exactly as in the batch exporter. ``export: false`` representations are computed only as
-    dependencies and get no preview.
+    frame in topological order as a batch of one, exactly as in a batch export: dependencies by
+    role in their stored form, outputs checked and resized to the frame size (or the node's
+    ``output_size``), an out-of-memory error retried once after freeing cached memory.
+    ``export: false`` representations are computed only as dependencies and get no preview.
 
     Learned representations are set up on ``device`` once (`setup`, or automatically before
     the first frame) and torn down by `teardown` (or leaving the ``with`` block).
@@ -243,10 +260,11 @@ class GraphProcessor:
         if not self.exported:
             raise ConfigError("every representation has export: false, so a stream would show nothing; "
                               "set export: true on at least one")
+        self.executor = Executor(self.graph, nodes=self.nodes, device=device, exception_mode=exception_mode,
+                                 quiet_failures=True)
         self._stats = {n.name: _NodeStats() for n in self.nodes}
         reach = max((abs(d) for n in self.nodes for d in n.representation.frame_offsets()), default=0)
         self._history: collections.deque[tuple[int, np.ndarray]] = collections.deque(maxlen=reach + 1)
-        self._set_up: list[Node] = []
         self._ready = False
         self.frames = 0
         self.last: FrameResult | None = None
@@ -264,11 +282,7 @@ class GraphProcessor:
             return self
         preflight([n for n in self.nodes if n.representation.learned])
         try:
-            for node in self.nodes:
-                if node.representation.learned and node not in self._set_up:
-                    logger.info("setting up %s (%s) on %s", node.name, node.type_name, self.device)
-                    node.representation.setup(self.device)
-                    self._set_up.append(node)
+            self.executor.setup()
         except BaseException:
             self.teardown()
             raise
@@ -277,13 +291,8 @@ class GraphProcessor:
 
     def teardown(self) -> None:
         """Tear down what `setup` set up (idempotent); a later frame sets them up again."""
-        set_up, self._set_up = self._set_up, []
         self._ready = False
-        for node in reversed(set_up):
-            try:
-                node.representation.teardown()
-            except Exception:  # noqa: BLE001 - one failing teardown must not hide the others
-                logger.warning("tearing down %s failed", node.name, exc_info=True)
+        self.executor.teardown()
 
     def __enter__(self) -> GraphProcessor:
         return self.setup()
@@ -301,79 +310,42 @@ class GraphProcessor:
             raise ConfigError(f"stream frames must be uint8 (H, W, 3) RGB, got {frame.dtype} {frame.shape}")
         if seq < 0:
             seq = self.frames
-        perf = time.perf_counter
-        t_start = perf()
-        shape = (int(frame.shape[0]), int(frame.shape[1]))
-        frames = frame[None]  # a view: the batch of one
-        indices = np.array([seq])
-        self._history.append((seq, frames))
-        memory: dict[str, np.ndarray] = {}
+        t_start = time.perf_counter()
+        self._history.append((seq, frame[None]))  # a view: the batch of one
+        outputs: dict[str, NodeOutput] = {}
+        for name, failed in self.executor.failed.items():  # per frame only: memory stays flat
+            failed.clear()
+            self.executor.stats[name].failed_frames.clear()
+        self.executor.run(StreamFrames(self._history, (int(frame.shape[0]), int(frame.shape[1]))),
+                          {n.name: (seq,) for n in self.nodes},
+                          on_output=lambda o: outputs.__setitem__(o.node.name, o))
+        memory = {name: o.memory for name, o in outputs.items()}
         compute_ms: dict[str, float] = {}
         summary: dict[str, dict[str, Any]] = {}
         errors: dict[str, str] = {}
         for node in self.nodes:
-            name, rep = node.name, node.representation
-            failed_dep = next((d for d in node.dependency_names if d in errors), None)
-            if failed_dep is not None:
-                errors[name] = f"dependency '{failed_dep}' failed"
+            name = node.name
+            if self.executor.failed[name]:
                 self._stats[name].failed += 1
+                errors[name] = self.executor.last_error.get(name, "failed")
                 summary[name] = {"error": errors[name]}
                 continue
-            t = perf()
-            try:
-                deps = dependency_inputs(rep, memory.__getitem__)
-                offsets = rep.frame_offsets()
-                if offsets:
-                    out = rep.compute(self._batch_with_neighbours(offsets, deps))
-                else:
-                    out = rep.compute(Batch(indices=indices, frames=frames if rep.uses_frames else None, deps=deps))
-                out = finish_output(node, out, 1, shape)
-            except Exception as e:
-                if is_out_of_memory(e):
-                    release_accelerator_memory()
-                self._stats[name].failed += 1
-                message = f"{type(e).__name__}: {e}"
-                if self.exception_mode == "stop":
-                    raise RepresentationFailed(f"representation '{name}' ({node.type_name}) failed on frame {seq}: "
-                                               f"{message}") from e
-                if self._stats[name].failed in (1, 10, 100) or self._stats[name].failed % 1000 == 0:
-                    logger.warning("representation '%s' failed on frame %d (%d failures so far): %s", name, seq,
-                                   self._stats[name].failed, message, exc_info=self._stats[name].failed == 1)
-                errors[name] = message
-                summary[name] = {"error": message}
+            if name not in outputs:
                 continue
-            ms = (perf() - t) * 1e3
-            memory[name] = out
+            ms = outputs[name].seconds * 1e3
             compute_ms[name] = ms
             self._stats[name].add(ms)
-            if self.summaries:
-                summary[name] = {"ms": round(ms, 3), **describe_output(out[0])}
-            else:
-                summary[name] = {"ms": round(ms, 3)}
+            summary[name] = {"ms": round(ms, 3), **(describe_output(memory[name][0]) if self.summaries else {})}
+        shape = (int(frame.shape[0]), int(frame.shape[1]))
         shapes = {n.name: (memory[n.name].shape[1:3] if n.name in memory else (n.settings.output_size or shape))
                   for n in self.exported}
         result = FrameResult(
             seq=seq, outputs={k: v[0] for k, v in memory.items()},
             images=PreviewImages(self.exported, memory, shapes),  # type: ignore[arg-type]
-            summary=summary, compute_ms=compute_ms, graph_ms=(perf() - t_start) * 1e3, errors=errors)
+            summary=summary, compute_ms=compute_ms, graph_ms=(time.perf_counter() - t_start) * 1e3, errors=errors)
         self.frames += 1
         self.last = result
         return result
-
-    def _batch_with_neighbours(self, offsets: tuple[int, ...], deps: Mapping[str, Any]) -> Batch:
-        """A stream has no future: the batch's frame is D processed frames back (D the largest
-        positive offset) and each neighbour is relative to it, so offset D is the newest frame."""
-        history = self._history
-        base = len(history) - 1 - max(0, *offsets)
-
-        def at(k: int) -> tuple[int, np.ndarray]:
-            return history[min(max(k, 0), len(history) - 1)]
-
-        seq, frames = at(base)
-        near = {d: at(base + d) for d in offsets}
-        return Batch(indices=np.array([seq]), frames=frames, deps=deps,
-                     neighbours={d: f for d, (_, f) in near.items()},
-                     neighbour_indices={d: np.array([s]) for d, (s, _) in near.items()})
 
     # -- the run_stream protocol ------------------------------------------------------------------
     def __call__(self, frame: np.ndarray) -> tuple[PreviewImages, dict[str, dict[str, Any]]]:
