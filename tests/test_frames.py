@@ -115,9 +115,16 @@ def test_select_frames(spec, expected):
 @pytest.mark.parametrize("spec,error,message", [
     ("0..11", SourceError, r"frames=0..11 is out of range: the video has 10 frames"),
     ("5..5", SourceError, "start < end"),
-    ([3, 10], SourceError, r"out of range: the video has 10 frames \(0..9\)"),
+    ([3, 10], SourceError, r"frames=\[3,10\] has entries out of range \(10\): the video has 10 frames \(0..9\)"),
+    ([-1, 3, -7], SourceError, r"has entries out of range \(-7, -1\)"),
+    ("-2..4", SourceError, r"frames=-2..4 is out of range"),
     ("a..b", ConfigError, "is not a frame selection; use A..B"),
     (True, ConfigError, "is not a frame selection"),
+    ("0..10:0", ConfigError, r"frames=0..10:0: the step must be 1 or more \(every Nth frame\), got 0"),
+    ("", ConfigError, r"frames='' selects nothing; use A..B"),
+    ("  ", ConfigError, r"frames='' selects nothing"),
+    ([], ConfigError, r"frames=\[\] selects no frames"),
+    ("[]", ConfigError, r"frames='\[\]' selects no frames"),
 ])
 def test_select_frames_errors(spec, error, message):
     with pytest.raises(error, match=message):

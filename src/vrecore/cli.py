@@ -18,6 +18,7 @@ commands:
   list [--json]            representation types with provider, parameters and dependencies
   plugins                  installed plugin distributions and versions
   metadata OUTPUT_DIR      regenerate the metadata of an export from the files on disk
+  verify OUTPUT_DIR        check stored frames: complete, missing, corrupt, stale (--deep, --repair)
   convert-weights SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors
 
 examples:
@@ -31,7 +32,9 @@ examples:
 
 # Commands implemented in their own module: name -> "module:function", the function taking the
 # arguments after the command name and returning the exit code (imported only when run).
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {
+    "verify": "vrecore.verify_cli:main",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,6 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vre {command}: interrupted; frames already written are kept", file=sys.stderr)
         return 130
+
+
+def check_keys(command: str, config: dict[str, Any]) -> None:
+    """Reject top-level keys the command's schema does not have (``+unknownkey=1`` gets past Hydra)."""
+    import dataclasses
+
+    from vrecore.config import ExportConfig, StreamConfig
+    from vrecore.errors import ConfigError
+
+    schema = ExportConfig if command == "export" else StreamConfig
+    valid = [f.name for f in dataclasses.fields(schema)]
+    unknown = sorted(set(config) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)} for `vre {command}`; valid keys: {', '.join(valid)}")
 
 
 def print_error(command: str, error: BaseException) -> None:
@@ -185,6 +202,7 @@ def _run_export_config(cfg: Any) -> int:
     assert isinstance(container, dict)
     config: dict[str, Any] = {str(k): v for k, v in container.items()}
     try:
+        check_keys("export", config)
         video = config.get("video")
         if video is None:
             from vrecore.sample import sample_clip
@@ -341,6 +359,16 @@ def _run_stream_config(cfg: Any) -> int:
     assert isinstance(container, dict)
     config: dict[str, Any] = {str(k): v for k, v in container.items()}
     undo_logging = _stream_logging(bool(config.get("verbose")))
+    try:
+        check_keys("stream", config)
+        metrics = config.get("metrics_csv")
+        if metrics and not Path(str(metrics)).expanduser().parent.is_dir():
+            raise ConfigError(f"metrics_csv={metrics}: the folder {Path(str(metrics)).expanduser().parent} does not "
+                              f"exist; create it or choose another path")
+    except VreError as e:
+        undo_logging()
+        print_error("stream", e)
+        return e.exit_code
 
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt

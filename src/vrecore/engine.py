@@ -26,7 +26,7 @@ from vrecore.fingerprint import stored_dtype
 from vrecore.graph import Graph, Node
 from vrecore.representation import Batch, Representation
 
-__all__ = ["EXCEPTION_MODES", "Executor", "FrameProvider", "NodeOutput", "NodeStats", "RepresentationFailed",
+__all__ = ["EXCEPTION_MODES", "Executor", "check_device", "FrameProvider", "NodeOutput", "NodeStats", "RepresentationFailed",
            "VideoFrames", "dependency_inputs", "finish_output", "is_out_of_memory", "preflight",
            "release_accelerator_memory", "thread_limit"]
 
@@ -97,6 +97,33 @@ def preflight(nodes: Sequence[Node]) -> None:
             problems.append(f"representation '{node.name}' ({node.type_name}): {e}")
     if problems:
         raise WeightsError("\n".join(problems))
+
+
+def check_device(device: str) -> None:
+    """Raise a one-line ConfigError unless ``device`` exists here (torch is imported only for a non-CPU one)."""
+    if not isinstance(device, str) or not device.strip():
+        raise ConfigError(f"device {device!r} is not a device; use cpu, cuda, cuda:N or mps")
+    if device == "cpu":
+        return
+    try:
+        import torch
+    except ImportError:
+        raise ConfigError(f"device '{device}' needs torch, which is not installed (pip install 'vrecore[torch]'); "
+                          f"or use device=cpu") from None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device '{device}' is not a device torch knows; use cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"device '{device}' is not available: this machine has no CUDA GPU that torch can use; "
+                              f"use device=cpu")
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(f"device '{device}' is not available: this machine has {count} CUDA device(s) "
+                              f"(cuda:0..cuda:{count - 1})")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device '{device}' is not available on this machine; use device=cpu")
 
 
 class thread_limit:  # noqa: N801 - used as a context manager, like contextlib's
@@ -235,6 +262,8 @@ class Executor:
         self.graph = graph
         self.nodes: tuple[Node, ...] = tuple(nodes if nodes is not None else graph.nodes)
         self.device, self.placement = device, dict(placement or {})
+        for d in {device, *self.placement.values()}:
+            check_device(d)
         self.exception_mode = exception_mode
         self.threads = threads
         self.quiet_failures = quiet_failures
@@ -427,6 +456,11 @@ class Executor:
             if start is not None and all(_row_index(base, r) == start + k for k, r in enumerate(rows)):
                 return base[start:start + len(rows)]
         return np.stack(rows)
+
+    def fail_frames(self, node: Node, frames: Sequence[int], message: str) -> None:
+        """Record frames of ``node`` as failed before computing (e.g. they cannot be decoded); its
+        dependents then skip them too."""
+        self._fail(node, frames, message, None)
 
     def _fail(self, node: Node, frames: Sequence[int], message: str, tb: str | None, *, quiet: bool = False) -> None:
         new = [i for i in frames if i not in self.failed[node.name]]

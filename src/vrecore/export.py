@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from vrecore.engine import EXCEPTION_MODES, Executor, NodeOutput, RepresentationFailed, VideoFrames, preflight, thread_limit
-from vrecore.errors import ConfigError, ExportError, StorageError, VreError
+from vrecore.errors import ConfigError, ExportError, SourceError, StorageError, VreError
 from vrecore.fingerprint import graph_fingerprints, video_identity
 from vrecore.frames import FrameSource, open_video, select_frames
 from vrecore.graph import Graph, Node
@@ -111,6 +111,7 @@ class _Export:
     def run(self) -> ExportResult:
         t0 = time.perf_counter()
         # Everything that can refuse the run happens before anything is written.
+        executor = Executor(self.graph, device=self.device, exception_mode=self.exception_mode, threads=self.threads)
         fingerprints = graph_fingerprints(self.graph, video_identity(self.source), self.source.frame_shape,
                                           _plugin_versions())
         plan = make_plan(self.graph, self.store, self.selected, fingerprints=fingerprints,
@@ -119,7 +120,6 @@ class _Export:
         preflight([n for n in self.graph if n.representation.learned and plan.need[n.name]])
         self.plan = plan
         runlog = RunLog(self.store, self.run_id)
-        executor = Executor(self.graph, device=self.device, exception_mode=self.exception_mode, threads=self.threads)
         status = "ok"
         with runlog.capturing():
             try:
@@ -205,10 +205,20 @@ class _Export:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                chunk, frames = item
+                chunk, frames, bad = item
                 chunk_set = set(chunk)
-                executor.run(frames, {name: need & chunk_set for name, need in plan.need.items()},
-                             read_stored=self._read_stored, on_output=on_output, should_stop=self.stop.is_set)
+                need = {name: wanted & chunk_set for name, wanted in plan.need.items()}
+                for node in self.graph:
+                    offsets = (0, *node.representation.frame_offsets()) if node.representation.uses_frames else \
+                        node.representation.frame_offsets()
+                    undecodable = {i: bad[j] for i in need[node.name] for d in offsets
+                                   if (j := min(max(i + d, 0), self.source.num_frames - 1)) in bad}
+                    if undecodable:
+                        for i, why in undecodable.items():
+                            executor.fail_frames(node, [i], f"frame cannot be decoded: {why}")
+                        need[node.name] = need[node.name] - undecodable.keys()
+                executor.run(frames, need, read_stored=self._read_stored, on_output=on_output,
+                             should_stop=self.stop.is_set)
         finally:
             halt.set()
             try:
@@ -238,11 +248,10 @@ class _Export:
                     for d in node.representation.frame_offsets():
                         wanted |= {min(max(i + d, 0), last) for i in mine}
                 fresh = sorted(wanted - carried.keys())
-                got = self.source.get_batch(fresh) if fresh else None
-                rows = {i: got[k] for k, i in enumerate(fresh)} if got is not None else {}
+                rows, bad = self._decode_frames(fresh)
                 rows.update({i: carried[i] for i in wanted if i in carried})
                 carried = {i: f for i, f in rows.items() if i >= chunk[-1] - back}
-                item = (chunk, VideoFrames(rows, self.source.num_frames, self.source.frame_shape))
+                item = (chunk, VideoFrames(rows, self.source.num_frames, self.source.frame_shape), bad)
                 while not (halt.is_set() or self.stop.is_set()):
                     try:
                         out.put(item, timeout=0.1)
@@ -253,6 +262,27 @@ class _Export:
             out.put(e)
             return
         out.put(None)
+
+    def _decode_frames(self, indices: list[int]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
+        """Decoded frames by index; with exception_mode=skip, frames that cannot be decoded are
+        returned apart (index → why) instead of stopping the run."""
+        if not indices:
+            return {}, {}
+        try:
+            got = self.source.get_batch(indices)
+            return {i: got[k] for k, i in enumerate(indices)}, {}
+        except SourceError:
+            if self.exception_mode != "skip":
+                raise
+        rows: dict[int, np.ndarray] = {}
+        bad: dict[int, str] = {}
+        for i in indices:
+            try:
+                rows[i] = self.source.get_batch([i])[0]
+            except SourceError as e:
+                bad[i] = str(e)
+                log.warning("frame %d cannot be decoded and is skipped: %s", i, e)
+        return rows, bad
 
     def _read_stored(self, node: Node, index: int) -> np.ndarray:
         try:

@@ -221,10 +221,18 @@ class ImageFolderSource(FrameSource):
         if not self.files:
             raise SourceError(f"folder '{path}' has no images ({', '.join(IMAGE_EXTENSIONS)}); give a video "
                               f"file or a folder of frames")
-        with Image.open(self.files[0]) as im:
-            self.width, self.height = im.size
         self.num_frames = len(self.files)
         self.fps = None
+        problems = []
+        for f in self.files:  # the frame size is the first readable image's; a broken one fails when read
+            try:
+                with Image.open(f) as im:
+                    self.width, self.height = im.size
+                break
+            except OSError as e:
+                problems.append(f"'{f}' ({_short(e)})")
+        else:
+            raise SourceError(f"folder '{path}': no image can be read (first: {problems[0]}); check the files")
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
         from PIL import Image
@@ -236,7 +244,8 @@ class ImageFolderSource(FrameSource):
                 with Image.open(self.files[i]) as im:
                     frame = np.asarray(im.convert("RGB"))
             except OSError as e:
-                raise SourceError(f"image '{self.files[i]}' cannot be read ({_short(e)})") from e
+                raise SourceError(f"image '{self.files[i]}' (frame {i}) cannot be read ({_short(e)}); replace or "
+                                  f"remove it, or run with exception_mode=skip to leave that frame out") from e
             if frame.shape[:2] != (self.height, self.width):
                 raise SourceError(f"image '{self.files[i]}' is {frame.shape[1]}x{frame.shape[0]} but the folder's "
                                   f"first image is {self.width}x{self.height}; all frames must have one size")
@@ -244,31 +253,48 @@ class ImageFolderSource(FrameSource):
         return out
 
 
-_RANGE = re.compile(r"^\s*(\d*)\s*\.\.\s*(\d*)\s*(?::\s*(\d+))?\s*$")
+_RANGE = re.compile(r"^\s*(-?\d*)\s*\.\.\s*(-?\d*)\s*(?::\s*(-?\d+))?\s*$")
+_FIX = "use A..B (end exclusive), A..B:N (every Nth), a list like [0,5,9], or leave frames out for all"
 
 
 def select_frames(spec: Any, num_frames: int) -> np.ndarray:
-    """Frame indices from a selection: None/'all', 'A..B' (end exclusive), 'A..B:N' (every Nth), or a list."""
-    if spec is None or (isinstance(spec, str) and spec.strip().lower() in ("", "all")):
+    """Frame indices from a selection: None/'all', 'A..B' (end exclusive), 'A..B:N' (every Nth), or a list.
+
+    A selection that selects nothing, a step below 1, and indices outside the video are errors that
+    name what is wrong.
+    """
+    if spec is None or (isinstance(spec, str) and spec.strip().lower() == "all"):
         return np.arange(num_frames)
+    if isinstance(spec, str) and not spec.strip():
+        raise ConfigError(f"frames='' selects nothing; {_FIX}")
     if isinstance(spec, bool):
-        raise ConfigError(f"frames={spec!r} is not a frame selection; use A..B, A..B:N or a list of indices")
+        raise ConfigError(f"frames={spec!r} is not a frame selection; {_FIX}")
     if isinstance(spec, int):
         ix = np.array([spec])
     elif isinstance(spec, str) and _RANGE.match(spec):
         a, b, step = _RANGE.match(spec).groups()  # type: ignore[union-attr]
         start, stop = int(a or 0), int(b) if b else num_frames
-        if stop > num_frames or start >= stop:
+        if step is not None and int(step) < 1:
+            raise ConfigError(f"frames={spec}: the step must be 1 or more (every Nth frame), got {step}")
+        if start < 0 or stop > num_frames or start >= stop:
             raise SourceError(f"frames={spec} is out of range: the video has {num_frames} frames "
-                              f"(valid: 0..{num_frames}); use an end ≤ {num_frames} and start < end")
+                              f"(valid: 0..{num_frames}); use 0 ≤ start < end ≤ {num_frames}")
         return np.arange(start, stop, int(step or 1))
-    elif isinstance(spec, str) and re.fullmatch(r"\s*\[?[\d,\s]+\]?\s*", spec):
-        ix = np.array([int(t) for t in re.findall(r"\d+", spec)])
+    elif isinstance(spec, str) and re.fullmatch(r"\s*\[?[-\d,\s]*\]?\s*", spec):
+        ix = np.array([int(t) for t in re.findall(r"-?\d+", spec)], dtype=np.int64)
     elif isinstance(spec, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
         ix = np.array(spec, dtype=np.int64)
     else:
-        raise ConfigError(f"frames={spec!r} is not a frame selection; use A..B (end exclusive), A..B:N "
-                          f"(every Nth) or a list like [0,5,9]")
-    if len(ix) and (ix.min() < 0 or ix.max() >= num_frames):
-        raise SourceError(f"frames={spec} is out of range: the video has {num_frames} frames (0..{num_frames - 1})")
+        raise ConfigError(f"frames={spec!r} is not a frame selection; {_FIX}")
+    if len(ix) == 0:
+        raise ConfigError(f"frames={spec!r} selects no frames; {_FIX}")
+    bad = sorted({int(i) for i in ix if i < 0 or i >= num_frames})
+    if bad:
+        shown = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise SourceError(f"frames={_as_text(spec)} has entries out of range ({shown}): the video has {num_frames} "
+                          f"frames (0..{num_frames - 1})")
     return np.unique(ix)
+
+
+def _as_text(spec: Any) -> str:
+    return "[" + ",".join(map(str, spec)) + "]" if isinstance(spec, (list, tuple)) else str(spec)

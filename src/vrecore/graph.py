@@ -18,7 +18,8 @@ __all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "ExportSettings", "Graph", "Node",
 
 BINARY_FORMATS = ("none", "npz", "npz-compressed")
 IMAGE_FORMATS = ("none", "jpg", "png")
-OUTPUT_DTYPES = ("float16", "float32", "float64", "uint8", "uint16", "int32", "bool")
+OUTPUT_DTYPES = ("float16", "float32", "float64")
+"""``output_dtype`` casts floating-point disk forms only (class indices, masks and images keep their type)."""
 DEFAULTS: dict[str, Any] = {"batch_size": 8, "binary_format": "npz", "image_format": "none",
                             "output_dtype": None, "output_size": None}
 _SPEC_KEYS = ("type", "dependencies", "parameters", "export", *DEFAULTS)
@@ -317,7 +318,8 @@ def _check_settings(where: str, s: Mapping[str, Any]) -> None:
     if s["image_format"] not in IMAGE_FORMATS:
         raise GraphError(f"{where}: image_format {s['image_format']!r} is not one of {', '.join(IMAGE_FORMATS)}")
     if s["output_dtype"] is not None and s["output_dtype"] not in OUTPUT_DTYPES:
-        raise GraphError(f"{where}: output_dtype {s['output_dtype']!r} is not one of {', '.join(OUTPUT_DTYPES)}")
+        raise GraphError(f"{where}: output_dtype {s['output_dtype']!r} is not one of {', '.join(OUTPUT_DTYPES)} "
+                         f"(it applies to floating-point outputs; class indices, masks and images keep their type)")
     size = s["output_size"]
     if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2
                                  and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):

@@ -18,7 +18,7 @@ from vrecore.errors import ConfigError
 from vrecore.fingerprint import describe_changes, digest, disk_form
 from vrecore.graph import Graph, Node
 from vrecore.store import Store, required_folders
-from vrecore.verify import DiskForm, RepresentationCheck, check_frames
+from vrecore.verify import DiskForm, RepresentationCheck, check_frames, quarantine
 
 __all__ = ["ON_MISMATCH", "ExportPlan", "FingerprintMismatch", "apply_plan", "make_plan", "representation_header"]
 
@@ -137,7 +137,7 @@ def apply_plan(plan: ExportPlan, graph: Graph, store: Store, run_id: str) -> Non
         if check.adopt:
             store.append_records(name, check.adopt)
         if check.corrupt:
-            plan.quarantined[name] = _quarantine(store, graph[name], check, run_id)
+            plan.quarantined[name] = quarantine(store, check, run_id)
 
 
 def _has_binary(node: Node) -> bool:
@@ -158,8 +158,8 @@ def _compare_fingerprints(graph: Graph, store: Store, metadata: Mapping[str, dic
         meta = metadata[node.name]
         recorded = (meta or {}).get("fingerprint_digest")
         has_frames = any(store.stat_frames(node.name, sub) for sub in ("npz", "jpg", "png"))
-        if recorded == digests[node.name] or (recorded is None and not has_frames):
-            decisions[node.name] = "replace" if overwrite and node.settings.writes and has_frames else "same"
+        if recorded == digests[node.name] or not has_frames:
+            decisions[node.name] = "same"  # (with overwrite the selected frames are computed again)
         elif not node.settings.writes:
             decisions[node.name] = "ignore"
         elif overwrite:
@@ -192,16 +192,3 @@ def representation_header(node: Node) -> dict[str, Any]:
 def _dependency_names(node: Node) -> dict[str, Any]:
     return {role: (tuple(r.name for r in v) if isinstance(v, tuple) else v.name)
             for role, v in node.representation.dependencies.items()}
-
-
-def _quarantine(store: Store, node: Node, check: RepresentationCheck, run_id: str) -> list[str]:
-    moved = []
-    subs = sorted({p.split("/", 1)[0] for problems in check.corrupt.values() for p in problems})
-    present = {sub: store.stat_frames(node.name, sub) for sub in subs}
-    for frame, problems in sorted(check.corrupt.items()):
-        for sub in subs:
-            if any(p.startswith(f"{sub}/") for p in problems) and frame in present[sub]:
-                moved.append(store.quarantine(node.name, sub, frame, run_id))
-        log.warning("%s: frame %d is bad (%s); moved to quarantine, computed again", node.name, frame,
-                    "; ".join(problems))
-    return moved

@@ -21,7 +21,7 @@ import numpy as np
 from vrecore.hookspecs import hookimpl
 from vrecore.representation import Batch, OutputSpec, Representation, Role
 
-__all__ = ["FailOn", "GreyMean", "Learned", "MissingWeights", "NeighbourDelta", "OutOfMemoryAbove",
+__all__ = ["BrokenSetup", "FailOn", "GreyMean", "Learned", "MissingWeights", "NeighbourDelta", "OutOfMemoryAbove",
            "RepresentationTestSuite", "Scaled", "Slow",
            "populate_hub_cache", "register_test_types", "unregister_test_types", "use_hub_cache",
            "write_test_types_distribution"]
@@ -244,6 +244,11 @@ class Learned(GreyMean):
     type_name = "test/learned"
     learned = True
     calls: ClassVar[list] = []
+    weights: str = "v1"
+    """A stand-in for a weights variant: recorded in the fingerprint, changes no value."""
+
+    def weights_identity(self) -> dict[str, Any]:
+        return {"variant": self.weights}
 
     def setup(self, device: str) -> None:
         Learned.calls.append(("setup", self.name, device))
@@ -291,10 +296,21 @@ class MissingWeights(Learned):
         raise AssertionError("setup must not run when preflight failed")
 
 
+@attrs.define(kw_only=True, eq=False)
+class BrokenSetup(Learned):
+    """A learned GreyMean whose `setup` raises (a model that cannot load)."""
+
+    type_name = "test/broken-setup"
+
+    def setup(self, device: str) -> None:
+        raise RuntimeError("test: the model cannot be loaded")
+
+
 class _TestTypesPlugin:
     @hookimpl
     def register_representations(self, register: Any) -> None:
-        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned, NeighbourDelta, MissingWeights):
+        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned, NeighbourDelta, MissingWeights,
+                    BrokenSetup):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip(),
                      aliases=("test/grey-alias",) if cls is GreyMean else ())
 

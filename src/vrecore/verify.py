@@ -18,6 +18,7 @@ its mtime (deliberate tampering); the deep level does.
 from __future__ import annotations
 
 import io
+import logging
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -27,7 +28,9 @@ import attrs
 from vrecore.npz import load_npz
 from vrecore.store import FileFacts, Store
 
-__all__ = ["DiskForm", "RepresentationCheck", "check_content", "check_frames", "latest_records"]
+__all__ = ["DiskForm", "RepresentationCheck", "check_content", "check_frames", "latest_records", "quarantine"]
+
+log = logging.getLogger("vrecore.verify")
 
 
 @attrs.frozen
@@ -54,6 +57,7 @@ class RepresentationCheck:
     stale: set[int] = attrs.field(factory=set)
     adopt: list[dict[str, Any]] = attrs.field(factory=list)
     """Records to append: files found good without a current record (unrecorded, or touched)."""
+    stale_reason: str = "made under an earlier fingerprint (kept with on_mismatch=keep)"
 
     @property
     def bad(self) -> int:
@@ -172,3 +176,20 @@ def check_frames(store: Store, name: str, subs: Sequence[str], frames: Iterable[
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0][:160] if text else ""
+
+
+def quarantine(store: Store, check: RepresentationCheck, run_id: str, *, stale: bool = False) -> list[str]:
+    """Move the corrupt files of ``check`` (and, with ``stale``, every file of its stale frames) into
+    the store's quarantine; returns where they went."""
+    moved = []
+    subs = ("npz", "jpg", "png")
+    present = {sub: store.stat_frames(check.name, sub) for sub in subs}
+    for frame, problems in sorted(check.corrupt.items()):
+        for sub in subs:
+            if any(p.startswith(f"{sub}/") for p in problems) and frame in present[sub]:
+                moved.append(store.quarantine(check.name, sub, frame, run_id))
+        log.warning("%s: frame %d is bad (%s); moved to quarantine", check.name, frame, "; ".join(problems))
+    if stale:
+        for frame in sorted(check.stale):
+            moved.extend(store.quarantine(check.name, sub, frame, run_id) for sub in subs if frame in present[sub])
+    return moved
