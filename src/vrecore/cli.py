@@ -226,6 +226,10 @@ def _run_export_config(cfg: Any) -> int:
         print_error("export", e)
         return e.exit_code
     print(result.summary(), file=sys.stderr)
+    failed = sum(s.failed for s in result.stats.values())
+    if result.ok and failed:
+        print(f"vre export: warning: {failed} frame(s) failed and were skipped (exception_mode=skip); the log says "
+              f"why: {result.log_file}", file=sys.stderr)
     if result.status == "interrupted":
         print(f"vre export: {result.error} (log: {result.log_file})", file=sys.stderr)
         return result.exit_code

@@ -157,7 +157,10 @@ class _Export:
                             write_representation_metadata(self.store, node)
                         except OSError as e:
                             log.error("%s: its metadata could not be written (%s)", node.name, e)
-                runlog.write(self._run_fields(plan), status=status, error=self.error, ended=ended)
+                try:
+                    runlog.write(self._run_fields(plan), status=status, error=self.error, ended=ended)
+                except OSError as e:  # e.g. the disk is full: the error already says so
+                    log.error("the run metadata could not be written (%s)", e)
                 log.info("run %s %s in %.2fs", self.run_id, status, time.perf_counter() - t0)
         return ExportResult(self.run_id, self.store.root, self.selected, self.stats, runlog.started.isoformat(),
                             ended.isoformat(), time.perf_counter() - t0, status, self.error, runlog.log_file,
@@ -369,6 +372,6 @@ def _plugin_versions() -> dict[str, str]:
     from vrecore import __version__
     from vrecore.registry import CORE_DISTRIBUTION, get_registry
 
-    versions = {p.name: p.version for p in get_registry().plugins}
+    versions = dict(get_registry().versions)
     versions[CORE_DISTRIBUTION] = __version__
     return versions

@@ -1,6 +1,7 @@
 """Frame sources: random, batched access to the decoded frames of a video or image folder."""
 from __future__ import annotations
 
+import logging
 import os
 import re
 from abc import ABC, abstractmethod
@@ -14,6 +15,7 @@ from vrecore.errors import ConfigError, SourceError
 
 __all__ = ["DecordSource", "FrameSource", "ImageFolderSource", "PyAVSource", "open_video", "select_frames"]
 
+log = logging.getLogger("vrecore.frames")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 BACKENDS = ("auto", "decord", "pyav")
 
@@ -68,9 +70,18 @@ def open_video(path: str | os.PathLike[str], backend: str = "auto") -> FrameSour
     if backend == "auto":
         try:
             import decord  # noqa: F401
-            backend = "decord"
         except ImportError:
-            backend = "pyav"
+            return PyAVSource(p)
+        source = DecordSource(p)
+        try:
+            source.get_batch([0])
+        except SourceError as e:
+            # decord fails on some frame sizes (seen: 16x16, 32x32, 96x64) and some damaged files;
+            # PyAV decodes them frame-exactly (or says precisely which frame is damaged).
+            log.info("decord cannot decode '%s' (%s); using PyAV", p, e)
+            source.close()
+            return PyAVSource(p)
+        return source
     return DecordSource(p) if backend == "decord" else PyAVSource(p)
 
 
@@ -136,7 +147,8 @@ class DecordSource(FrameSource):
             frames = self._reader.get_batch(unique.tolist()).asnumpy()
         except Exception as e:
             raise SourceError(f"video '{self.path}': frames {unique[0]}..{unique[-1]} could not be decoded "
-                              f"({_short(e)})") from e
+                              f"({_short(e)}); the file may be truncated or damaged: re-encode it, select other "
+                              f"frames, or run with exception_mode=skip") from e
         return frames if len(unique) == len(ix) and (unique == ix).all() else frames[inverse]
 
     def close(self) -> None:
@@ -185,7 +197,8 @@ class PyAVSource(FrameSource):
             self._container.seek(0, stream=self._stream, backward=True)
             self._frames = self._container.decode(self._stream)
             self._next = 0
-        raise SourceError(f"video '{self.path}': frame {target} could not be decoded; the file may be damaged")
+        raise SourceError(f"video '{self.path}': frame {target} could not be decoded; the file may be truncated or "
+                          f"damaged: re-encode it, select other frames, or run with exception_mode=skip")
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
         import av

@@ -84,8 +84,8 @@ def make_plan(graph: Graph, store: Store, selected: Sequence[int], *, fingerprin
         s = node.settings
         todo[node.name] = set(selected_set) if s.writes else set()
         skipped[node.name] = 0
-        if decisions.get(node.name) not in ("same", "mix"):
-            continue  # nothing usable stored: replaced, never stored, or stored by another configuration
+        if decisions.get(node.name) not in ("same", "mix") or (overwrite and s.writes):
+            continue  # nothing usable stored (never stored, or by another configuration), or overwritten
         subs = required_folders(s.binary_format, s.image_format) if s.writes else ["npz"]
         check = check_frames(store, node.name, subs, selected_set if s.writes else None, expected=disk[node.name],
                              fingerprint=digests[node.name], run_id=run_id)

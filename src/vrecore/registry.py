@@ -91,6 +91,8 @@ class Registry:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: list[PluginInfo] = []
         self._providers: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+        """Distribution → version of every registered plugin (recorded in output fingerprints)."""
         self._types: dict[str, TypeEntry] | None = None
         self._aliases: dict[str, str] = {}
         self._config_paths: list[tuple[str, str]] | None = None
@@ -100,6 +102,7 @@ class Registry:
         """Register a plugin object or module under its distribution's name (tests use this too)."""
         self.pm.register(plugin, name=distribution)
         self._providers[distribution] = distribution
+        self.versions[distribution] = version
         self._types = None
         self._config_paths = None
 
@@ -107,6 +110,7 @@ class Registry:
         """Remove a plugin registered with `register_plugin`."""
         self.pm.unregister(name=distribution)
         self._providers.pop(distribution, None)
+        self.versions.pop(distribution, None)
         self._types = None
         self._config_paths = None
 

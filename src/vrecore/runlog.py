@@ -112,6 +112,13 @@ class ExportResult:
         return "\n".join(lines)
 
 
+class _QuietFileHandler(logging.FileHandler):
+    """A log file that stays silent when it cannot be written (a full disk is reported once, by the run)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+
 class RunLog:
     """The run's log file (``<out>/.logs/log_<run>.txt``) and run metadata (``run_metadata_<run>.json``)."""
 
@@ -125,7 +132,7 @@ class RunLog:
     @contextlib.contextmanager
     def capturing(self) -> Iterator[None]:
         """Send vrecore's log records (INFO and up) to the run's log file meanwhile."""
-        handler = logging.FileHandler(self.log_file)
+        handler = _QuietFileHandler(self.log_file)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("vrecore")
         old_level = root.level

@@ -170,7 +170,7 @@ class DirectoryStore(Store):
         probe = self.root / f".write-test-{_HOST}-{os.getpid()}"
         try:
             with open(probe, "wb") as f:
-                f.write(b"\0" * 4096)
+                f.write(bytes(256 * 1024))  # room for a few frames, or the disk is as good as full
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:

@@ -336,7 +336,7 @@ def register_test_types(registry: Any = None) -> Any:
 
     registry = registry or get_registry()
     if not registry.has_plugin(TEST_DISTRIBUTION):
-        registry.register_plugin(TEST_TYPES_PLUGIN, TEST_DISTRIBUTION)
+        registry.register_plugin(TEST_TYPES_PLUGIN, TEST_DISTRIBUTION, "1.0")  # as its dist-info says
     return registry
 
 
