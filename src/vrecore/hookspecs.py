@@ -16,4 +16,4 @@ def register_representations(register: Callable[..., None]) -> None:
 
 @hookspec
 def register_config_paths(register: Callable[[str], None]) -> None:
-    """Register Hydra config search paths such as ``"pkg://vre_depth.conf"`` (pipeline presets)."""
+    """Register Hydra config search paths such as ``"pkg://vre_example.conf"`` (pipeline presets)."""

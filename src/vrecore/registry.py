@@ -5,7 +5,7 @@ registered as a lazy ``"module:Class"`` target and imported when a graph uses it
 
 Environment switches:
 - ``VRE_DISABLE_PLUGIN_AUTOLOAD=1``: load no installed plugin (core's own types stay).
-- ``VRE_DISABLED_PLUGINS=vre-depth,other``: skip these distributions.
+- ``VRE_DISABLED_PLUGINS=vre-example,other``: skip these distributions.
 - ``VRE_TRACE_PLUGINS=1``: print every registration to stderr.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 FAMILIES_GROUP = "vre.families"
 """Entry-point group in which a distribution declares type families, read without importing it:
-``depth = "vre-depth"`` says that 'depth/' types come from the distribution vre-depth. A plugin
+``depth = "vre-example"`` says that 'depth/' types come from the distribution vre-example. A plugin
 declares its own families, and may name the distribution of a family its presets use, so that an
 unknown type's error says what to install or why an installed plugin is not loaded."""
 

@@ -22,7 +22,7 @@ from vrecore.hookspecs import hookimpl
 from vrecore.representation import Batch, OutputSpec, Representation, Role
 
 __all__ = ["BrokenSetup", "FailOn", "GreyMean", "Learned", "MissingWeights", "NeighbourDelta", "OutOfMemoryAbove",
-           "RepresentationTestSuite", "Scaled", "Slow",
+           "OutOfMemoryOnce", "RepresentationTestSuite", "Scaled", "Slow",
            "populate_hub_cache", "register_test_types", "unregister_test_types", "use_hub_cache",
            "write_test_types_distribution"]
 
@@ -209,6 +209,21 @@ class OutOfMemoryAbove(GreyMean):
 
 
 @attrs.define(kw_only=True, eq=False)
+class OutOfMemoryOnce(GreyMean):
+    """GreyMean that raises MemoryError on its first ``times`` calls (a transient accelerator OOM)."""
+
+    type_name = "test/oom-once"
+    times: int = 1
+    calls: int = attrs.field(default=0, init=False)
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        self.calls += 1
+        if self.calls <= self.times:
+            raise MemoryError(f"test: out of memory on call {self.calls}")
+        return super().compute(batch)
+
+
+@attrs.define(kw_only=True, eq=False)
 class FailOn(GreyMean):
     """GreyMean that raises RuntimeError when a batch holds one of ``frames``."""
 
@@ -309,8 +324,8 @@ class BrokenSetup(Learned):
 class _TestTypesPlugin:
     @hookimpl
     def register_representations(self, register: Any) -> None:
-        for cls in (GreyMean, Slow, OutOfMemoryAbove, FailOn, Scaled, Learned, NeighbourDelta, MissingWeights,
-                    BrokenSetup):
+        for cls in (GreyMean, Slow, OutOfMemoryAbove, OutOfMemoryOnce, FailOn, Scaled, Learned, NeighbourDelta,
+                    MissingWeights, BrokenSetup):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip(),
                      aliases=("test/grey-alias",) if cls is GreyMean else ())
 

@@ -263,7 +263,8 @@ class GraphProcessor:
         self.executor = Executor(self.graph, nodes=self.nodes, device=device, exception_mode=exception_mode,
                                  quiet_failures=True)
         self._stats = {n.name: _NodeStats() for n in self.nodes}
-        reach = max((abs(d) for n in self.nodes for d in n.representation.frame_offsets()), default=0)
+        offsets = [d for n in self.nodes for d in n.representation.frame_offsets()]
+        reach = max(0, *offsets) - min(0, *offsets) if offsets else 0
         self._history: collections.deque[tuple[int, np.ndarray]] = collections.deque(maxlen=reach + 1)
         self._ready = False
         self.frames = 0

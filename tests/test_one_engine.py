@@ -1,0 +1,136 @@
+"""One engine: batch export and streaming run the same executor and give bit-identical outputs."""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vrecore.engine import to_stored
+from vrecore.export import run_export
+from vrecore.graph import build_graph
+from vrecore.npz import load_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_export_and_stream_give_bit_identical_outputs(registry, sample_video, tmp_path):
+    pytest.importorskip("vre_geometry")
+    pytest.importorskip("vre_edges")
+    from vrecore.streaming.graph import stream
+
+    reps = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]},
+            "depth": {"type": "test/grey", "output_dtype": "float16"},  # depth-like: float32 stored as float16
+            "normals": {"type": "normals/depth-svd", "dependencies": ["depth"]},
+            "edges": {"type": "edges/canny", "dependencies": ["rgb"]}}
+    graph = build_graph({"representations": reps, "batch_size": 4})
+    assert run_export(graph, sample_video, tmp_path / "out", frames="0..12").ok
+    streamed = 0
+    for result in stream(str(sample_video), build_graph({"representations": reps}), realtime=False,
+                         drop_frames=False, max_frames=12):
+        for name in reps:
+            stored = load_npz(tmp_path / "out" / name / "npz" / f"{result.seq}.npz")
+            live = to_stored(graph[name], result.outputs[name][None])[0]
+            assert live.dtype == stored.dtype and np.array_equal(live, stored, equal_nan=True), (name, result.seq)
+        streamed += 1
+    assert streamed == 12
+
+
+def test_a_transient_out_of_memory_is_retried_in_a_stream_as_in_an_export(registry, sample_video, tmp_path):
+    from vrecore.streaming.graph import stream
+
+    reps = {"m": {"type": "test/oom-once", "parameters": {"times": 1}, "batch_size": 1}}
+    results = list(stream(str(sample_video), build_graph({"representations": reps}), realtime=False,
+                          drop_frames=False, max_frames=3))
+    assert [r.seq for r in results] == [0, 1, 2] and all(not r.errors for r in results)
+    graph = build_graph({"representations": reps})
+    r = run_export(graph, sample_video, tmp_path / "o", frames="0..3")
+    assert r.ok and r.stats["m"].computed == 3 and graph["m"].representation.calls == 4
+    twice = build_graph({"representations": {"m": {**reps["m"], "parameters": {"times": 2}}}})
+    from vrecore.engine import RepresentationFailed
+
+    with pytest.raises(RepresentationFailed, match=r"failed on frame 0: MemoryError: test: out of memory on call 2"):
+        list(stream(str(sample_video), twice, realtime=False, drop_frames=False, max_frames=3))
+
+
+# -- the shape of the code ----------------------------------------------------------------------------------
+def _packages() -> dict[str, Path]:
+    found = {"vrecore": ROOT / "src" / "vrecore"}
+    for src in sorted((ROOT / "plugins").glob("vre-*/src/*")):
+        if (src / "__init__.py").exists():
+            found[src.name] = src
+    return found
+
+
+def _module_name(package: str, root: Path, path: Path) -> str:
+    parts = [package, *path.relative_to(root).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _top_level_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    """Modules imported when ``module`` is imported (not inside functions or TYPE_CHECKING blocks)."""
+    found: set[str] = set()
+
+    def visit(body: list[ast.stmt]) -> None:
+        for node in body:
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                continue
+            if isinstance(node, (ast.If, ast.Try)):
+                visit(node.body)
+                visit(node.orelse)
+                for h in getattr(node, "handlers", []):
+                    visit(h.body)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
+                    base = ".".join([*anchor, *([base] if base else [])])
+                found.add(base)
+                found.update(f"{base}.{a.name}" for a in node.names)
+
+    visit(tree.body)
+    return found
+
+
+def test_no_import_cycles():
+    graph: dict[str, set[str]] = {}
+    for package, root in _packages().items():
+        for path in root.rglob("*.py"):
+            name = _module_name(package, root, path)
+            graph[name] = _top_level_imports(ast.parse(path.read_text()), name, path.name == "__init__.py")
+    edges = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def walk(m: str) -> None:
+        state[m] = 1
+        stack.append(m)
+        for d in sorted(edges[m]):
+            if state.get(d) == 1:
+                cycle = stack[stack.index(d):] + [d]
+                if not all(c == d or c.startswith(d + ".") for c in cycle):  # a package and its own modules
+                    raise AssertionError("import cycle: " + " -> ".join(cycle))
+            elif d not in state:
+                walk(d)
+        stack.pop()
+        state[m] = 2
+
+    sys.setrecursionlimit(10000)
+    for m in sorted(edges):
+        if m not in state:
+            walk(m)
+    assert len(graph) > 40
+
+
+def test_core_names_no_plugin():
+    names = set()
+    for pyproject in (ROOT / "plugins").glob("vre-*/pyproject.toml"):
+        dist = pyproject.parent.name
+        names |= {dist, dist.replace("-", "_")}
+    offenders = [f"{p.relative_to(ROOT)}: {n}" for p in (ROOT / "src").rglob("*.py") for n in names
+                 if n in p.read_text()]
+    assert names and offenders == []
