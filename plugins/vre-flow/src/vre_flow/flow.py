@@ -70,19 +70,15 @@ class OpticalFlow(Representation):
         sources, targets, sign = pair_frames(batch, self.delta, backward=self.at_end == "backward")
         defined = sign != 0
         flow = self._flows(sources[defined], targets[defined])
-        h, w = flow.shape[1:3] if len(flow) else self._output_size(batch.frames.shape[1:3])
+        h, w = flow.shape[1:3]
         out = np.full((len(batch), h, w, 2), np.nan, np.float32)
         out[defined] = flow * sign[defined, None, None, None]
         return self._from_pixels(out)
 
     def _flows(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         """Flow in pixels (K, h, w, 2) float32 from each uint8 RGB frame of ``sources`` to the same row of
-        ``targets``, at the size the method works at (the engine resizes it)."""
+        ``targets``, at the size the method works at (the engine resizes it); (0, h, w, 2) for no pairs."""
         raise NotImplementedError
-
-    def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
-        """(h, w) that `_flows` returns for frames of ``frame_size``."""
-        return frame_size
 
     # -- units ----------------------------------------------------------------------------------------
     def _from_pixels(self, flow: np.ndarray) -> np.ndarray:

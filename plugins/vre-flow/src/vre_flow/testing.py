@@ -9,7 +9,8 @@ import numpy as np
 from vrecore.representation import Batch
 from vrecore.testing import RepresentationTestSuite
 
-__all__ = ["FlowTestSuite", "end_point_error", "moving_clip", "neighbour_batch", "save_frames", "warp"]
+__all__ = ["FlowTestSuite", "end_point_error", "make_test_weights", "moving_clip", "neighbour_batch", "save_frames",
+           "untrained_network", "warp"]
 
 
 def moving_clip(image: np.ndarray, frames: int, *, shift: tuple[float, float] = (0.0, 0.0), degrees: float = 0.0,
@@ -37,6 +38,27 @@ def moving_clip(image: np.ndarray, frames: int, *, shift: tuple[float, float] = 
     flow = np.stack([step[0, 0] * xx + step[0, 1] * yy + step[0, 2] - xx,
                      step[1, 0] * xx + step[1, 1] * yy + step[1, 2] - yy], axis=-1).astype(np.float32)
     return np.stack(clip), np.broadcast_to(flow, (frames - 1, h, w, 2)).copy()
+
+
+def untrained_network(kind: str) -> Any:
+    """A seeded random-init network: ``raft-large``, ``raft-small`` or ``rife`` (untrained: for shapes and loading)."""
+    import torch
+
+    from vre_flow._raft import RAFT
+    from vre_flow._rife import IFNet
+
+    torch.manual_seed(0)
+    return {"raft-large": lambda: RAFT(small=False), "raft-small": lambda: RAFT(small=True), "rife": IFNet}[kind]()
+
+
+def make_test_weights(kind: str, path: Path) -> Path:
+    """`untrained_network` saved as safetensors at ``path``: a real file of untrained weights."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Cloned: the large RAFT holds one norm under two names, which vre convert-weights also writes twice.
+    save_file({k: v.clone() for k, v in untrained_network(kind).state_dict().items()}, str(path))
+    return path
 
 
 def end_point_error(flow: np.ndarray, truth: np.ndarray, margin: int = 0) -> float:
