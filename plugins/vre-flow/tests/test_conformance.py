@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from vre_flow.testing import FlowTestSuite, make_test_weights
+from vrecore.testing import RepresentationTestSuite
 
 
 class TestDIS(FlowTestSuite):
@@ -49,3 +50,10 @@ class TestRIFE(_TestWeights):
     type_name = "optical-flow/rife"
     kind = "rife"
     atol = 1e-4
+
+
+class TestSIFT(RepresentationTestSuite):
+    type_name = "descriptor/sift"
+    parameters = {"max_keypoints": 20}
+    frame_shape = (48, 64)
+    atol = 0.0
