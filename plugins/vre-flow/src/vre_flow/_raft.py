@@ -63,12 +63,11 @@ class _Encoder(nn.Module):
         widths = (32, 64, 96) if small else (64, 96, 128)
         self.conv1 = nn.Conv2d(3, widths[0], 7, stride=2, padding=3)
         self.norm1 = _norm(norm, widths[0])
-        cin = widths[0]
-        for k, (width, stride) in enumerate(zip(widths, (1, 2, 2), strict=True), start=1):
-            setattr(self, f"layer{k}", nn.Sequential(_Residual(cin, width, norm, stride, small),
-                                                     _Residual(width, width, norm, 1, small)))
-            cin = width
-        self.conv2 = nn.Conv2d(cin, out_dim, 1)
+        ins = (widths[0], *widths[:2])
+        self.layer1, self.layer2, self.layer3 = (
+            nn.Sequential(_Residual(cin, width, norm, stride, small), _Residual(width, width, norm, 1, small))
+            for cin, width, stride in zip(ins, widths, (1, 2, 2), strict=True))
+        self.conv2 = nn.Conv2d(widths[2], out_dim, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.norm1(self.conv1(x)))
@@ -216,6 +215,6 @@ def _upsample(flow: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
         return 8 * F.interpolate(flow, size=(8 * h, 8 * w), mode="bilinear", align_corners=True)
     weights = torch.softmax(mask.view(b, 1, 9, 8, 8, h, w), dim=2)
-    patches = F.unfold(8 * flow, [3, 3], padding=1).view(b, 2, 9, 1, 1, h, w)
+    patches = F.unfold(8 * flow, (3, 3), padding=1).view(b, 2, 9, 1, 1, h, w)
     up = (weights * patches).sum(dim=2)  # (b, 2, 8, 8, h, w)
     return up.permute(0, 1, 4, 2, 5, 3).reshape(b, 2, 8 * h, 8 * w)

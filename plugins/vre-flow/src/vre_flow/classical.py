@@ -32,7 +32,7 @@ class DISFlow(OpticalFlow):
         import cv2
 
         if self._dis is None:  # the engine calls compute from one thread per representation
-            self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.preset])
+            self._dis = cv2.DISOpticalFlow.create(DIS_PRESETS[self.preset])
         out = np.empty((*sources.shape[:3], 2), np.float32)
         for i, (a, b) in enumerate(zip(_grey(sources), _grey(targets), strict=True)):
             out[i] = self._dis.calc(a, b, None)

@@ -53,7 +53,7 @@ class SIFT(Representation):
             h, w = grey.shape
             size = (max(1, round(w * self.process_scale)), max(1, round(h * self.process_scale)))
             grey = cv2.resize(grey, size, interpolation=cv2.INTER_LINEAR)
-        sift = cv2.SIFT_create(nfeatures=self.max_keypoints or 0, nOctaveLayers=self.num_intervals,
+        sift = cv2.SIFT.create(nfeatures=self.max_keypoints or 0, nOctaveLayers=self.num_intervals,
                                contrastThreshold=self.contrast_threshold, edgeThreshold=self.edge_threshold,
                                sigma=self.sigma)
         found = sorted(sift.detect(grey, None), key=lambda k: -k.response)[:self.max_keypoints]
