@@ -46,6 +46,7 @@ def test_missing_weights_say_where_to_get_them_in_one_line(tmp_path, monkeypatch
         assert rep.weight_variant.meta["source"] in message
         with pytest.raises(WeightsError):
             rep.setup("cpu")
+        assert rep.weights_identity() == {"variant": rep.weight_variant.name, "file": None, "sha256": None}
 
 
 def test_export_stops_before_decoding_when_weights_are_missing(sample_video, tmp_path, monkeypatch):

@@ -76,6 +76,10 @@ def resolve(variant: WeightVariant, weights_path: str | None) -> Path:
 
 
 def weights_identity(variant: WeightVariant, weights_path: str | None) -> dict[str, Any]:
-    """Variant name, file and sha256 of the weights a representation computes with (for the export's fingerprint)."""
-    path = resolve(variant, weights_path)
+    """Variant name, file and sha256 of the weights a representation computes with (for the export's fingerprint);
+    file and sha256 are None when the weights are not there (`resolve` says why when they are needed)."""
+    try:
+        path = resolve(variant, weights_path)
+    except WeightsError:
+        return {"variant": variant.name, "file": None, "sha256": None}
     return {"variant": variant.name, "file": os.fspath(path), "sha256": sha256_file(path)}
