@@ -31,7 +31,7 @@ class DISFlow(OpticalFlow):
     def _flows(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         import cv2
 
-        if self._dis is None:  # the engine calls compute from one thread per representation
+        if self._dis is None:  # made once and reused: the engines call compute from one thread
             self._dis = cv2.DISOpticalFlow.create(DIS_PRESETS[self.preset])
         out = np.empty((*sources.shape[:3], 2), np.float32)
         for i, (a, b) in enumerate(zip(_grey(sources), _grey(targets), strict=True)):
