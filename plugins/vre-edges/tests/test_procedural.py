@@ -53,6 +53,22 @@ def test_canny_is_opencv_canny_of_the_grey_frame(params: dict[str, Any]) -> None
     assert set(np.unique(preview)) == {0, 255} and (preview[..., 0] == preview[..., 2]).all()  # grey
 
 
+def test_canny_on_colour_is_opencv_canny_of_the_rgb_frame_as_the_seed_runs_it() -> None:
+    frames = _frames()
+    out = Canny(name="canny", color=True).compute(_batch(frames))
+    for frame, edges in zip(frames, out, strict=True):
+        np.testing.assert_array_equal(edges[..., 0], cv2.Canny(frame, 100.0, 200.0) == 255)
+    # Red beside green of the same grey level: no edge in grey, an edge in colour.
+    frame = np.zeros((40, 40, 3), np.uint8)
+    frame[:, :20] = (200, 0, 0)
+    frame[:, 20:] = (0, 102, 0)
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    assert abs(int(grey[0, 0]) - int(grey[0, 39])) <= 1
+    assert not Canny(name="c").compute(_batch(frame[None])).any()
+    colour = Canny(name="c", color=True).compute(_batch(frame[None]))[0, ..., 0]
+    assert colour[:, 19].all() and colour.sum() == 40  # one line of edge pixels, along the border
+
+
 def test_float_rgb_dependency_is_read_as_unit_range() -> None:
     frames = _frames(1)
     as_float = frames.astype(np.float32) / 255
@@ -94,6 +110,7 @@ def test_generalized_boundaries_layers_keep_the_declared_channel_count() -> None
     ("edges/canny", {"aperture_size": 4}, "aperture_size"),
     ("edges/canny", {"threshold1": -1}, "threshold1"),
     ("edges/canny", {"l2_gradient": "yes"}, "l2_gradient"),
+    ("edges/canny", {"color": 1}, "color"),
     ("soft-segmentation/halftone", {"percentage": 101}, "percentage"),
     ("soft-segmentation/halftone", {"angles": [0, 15, 30]}, "angles"),
     ("soft-segmentation/halftone", {"sample": 0}, "sample"),

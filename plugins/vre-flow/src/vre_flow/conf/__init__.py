@@ -1,0 +1,1 @@
+"""Hydra config package of vre-flow (pipeline presets under pipeline/)."""

@@ -1,0 +1,172 @@
+"""optical-flow/raft and optical-flow/rife: learned flows, batched with torch on the device given to setup().
+
+torch and the networks are imported in setup()/compute() only, so that listing or configuring these types stays
+light. Weights are converted safetensors (`vre_flow.variants`), loaded with `vrecore.weights`.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+
+from vre_flow import variants
+from vre_flow.flow import OpticalFlow, optional_size
+from vrecore.weights import WeightVariant, load_into, load_safetensors
+
+__all__ = ["RAFTFlow", "RIFEFlow"]
+
+
+def _optional_path(value: Any) -> str | None:
+    # A str, not a Path, so that the parameter is stored as is in the run metadata (JSON).
+    return None if value is None else os.fspath(value)
+
+
+def _pad_to(x: Any, multiple: int, *, centred: bool, mode: str) -> tuple[Any, tuple[int, int, int, int]]:
+    """``x`` (B, C, H, W) padded up to multiples of ``multiple``; returns it and (left, right, top, bottom)."""
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2) if centred else (0, pw, 0, ph)
+    return F.pad(x, pad, mode=mode), pad
+
+
+@attrs.define(kw_only=True, eq=False)
+class _LearnedFlow(OpticalFlow):
+    """A network mapping pairs of uint8 frames to flow; weights from a declared variant or ``weights_path``."""
+
+    learned = True
+
+    weights_path: str | None = attrs.field(default=None, converter=_optional_path)
+    _model: Any = attrs.field(default=None, init=False, repr=False)
+    _device: Any = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def weight_variant(self) -> WeightVariant:
+        """The declared weights this representation loads."""
+        raise NotImplementedError
+
+    def preflight(self) -> None:
+        variants.resolve(self.weight_variant, self.weights_path)
+
+    def weights_identity(self) -> Mapping[str, Any] | None:
+        return variants.weights_identity(self.weight_variant, self.weights_path)
+
+    def setup(self, device: str) -> None:
+        import torch
+
+        variant = self.weight_variant
+        model = self._network()
+        load_into(model, load_safetensors(variants.resolve(variant, self.weights_path)), variant.name)
+        self._device = torch.device(device)
+        self._model = model.eval().to(self._device)
+
+    def teardown(self) -> None:
+        on_cuda = self._device is not None and self._device.type == "cuda"
+        self._model = None
+        if on_cuda:
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def _flows(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
+        if self._model is None:
+            raise RuntimeError(f"{self.type_name} '{self.name}': compute() before setup(device)")
+        import torch
+
+        if len(sources) == 0:
+            return np.zeros((0, *self._output_size(sources.shape[1:3]), 2), np.float32)
+
+        def tensor(frames: np.ndarray) -> Any:
+            return torch.from_numpy(np.ascontiguousarray(frames)).to(self._device).permute(0, 3, 1, 2).float()
+
+        with torch.inference_mode():
+            flow = self._infer(tensor(sources), tensor(targets))
+        return flow.float().permute(0, 2, 3, 1).cpu().numpy()
+
+    def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        """(h, w) of the flow `_infer` returns for frames of ``frame_size``."""
+        raise NotImplementedError
+
+    def _network(self) -> Any:
+        """The torch module, randomly initialised (the weights are loaded into it)."""
+        raise NotImplementedError
+
+    def _infer(self, sources: Any, targets: Any) -> Any:
+        """float tensors (K, 3, H, W) in [0, 255] -> flow (K, 2, h, w) in pixels of (h, w)."""
+        raise NotImplementedError
+
+
+@attrs.define(kw_only=True, eq=False)
+class RAFTFlow(_LearnedFlow):
+    """RAFT: ``variant`` things (the seed's), sintel, kitti (large) or small; ``iters`` refinement steps; run at
+    ``input_size`` [height, width] when set (the seed's inference_height/width), else at the frame's size."""
+
+    type_name = "optical-flow/raft"
+
+    variant: str = attrs.field(default="things", validator=attrs.validators.in_(tuple(variants.RAFT_VARIANTS)))
+    iters: int = attrs.field(default=12, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
+    input_size: tuple[int, int] | None = attrs.field(default=None, converter=optional_size)
+
+    @property
+    def weight_variant(self) -> WeightVariant:
+        return variants.RAFT_VARIANTS[self.variant]
+
+    def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        return self.input_size or frame_size
+
+    def _network(self) -> Any:
+        from vre_flow._raft import RAFT
+
+        return RAFT(small=self.weight_variant.meta["small"])
+
+    def _infer(self, sources: Any, targets: Any) -> Any:
+        import torch.nn.functional as F
+
+        if self.input_size is not None and tuple(sources.shape[-2:]) != self.input_size:
+            sources, targets = (F.interpolate(x, self.input_size, mode="bilinear", align_corners=False)
+                                for x in (sources, targets))
+        h, w = sources.shape[-2:]
+        # RAFT works at 1/8: pad by repeating the border, centred, as the official evaluation does.
+        (a, pad), (b, _) = (_pad_to(x, 8, centred=True, mode="replicate") for x in (sources, targets))
+        flow = self._model(a, b, iters=self.iters)
+        return flow[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w]
+
+
+@attrs.define(kw_only=True, eq=False)
+class RIFEFlow(_LearnedFlow):
+    """RIFE HDv2's flow network as the seed tool uses it: twice the flow from the middle instant to frame t + delta
+    (the flow from t to t + delta under constant motion), computed at half the frame's size (a quarter with
+    ``uhd``) and resized to the output by the engine."""
+
+    type_name = "optical-flow/rife"
+
+    variant: str = attrs.field(default="hdv2", validator=attrs.validators.in_(tuple(variants.RIFE_VARIANTS)))
+    uhd: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+
+    @property
+    def weight_variant(self) -> WeightVariant:
+        return variants.RIFE_VARIANTS[self.variant]
+
+    def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
+        f = 4 if self.uhd else 2
+        return -(-frame_size[0] // f), -(-frame_size[1] // f)
+
+    def _network(self) -> Any:
+        from vre_flow._rife import IFNet
+
+        return IFNet()
+
+    def _infer(self, sources: Any, targets: Any) -> Any:
+        import torch
+
+        h, w = sources.shape[-2:]
+        # Zeros after the bottom and right edges, as the seed pads; the network needs multiples of 32 at its input.
+        pairs, _ = _pad_to(torch.cat([sources, targets], dim=1) / 255.0, 64 if self.uhd else 32, centred=False,
+                           mode="constant")
+        flow = 2.0 * self._model(pairs, uhd=self.uhd)[:, 2:4]
+        oh, ow = self._output_size((h, w))
+        return flow[..., :oh, :ow]
