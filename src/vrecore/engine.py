@@ -171,7 +171,8 @@ class FrameProvider(Protocol):
     frame_shape: tuple[int, int]
 
     def batch_frames(self, rep: Representation, part: Sequence[int]) -> dict[str, Any]:
-        """``frames``, ``neighbours`` and ``neighbour_indices`` of `Batch` for ``part`` (frame indices)."""
+        """``frames``, ``neighbours`` and ``neighbour_indices`` of `Batch` for ``part`` (frame indices), and
+        ``indices`` when the frames handed over are not those of ``part`` (a stream's earlier frame)."""
         ...
 
 
@@ -400,7 +401,8 @@ class Executor:
                  read_stored: Callable[[Node, int], np.ndarray] | None) -> NodeOutput:
         rep = node.representation
         deps = dependency_inputs(rep, lambda dep: self._gather(dep, part, shared, read_stored))
-        batch = Batch(indices=np.asarray(part), deps=deps, **frames.batch_frames(rep, part))
+        fields = {"indices": np.asarray(part), **frames.batch_frames(rep, part)}
+        batch = Batch(deps=deps, **fields)
         t = time.perf_counter()
         try:
             out = rep.compute(batch)

@@ -219,7 +219,7 @@ class StreamFrames:
 
         seq, frames = at(base)
         near = {d: at(base + d) for d in offsets}
-        return {"frames": frames, "neighbours": {d: f for d, (_, f) in near.items()},
+        return {"indices": np.array([seq]), "frames": frames, "neighbours": {d: f for d, (_, f) in near.items()},
                 "neighbour_indices": {d: np.array([s]) for d, (s, _) in near.items()}}
 
 
