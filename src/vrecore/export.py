@@ -9,28 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
-
-from vrecore.engine import EXCEPTION_MODES, Executor, NodeOutput, RepresentationFailed, VideoFrames, preflight, thread_limit
-from vrecore.errors import ConfigError, ExportError, SourceError, StorageError, VreError
+from vrecore.chunks import ChunkRunner, Task
+from vrecore.engine import EXCEPTION_MODES, Executor, RepresentationFailed, preflight, thread_limit
+from vrecore.errors import ConfigError, ExportError, StorageError, VreError
 from vrecore.fingerprint import graph_fingerprints, video_identity
 from vrecore.frames import FrameSource, open_video, select_frames
-from vrecore.graph import Graph, Node
+from vrecore.graph import Graph
 from vrecore.metadata import write_representation_metadata
 from vrecore.plan import ExportPlan, apply_plan, make_plan
 from vrecore.runlog import ExportResult, RepresentationStats, RunLog, new_run_id, ranges
 from vrecore.store import DirectoryStore, Store, describe_os_error
-from vrecore.writer import FrameWriter
 
 __all__ = ["ExportResult", "RepresentationStats", "run_export"]
 
@@ -183,117 +180,21 @@ class _Export:
         runlog.write(self._run_fields(plan), status="running", error=None, ended=None)
 
     def _loop(self, plan: ExportPlan, executor: Executor) -> None:
-        chunks = list(plan.chunks(self.graph, executor.batch_size))
-        if not chunks:
+        tasks = [Task(k, tuple(chunk)) for k, chunk in enumerate(plan.chunks(self.graph, executor.batch_size))]
+        if not tasks:
             log.info("nothing to do: every selected frame is already exported")
             return
         bars = self._progress_bars(plan)
-        writer = FrameWriter(self.store, self.run_id, plan.digests, writers=self.writers, durable=self.durable,
-                             exception_mode=self.exception_mode, on_written=lambda name, ix: self._written(name, ix, bars),
-                             on_failed=self._write_failed)
-        todo = plan.todo
-
-        def on_output(output: NodeOutput) -> None:
-            writer.submit(output, [i for i in output.indices if i in todo[output.node.name]])
-
-        decoded: queue.Queue[Any] = queue.Queue(maxsize=2)
-        halt = threading.Event()
-        decoder = threading.Thread(target=self._decode, args=(plan, chunks, decoded, halt), name="vre-decode",
-                                   daemon=True)
-        decoder.start()
+        runner = ChunkRunner(self.graph, self.source, self.store, executor, need=plan.need, todo=plan.todo,
+                             digests=plan.digests, run_id=self.run_id, writers=self.writers, durable=self.durable,
+                             exception_mode=self.exception_mode,
+                             on_written=lambda name, ix: self._written(name, ix, bars), on_failed=self._write_failed)
         try:
-            while not self.stop.is_set():
-                item = decoded.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                chunk, frames, bad = item
-                chunk_set = set(chunk)
-                need = {name: wanted & chunk_set for name, wanted in plan.need.items()}
-                for node in self.graph:
-                    offsets = (0, *node.representation.frame_offsets()) if node.representation.uses_frames else \
-                        node.representation.frame_offsets()
-                    undecodable = {i: bad[j] for i in need[node.name] for d in offsets
-                                   if (j := min(max(i + d, 0), self.source.num_frames - 1)) in bad}
-                    if undecodable:
-                        for i, why in undecodable.items():
-                            executor.fail_frames(node, [i], f"frame cannot be decoded: {why}")
-                        need[node.name] = need[node.name] - undecodable.keys()
-                executor.run(frames, need, read_stored=self._read_stored, on_output=on_output,
-                             should_stop=self.stop.is_set)
+            runner.run(tasks, stop=self.stop)
         finally:
-            halt.set()
-            try:
-                writer.drain()
-            finally:
-                writer.close()
-                for bar in bars.values():
-                    bar.close()
-                decoder.join(timeout=5)
-
-    def _decode(self, plan: ExportPlan, chunks: Sequence[list[int]], out: queue.Queue[Any],
-                halt: threading.Event) -> None:
-        """Decode each chunk's frames (and the neighbours types ask for) once; hand them to the loop."""
-        readers = [n for n in self.graph if n.representation.uses_frames or n.representation.frame_offsets()]
-        last = self.source.num_frames - 1
-        back = max((-d for n in readers for d in n.representation.frame_offsets() if d < 0), default=0)
-        carried: dict[int, np.ndarray] = {}  # frames of the previous chunk a neighbour may ask for again
-        try:
-            for chunk in chunks:
-                if halt.is_set() or self.stop.is_set():
-                    return
-                chunk_set = set(chunk)
-                wanted: set[int] = set()
-                for node in readers:
-                    mine = plan.need[node.name] & chunk_set
-                    wanted |= mine
-                    for d in node.representation.frame_offsets():
-                        wanted |= {min(max(i + d, 0), last) for i in mine}
-                fresh = sorted(wanted - carried.keys())
-                rows, bad = self._decode_frames(fresh)
-                rows.update({i: carried[i] for i in wanted if i in carried})
-                carried = {i: f for i, f in rows.items() if i >= chunk[-1] - back}
-                item = (chunk, VideoFrames(rows, self.source.num_frames, self.source.frame_shape), bad)
-                while not (halt.is_set() or self.stop.is_set()):
-                    try:
-                        out.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        except BaseException as e:  # handed to the compute loop, which raises it
-            out.put(e)
-            return
-        out.put(None)
-
-    def _decode_frames(self, indices: list[int]) -> tuple[dict[int, np.ndarray], dict[int, str]]:
-        """Decoded frames by index; with exception_mode=skip, frames that cannot be decoded are
-        returned apart (index → why) instead of stopping the run."""
-        if not indices:
-            return {}, {}
-        try:
-            got = self.source.get_batch(indices)
-            return {i: got[k] for k, i in enumerate(indices)}, {}
-        except SourceError:
-            if self.exception_mode != "skip":
-                raise
-        rows: dict[int, np.ndarray] = {}
-        bad: dict[int, str] = {}
-        for i in indices:
-            try:
-                rows[i] = self.source.get_batch([i])[0]
-            except SourceError as e:
-                bad[i] = str(e)
-                log.warning("frame %d cannot be decoded and is skipped: %s", i, e)
-        return rows, bad
-
-    def _read_stored(self, node: Node, index: int) -> np.ndarray:
-        try:
-            return self.store.read_frame(node.name, index)
-        except Exception as e:  # noqa: BLE001 - any unreadable file ends as one line naming it
-            where = self.store.root / node.name / "npz" / f"{index}.npz"
-            raise StorageError(f"representation '{node.name}': stored frame {index} ({where}) cannot be read "
-                               f"({type(e).__name__}: {e}); run `vre verify {self.store.root} --repair`") from e
+            runner.writer.close()
+            for bar in bars.values():
+                bar.close()
 
     # -- counts ------------------------------------------------------------------------------------
     def _written(self, name: str, indices: list[int], bars: Mapping[str, Any]) -> None:

@@ -31,17 +31,20 @@ class FrameWriter:
     """
 
     def __init__(self, store: Store, run_id: str, digests: Mapping[str, str], *, writers: int = 2,
-                 durable: bool = False, exception_mode: str = "stop", on_written: Callable[[str, list[int]], None] | None = None,
-                 on_failed: Callable[[str, list[int], str, str], None] | None = None) -> None:
+                 durable: bool = False, exception_mode: str = "stop",
+                 on_written: Callable[[str, list[int], Any], None] | None = None,
+                 on_failed: Callable[[str, list[int], str, str, Any], None] | None = None) -> None:
         self.store, self.run_id, self.digests, self.durable = store, run_id, digests, durable
         self.on_written, self.on_failed = on_written, on_failed
         self.exception_mode = exception_mode
         self._pool = ThreadPoolExecutor(writers, thread_name_prefix="vre-write")
         self._slots = threading.BoundedSemaphore(writers * 2)
         self._pending: list[Future[None]] = []
+        self._by_tag: dict[Any, list[Future[None]]] = {}
 
-    def submit(self, output: NodeOutput, indices: list[int]) -> None:
-        """Store the frames ``indices`` of a computed batch (a subset of ``output.indices``)."""
+    def submit(self, output: NodeOutput, indices: list[int], tag: Any = None) -> None:
+        """Store the frames ``indices`` of a computed batch (a subset of ``output.indices``); ``tag`` groups
+        writes (e.g. a task) for `tag_done` and is handed to the callbacks."""
         if not indices:
             return
         self._reap()
@@ -50,11 +53,23 @@ class FrameWriter:
         memory = output.memory if whole else output.memory[rows]  # slicing keeps a view when whole
         stored = None if output.stored is None else (output.stored if whole else output.stored[rows])
         self._slots.acquire()
-        future = self._pool.submit(self._write, output, indices, memory, stored)
+        future = self._pool.submit(self._write, output, indices, memory, stored, tag)
         future.add_done_callback(lambda _f: self._slots.release())
         self._pending.append(future)
+        if tag is not None:
+            self._by_tag.setdefault(tag, []).append(future)
 
-    def _write(self, output: NodeOutput, indices: list[int], memory: Any, stored: Any) -> None:
+    def tag_done(self, tag: Any) -> bool:
+        """Whether every write submitted with ``tag`` has finished (re-raises a failed one)."""
+        futures = self._by_tag.get(tag, [])
+        if not all(f.done() for f in futures):
+            return False
+        for f in futures:
+            f.result()
+        self._by_tag.pop(tag, None)
+        return True
+
+    def _write(self, output: NodeOutput, indices: list[int], memory: Any, stored: Any, tag: Any) -> None:
         node = output.node
         s, rep = node.settings, node.representation
         seconds = round(output.seconds / len(output.indices), 6)
@@ -78,12 +93,13 @@ class FrameWriter:
                                + "; the frames written so far are kept") from e
         except Exception as e:
             if self.on_failed is not None:
-                self.on_failed(node.name, indices, f"writing failed: {type(e).__name__}: {e}", traceback.format_exc())
+                self.on_failed(node.name, indices, f"writing failed: {type(e).__name__}: {e}", traceback.format_exc(),
+                               tag)
             if self.exception_mode == "stop":
                 raise
             return
         if self.on_written is not None:
-            self.on_written(node.name, indices)
+            self.on_written(node.name, indices, tag)
 
     def _reap(self) -> None:
         still = []
@@ -97,6 +113,7 @@ class FrameWriter:
     def drain(self) -> None:
         """Wait for every write; re-raise the first failure."""
         pending, self._pending = self._pending, []
+        self._by_tag.clear()
         error: BaseException | None = None
         for f in pending:
             try:
