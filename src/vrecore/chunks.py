@@ -152,12 +152,24 @@ class ChunkRunner:
                                f"({type(e).__name__}: {e}); run `vre verify {self.store.root} --repair`") from e
 
     # -- the pipeline ------------------------------------------------------------------------------
-    def run(self, tasks: Iterable[Task], *, stop: threading.Event | None = None,
+    def run(self, tasks: Iterable[Task], *, stop: Any = None,
             on_done: Callable[[TaskReport], None] | None = None, prefetch: int = 1) -> None:
-        """Decode (in a thread, ``prefetch`` tasks ahead), compute and store ``tasks`` until they end or
-        ``stop`` is set; ``on_done`` gets each task's report once its frames are written."""
+        """Decode (in a thread, ``prefetch`` tasks ahead; 0: no thread, one task at a time), compute and store
+        ``tasks`` until they end or ``stop`` (a threading or multiprocessing event) is set; ``on_done`` gets
+        each task's report once its frames are written."""
         stop = stop or threading.Event()
-        decoded: queue.Queue[Any] = queue.Queue(maxsize=max(1, prefetch))
+        if prefetch == 0:  # one task at a time, reported once written: a worker holds no task it has not started
+            try:
+                for task in tasks:
+                    if stop.is_set():
+                        break
+                    self.compute(*self.decode(task), should_stop=stop.is_set)
+                    self.writer.wait_tag(task.id)
+                    self._report_finished([task.id], on_done, all_written=True)
+            finally:
+                self.writer.drain()
+            return
+        decoded: queue.Queue[Any] = queue.Queue(maxsize=prefetch)
         halt = threading.Event()
 
         def decode_all() -> None:
@@ -179,7 +191,7 @@ class ChunkRunner:
 
         decoder = threading.Thread(target=decode_all, name="vre-decode", daemon=True)
         decoder.start()
-        pending: list[int] = []
+        pending = []
         try:
             while not stop.is_set():
                 item = decoded.get()

@@ -221,6 +221,8 @@ def _run_export_config(cfg: Any) -> int:
             on_mismatch=config.get("on_mismatch", "error"), exception_mode=config.get("exception_mode", "stop"),
             device=config.get("device", "cpu"), writers=config.get("writers", 2), threads=config.get("threads"),
             durable=bool(config.get("durable")), progress=sys.stderr.isatty() if progress is None else progress,
+            workers=config.get("workers", 1), devices=config.get("devices"), placement=config.get("placement"),
+            runner=config.get("runner", "local"), ray_address=config.get("ray_address"),
             video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
     except VreError as e:
         print_error("export", e)

@@ -51,6 +51,16 @@ class ExportConfig:
     """fsync each file and its folder before a frame counts as done (survives a power cut)."""
     video_backend: str = "auto"
     writers: int = 2
+    workers: int = 1
+    """Processes sharing the frames still to compute (Strategy 1), each on the next of `devices`."""
+    devices: Any | None = None
+    """Devices of the worker processes, round-robin, e.g. [cuda:0,cuda:1]; default: `device`."""
+    placement: Any | None = None
+    """Representation (or "*") -> device (Strategy 2): each device's representations in their own processes."""
+    runner: str = "local"
+    """`local` (processes on this machine) or `ray` (Ray actors; `pip install vrecore[ray]`)."""
+    ray_address: str | None = None
+    """An existing Ray cluster (e.g. auto after `ray start --head`); none starts a local Ray instance."""
     threads: int | None = None
     """Cap on torch's and OpenCV's compute threads (1 is often fastest on a busy shared machine)."""
     progress: bool | None = None

@@ -12,6 +12,7 @@ failed frames out.
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -103,7 +104,7 @@ def check_device(device: str) -> None:
     """Raise a one-line ConfigError unless ``device`` exists here (torch is imported only for a non-CPU one)."""
     if not isinstance(device, str) or not device.strip():
         raise ConfigError(f"device {device!r} is not a device; use cpu, cuda, cuda:N or mps")
-    if device == "cpu":
+    if device == "cpu" or re.fullmatch(r"cpu:\d+", device):  # cpu:N names a CPU group of a placement
         return
     try:
         import torch

@@ -13,13 +13,15 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
+import attrs
+
 from vrecore.chunks import ChunkRunner, Task
-from vrecore.engine import EXCEPTION_MODES, Executor, RepresentationFailed, preflight, thread_limit
+from vrecore.engine import EXCEPTION_MODES, Executor, NodeStats, RepresentationFailed, check_device, preflight, thread_limit
 from vrecore.errors import ConfigError, ExportError, StorageError, VreError
 from vrecore.fingerprint import graph_fingerprints, video_identity
 from vrecore.frames import FrameSource, open_video, select_frames
@@ -37,7 +39,9 @@ log = logging.getLogger("vrecore.export")
 def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output_dir: str | os.PathLike[str] | Store, *,
                frames: Any = None, overwrite: bool = False, on_mismatch: str = "error", exception_mode: str = "stop",
                device: str = "cpu", writers: int = 2, progress: bool = False, video_backend: str = "auto",
-               threads: int | None = None, durable: bool = False, config: Mapping[str, Any] | None = None,
+               threads: int | None = None, durable: bool = False, workers: int = 1,
+               devices: Sequence[str] | None = None, placement: Mapping[str, str] | None = None,
+               runner: str = "local", ray_address: str | None = None, config: Mapping[str, Any] | None = None,
                raise_on_error: bool = True) -> ExportResult:
     """Export every selected frame of every representation of ``graph`` into ``output_dir``
     (a folder, or any `vrecore.store.Store`).
@@ -52,12 +56,25 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
 
     SIGINT and SIGTERM (in the main thread) stop the run after the frames in flight are written;
     the result's status is then ``interrupted`` (a second signal exits at once).
+
+    Scale-out (`vrecore.schedule`): ``workers`` processes share the chunks still to compute (each on
+    the next of ``devices``, round-robin); ``placement`` maps representations to devices (``"*"`` for
+    the rest), each device's group in its own processes; ``runner="ray"`` runs the same plan on Ray
+    actors (``ray_address``: an existing cluster, e.g. ``"auto"``; none starts a local instance).
     """
     if exception_mode not in EXCEPTION_MODES:
         raise ConfigError(f"exception_mode {exception_mode!r} is not one of {', '.join(EXCEPTION_MODES)}")
     if isinstance(writers, bool) or not isinstance(writers, int) or writers < 1:
         raise ConfigError(f"writers must be a positive integer, got {writers!r}")
     limit = thread_limit(threads)
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers must be a positive integer, got {workers!r}")
+    if runner not in RUNNERS:
+        raise ConfigError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
+    if devices is not None and (isinstance(devices, str) or not devices):
+        raise ConfigError(f"devices must be a list of devices, e.g. [cuda:0,cuda:1], got {devices!r}")
+    scale = _ScaleOut(workers, [str(d) for d in devices] if devices else None, dict(placement or {}), runner,
+                      ray_address, video_backend)
     source = video if isinstance(video, FrameSource) else open_video(video, video_backend)
     try:
         selected = [int(i) for i in select_frames(frames, source.num_frames)]
@@ -68,7 +85,7 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
             store.check_writable()
         export = _Export(graph, source, store, selected, overwrite=overwrite, on_mismatch=on_mismatch,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
-                         config=config, threads=limit, durable=durable)
+                         config=config, threads=limit, durable=durable, scale=scale)
         result = export.run()
     finally:
         if source is not video:
@@ -82,6 +99,25 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     return result
 
 
+RUNNERS = ("local", "ray")
+
+
+@attrs.frozen
+class _ScaleOut:
+    """How many processes, on which devices, with which engine."""
+
+    workers: int
+    devices: list[str] | None
+    placement: dict[str, str]
+    runner: str
+    ray_address: str | None
+    video_backend: str
+
+    @property
+    def distributed(self) -> bool:
+        return self.workers > 1 or bool(self.placement) or self.runner == "ray"
+
+
 class _Interrupted(Exception):
     """Internal: a signal asked the run to stop."""
 
@@ -91,11 +127,12 @@ class _Export:
 
     def __init__(self, graph: Graph, source: FrameSource, store: Store, selected: list[int], *, overwrite: bool,
                  on_mismatch: str, exception_mode: str, device: str, writers: int, progress: bool,
-                 config: Mapping[str, Any] | None, threads: thread_limit, durable: bool) -> None:
+                 config: Mapping[str, Any] | None, threads: thread_limit, durable: bool, scale: _ScaleOut) -> None:
         self.graph, self.source, self.store, self.selected = graph, source, store, selected
         self.overwrite, self.on_mismatch, self.exception_mode = overwrite, on_mismatch, exception_mode
         self.device, self.writers, self.progress, self.config = device, writers, progress, config
-        self.threads, self.durable = threads, durable
+        self.threads, self.durable, self.scale = threads, durable, scale
+        self.worker_records: list[Any] = []
         self.run_id = new_run_id()
         self.stats = {n.name: RepresentationStats(n.name, n.settings.batch_size) for n in graph}
         self.error: str | None = None
@@ -108,7 +145,13 @@ class _Export:
     def run(self) -> ExportResult:
         t0 = time.perf_counter()
         # Everything that can refuse the run happens before anything is written.
-        executor = Executor(self.graph, device=self.device, exception_mode=self.exception_mode, threads=self.threads)
+        executor = Executor(self.graph, device=self.device, exception_mode=self.exception_mode, threads=self.threads,
+                            placement=self.scale.placement)
+        for d in self.scale.devices or ():
+            check_device(d)
+        if self.scale.distributed and not isinstance(self.store, DirectoryStore):
+            raise ConfigError("workers, placement and runner=ray need an output folder (other processes open it); "
+                              "pass a path instead of a Store object")
         fingerprints = graph_fingerprints(self.graph, video_identity(self.source), self.source.frame_shape,
                                           _plugin_versions())
         plan = make_plan(self.graph, self.store, self.selected, fingerprints=fingerprints,
@@ -122,7 +165,10 @@ class _Export:
             try:
                 self._start(plan, runlog)
                 with self.threads, _signals_stop(self):
-                    self._loop(plan, executor)
+                    if self.scale.distributed:
+                        self._distributed(plan)
+                    else:
+                        self._loop(plan, executor)
                 if self.stop.is_set():
                     raise _Interrupted()
             except _Interrupted:
@@ -196,6 +242,49 @@ class _Export:
             for bar in bars.values():
                 bar.close()
 
+    def _distributed(self, plan: ExportPlan) -> None:
+        """The plan on worker processes or Ray actors (`vrecore.schedule`, `vrecore.workers`, `vrecore.ray_runner`)."""
+        from vrecore.schedule import Schedule, make_groups, worker_slots
+        from vrecore.workers import WorkerJob, job_video, plugin_targets, run_workers
+
+        groups = make_groups(self.graph, plan.need, device=self.device, placement=self.scale.placement)
+        chunks = list(plan.chunks(self.graph, {n.name: n.settings.batch_size for n in self.graph}))
+        if not chunks or not groups[0].nodes:
+            log.info("nothing to do: every selected frame is already exported")
+            return
+        schedule = Schedule(chunks, groups)
+        slots = worker_slots(groups, self.scale.workers, self.scale.devices)
+        job = WorkerJob(
+            graph_config=self.graph.to_config(), plugins=plugin_targets(), video=job_video(self.source),
+            video_backend=self.scale.video_backend, output_dir=str(self.store.root), run_id=self.run_id,
+            need={k: sorted(v) for k, v in plan.need.items()}, todo={k: sorted(v) for k, v in plan.todo.items()},
+            digests=plan.digests, groups={g.name: g.nodes for g in groups}, exception_mode=self.exception_mode,
+            writers=self.writers, durable=self.durable, threads=self.threads.threads)
+        log.info("%d %s over %s: %s", len(slots), "Ray actors" if self.scale.runner == "ray" else "worker processes",
+                 len(chunks), ", ".join(f"{s.index}: {s.group} on {s.device}" for s in slots))
+        bars = self._progress_bars(plan)
+
+        def on_report(report: Any) -> None:
+            for name, ix in report.written.items():
+                self._written(name, ix, bars)
+
+        try:
+            if self.scale.runner == "ray":
+                from vrecore.ray_runner import run_on_ray
+
+                self.worker_records = run_on_ray(job, schedule, slots, stop=self.stop, on_report=on_report,
+                                                 address=self.scale.ray_address)
+            else:
+                self.worker_records = run_workers(job, schedule, slots, stop=self.stop, on_report=on_report)
+        finally:
+            for bar in bars.values():
+                bar.close()
+        errors = [r.error for r in self.worker_records if r.status in ("died", "failed") and r.error]
+        if errors and not self.stop.is_set():
+            raise WorkerFailed("; ".join(e.splitlines()[0] for e in errors))
+        if errors:
+            log.warning("workers stopped: %s", "; ".join(e.splitlines()[0] for e in errors))
+
     # -- counts ------------------------------------------------------------------------------------
     def _written(self, name: str, indices: list[int], bars: Mapping[str, Any]) -> None:
         with self._lock:
@@ -213,7 +302,19 @@ class _Export:
 
     def _finish_stats(self, executor: Executor) -> None:
         todo = getattr(self, "plan", None)
-        for name, ex in executor.stats.items():
+        all_stats: list[Mapping[str, Any]] = [attrs.asdict(st) for st in executor.stats.values()]
+        if self.worker_records:  # the work was done by other processes: add up theirs
+            all_stats = [st for record in self.worker_records for st in record.stats.values()]
+        merged: dict[str, NodeStats] = {}
+        for d in all_stats:
+            m = merged.setdefault(d["name"], NodeStats(d["name"], d["batch_size"]))
+            m.frames += d["frames"]
+            m.seconds += d["seconds"]
+            m.failed_frames += d["failed_frames"]
+            m.errors += d["errors"]
+            m.batch_size_changes += d["batch_size_changes"]
+            m.batch_size = min(m.batch_size, d["batch_size"])
+        for name, ex in merged.items():
             stats = self.stats[name]
             wanted = todo.todo[name] if todo is not None else set()
             failed = [i for i in ex.failed_frames if i in wanted]
@@ -240,6 +341,8 @@ class _Export:
             "on_mismatch": self.on_mismatch, "exception_mode": self.exception_mode, "durable": self.durable,
             "signal": self.signal, "config": dict(self.config) if self.config else None,
             "graph": self.graph.to_config(), "fingerprints": plan.digests,
+            "runner": self.scale.runner, "placement": self.scale.placement or None,
+            "workers": [r.to_dict() for r in self.worker_records] or None,
             "representations": {name: s.to_dict() for name, s in self.stats.items()},
         }
 
@@ -266,6 +369,12 @@ def _signals_stop(export: _Export) -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+class WorkerFailed(VreError):
+    """A worker process or actor died or failed; the frames the others computed are kept."""
+
+    exit_code = 1
 
 
 def _plugin_versions() -> dict[str, str]:

@@ -93,6 +93,9 @@ class Registry:
         self._providers: dict[str, str] = {}
         self.versions: dict[str, str] = {}
         """Distribution → version of every registered plugin (recorded in output fingerprints)."""
+        self.targets: dict[str, str | None] = {}
+        """Distribution → ``module:attribute`` of its plugin object when importable (worker processes
+        register in-process plugins, such as tests', from it)."""
         self._types: dict[str, TypeEntry] | None = None
         self._aliases: dict[str, str] = {}
         self._config_paths: list[tuple[str, str]] | None = None
@@ -103,6 +106,7 @@ class Registry:
         self.pm.register(plugin, name=distribution)
         self._providers[distribution] = distribution
         self.versions[distribution] = version
+        self.targets[distribution] = _import_path(plugin)
         self._types = None
         self._config_paths = None
 
@@ -111,6 +115,7 @@ class Registry:
         self.pm.unregister(name=distribution)
         self._providers.pop(distribution, None)
         self.versions.pop(distribution, None)
+        self.targets.pop(distribution, None)
         self._types = None
         self._config_paths = None
 
@@ -246,6 +251,32 @@ class Registry:
             else:
                 fixes.append(f"install {dist}, which provides them")
         return f"'{family}/' types: " + "; or ".join(fixes)
+
+
+def _import_path(plugin: Any) -> str | None:
+    """``module`` or ``module:attribute`` under which ``plugin`` can be imported again, if any."""
+    import types
+
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    module = sys.modules.get(getattr(type(plugin), "__module__", ""))
+    if module is None:
+        return None
+    for attr, value in vars(module).items():
+        if value is plugin:
+            return f"{module.__name__}:{attr}"
+    return None
+
+
+def register_from_targets(registry: Registry, plugins: dict[str, tuple[str, str | None]]) -> None:
+    """Register ``{distribution: (version, target)}`` plugins that ``registry`` lacks (a worker process
+    gets the plugins its parent registered in-process)."""
+    for dist, (version, target) in plugins.items():
+        if registry.has_plugin(dist) or target is None:
+            continue
+        module_name, _, attr = target.partition(":")
+        obj = importlib.import_module(module_name)
+        registry.register_plugin(getattr(obj, attr) if attr else obj, dist, version)
 
 
 def _installed(distribution: str) -> bool:

@@ -122,10 +122,10 @@ class _QuietFileHandler(logging.FileHandler):
 class RunLog:
     """The run's log file (``<out>/.logs/log_<run>.txt``) and run metadata (``run_metadata_<run>.json``)."""
 
-    def __init__(self, store: Store, run_id: str) -> None:
+    def __init__(self, store: Store, run_id: str, *, suffix: str = "") -> None:
         self.store, self.run_id = store, run_id
         self.started = datetime.now(timezone.utc)
-        self.log_file = store.logs / f"log_{run_id}.txt"
+        self.log_file = store.logs / f"log_{run_id}{suffix}.txt"
         self.metadata_file = store.logs / f"run_metadata_{run_id}.json"
         self._lock = threading.Lock()
 

@@ -59,6 +59,11 @@ class FrameWriter:
         if tag is not None:
             self._by_tag.setdefault(tag, []).append(future)
 
+    def wait_tag(self, tag: Any) -> None:
+        """Wait until every write submitted with ``tag`` has finished (re-raises a failed one)."""
+        for f in self._by_tag.pop(tag, []):
+            f.result()
+
     def tag_done(self, tag: Any) -> bool:
         """Whether every write submitted with ``tag`` has finished (re-raises a failed one)."""
         futures = self._by_tag.get(tag, [])
