@@ -10,6 +10,7 @@ left) and the run ends with an error naming it. Ctrl-C stops every worker after 
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -172,36 +173,53 @@ def _check_dead(procs: Mapping[int, Any], records: Mapping[int, WorkerRecord], f
 
 
 # -- the worker process ----------------------------------------------------------------------------------
-def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt: Any) -> None:
-    """A worker process: set up its group on its device, then compute tasks until told to stop."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us cleanly
+def open_worker(job: WorkerJob, slot: WorkerSlot) -> ChunkRunner:
+    """What a worker (process or Ray actor) builds once: its graph, video, store, executor and writers."""
     from vrecore.engine import Executor, thread_limit
-    from vrecore.errors import VreError
     from vrecore.frames import open_video
     from vrecore.graph import build_graph
     from vrecore.registry import get_registry, register_from_targets
+    from vrecore.store import DirectoryStore
+
+    register_from_targets(get_registry(), job.plugins)
+    graph = build_graph(job.graph_config)
+    nodes = [graph[n] for n in job.groups[slot.group]]
+    executor = Executor(graph, nodes=nodes, device=slot.device, exception_mode=job.exception_mode,
+                        threads=thread_limit(job.threads))
+    source = open_video(job.video, job.video_backend)
+    runner = ChunkRunner(graph, source, DirectoryStore(job.output_dir), executor,
+                         need={k: set(v) for k, v in job.need.items()}, todo={k: set(v) for k, v in job.todo.items()},
+                         digests=job.digests, run_id=job.run_id, writers=job.writers, durable=job.durable,
+                         exception_mode=job.exception_mode)
+    log.info("worker %d (pid %d) on %s computes %s", slot.index, os.getpid(), slot.device,
+             ", ".join(job.groups[slot.group]))
+    return runner
+
+
+def close_worker(runner: ChunkRunner | None) -> dict[str, Any]:
+    """Close a worker's runner; returns its executor's statistics (per representation, as dicts)."""
+    if runner is None:
+        return {}
+    try:
+        runner.close()
+    except BaseException:  # noqa: BLE001 - the worker is ending anyway
+        log.warning("closing the worker failed", exc_info=True)
+    return {name: attrs.asdict(s) for name, s in runner.executor.stats.items()}
+
+
+def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt: Any) -> None:
+    """A worker process: set up its group on its device, then compute tasks until told to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us cleanly
+    from vrecore.errors import VreError
     from vrecore.runlog import RunLog
     from vrecore.store import DirectoryStore
 
     parent = os.getppid()
-    store = DirectoryStore(job.output_dir)
-    runlog = RunLog(store, job.run_id, suffix=f".w{slot.index}")
+    runlog = RunLog(DirectoryStore(job.output_dir), job.run_id, suffix=f".w{slot.index}")
     runner = None
     try:
         with runlog.capturing():
-            register_from_targets(get_registry(), job.plugins)
-            graph = build_graph(job.graph_config)
-            nodes = [graph[n] for n in job.groups[slot.group]]
-            limit = thread_limit(job.threads)
-            executor = Executor(graph, nodes=nodes, device=slot.device, exception_mode=job.exception_mode,
-                                threads=limit)
-            source = open_video(job.video, job.video_backend)
-            runner = ChunkRunner(graph, source, store, executor, need={k: set(v) for k, v in job.need.items()},
-                                 todo={k: set(v) for k, v in job.todo.items()}, digests=job.digests,
-                                 run_id=job.run_id, writers=job.writers, durable=job.durable,
-                                 exception_mode=job.exception_mode)
-            log.info("worker %d (pid %d) on %s computes %s", slot.index, os.getpid(), slot.device,
-                     ", ".join(job.groups[slot.group]))
+            runner = open_worker(job, slot)
 
             def take() -> Iterator[Task]:
                 while not halt.is_set():  # halt: Ctrl-C or a failure; no new task starts
@@ -216,7 +234,7 @@ def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt
                     events.put(("take", slot.index, task.id))
                     yield task
 
-            with limit:
+            with runner.executor.threads or contextlib.nullcontext():
                 runner.run(take(), stop=halt, prefetch=0,
                            on_done=lambda report: events.put(("done", slot.index, report)))
     except VreError as e:
@@ -225,14 +243,7 @@ def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt
         events.put(("error", slot.index, f"worker {slot.index}: {type(e).__name__}: {e}\n{traceback.format_exc()}",
                     False))
     finally:
-        stats = {}
-        if runner is not None:
-            try:
-                runner.close()
-            except BaseException:  # noqa: BLE001 - the worker is ending anyway
-                pass
-            stats = {name: attrs.asdict(s) for name, s in runner.executor.stats.items()}
-        events.put(("finished", slot.index, stats))
+        events.put(("finished", slot.index, close_worker(runner)))
         time.sleep(0.05)  # let the queue's feeder thread flush
 
 

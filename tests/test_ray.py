@@ -1,0 +1,44 @@
+"""runner=ray: the plan on Ray actors (a local Ray instance here) gives the local runner's files and resumes."""
+from __future__ import annotations
+
+import json
+import signal
+
+import pytest
+from tests.test_scaleout import REPS, _complete_again, _export_cli, _wait, frames_of, graph
+
+from vrecore.export import run_export
+
+pytest.importorskip("ray")
+
+
+def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_path):
+    local = run_export(graph(), sample_video, tmp_path / "local", frames="0..24", workers=2)
+    on_ray = run_export(graph(), sample_video, tmp_path / "ray", frames="0..24", workers=2, runner="ray")
+    assert local.ok and on_ray.ok
+    assert frames_of(tmp_path / "local") == frames_of(tmp_path / "ray") and len(frames_of(tmp_path / "ray")) == 96
+    run = json.loads(on_ray.metadata_file.read_text())
+    assert run["runner"] == "ray" and [w["status"] for w in run["workers"]] == ["finished", "finished"]
+    placed = run_export(graph(), sample_video, tmp_path / "placed", frames="0..24", runner="ray",
+                        placement={"s": "cpu:1", "*": "cpu"})
+    assert placed.ok and frames_of(tmp_path / "placed") == frames_of(tmp_path / "local")
+    assert set(REPS) == {p.name for p in (tmp_path / "placed").iterdir() if not p.name.startswith(".")}
+
+
+def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path):
+    out = tmp_path / "out"
+    proc = _export_cli(out, sample_video, "workers=2", "runner=ray")
+    _wait(out, 6, timeout=120)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    written = len(list((out / "slow" / "npz").iterdir()))
+    assert 6 <= written < 48
+    again = _export_cli(out, sample_video, "workers=2", "runner=ray")
+    _, stderr = again.communicate(timeout=240)
+    assert again.returncode == 0, stderr
+    runs = sorted((json.loads(p.read_text()) for p in (out / ".logs").glob("run_metadata_*.json")),
+                  key=lambda r: r["started"])
+    assert runs[-1]["representations"]["slow"]["computed"] == 48 - written
+    assert runs[-1]["representations"]["slow"]["skipped"] == written
+    _complete_again(out, sample_video)
