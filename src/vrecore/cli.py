@@ -90,50 +90,159 @@ def print_error(command: str, error: BaseException) -> None:
 
 # -- export ----------------------------------------------------------------------------------------
 def _export(args: list[str]) -> int:
-    return _run_hydra("export", args, _run_export_config)
+    return _run_hydra("export", args)
 
 
-def _run_hydra(command: str, args: list[str], run_config: Any) -> int:
+# While a Hydra app composes its config, Hydra's stderr is captured here (see `_run_hydra`).
+_COMPOSING: dict[str, Any] = {}
+
+
+def _stop_capturing() -> None:
+    """The first job has started: give stderr back, with what Hydra wrote meanwhile (in this process)."""
+    if _COMPOSING:
+        real, captured = _COMPOSING.pop("real"), _COMPOSING.pop("captured")
+        sys.stderr = real
+        real.write(captured.getvalue())
+
+
+class HydraJob:
+    """The job function Hydra calls for each run of `vre export` / `vre stream`.
+
+    Picklable (it holds only names), so that launchers that run jobs in other processes or on other
+    machines (joblib, submitit, Ray) can ship it. In a multirun each job appends its outcome to the
+    ledger named by ``VRE_MULTIRUN_LEDGER``, and a failing job never stops the others.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __call__(self, cfg: Any) -> int:
+        import os
+        import time
+
+        _stop_capturing()
+        ledger = os.environ.get("VRE_MULTIRUN_LEDGER")
+        outcome: dict[str, Any] = {}
+        t0 = time.monotonic()
+        try:
+            code = (_run_export_config(cfg, outcome) if self.command == "export" else _run_stream_config(cfg))
+        except Exception as e:
+            if not ledger:
+                raise
+            import traceback
+
+            traceback.print_exc()
+            code, outcome["status"], outcome["error"] = 1, "crashed", f"{type(e).__name__}: {e}"
+        if ledger:
+            _record_outcome(ledger, cfg, code, outcome, time.monotonic() - t0)
+        return code
+
+
+def _record_outcome(ledger: str, cfg: Any, code: int, outcome: dict[str, Any], seconds: float) -> None:
+    import json
+    import os
+
+    line = {"video": outcome.get("video") or cfg.get("video"), "output_dir": outcome.get("output_dir"),
+            "exit_code": code, "status": outcome.get("status") or ("ok" if code == 0 else "failed"),
+            "error": outcome.get("error"), "frames": outcome.get("frames"), "seconds": round(seconds, 2)}
+    os.makedirs(os.path.dirname(ledger), exist_ok=True)
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(line) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _multirun_ledger(args: list[str]) -> str:
+    """Where the jobs of a multirun record their outcome: in ``output_root`` when given (a shared file
+    system for launchers on other machines), else in the temporary folder."""
+    import os
+    import tempfile
+
+    from vrecore.runlog import new_run_id
+
+    root = next((a.split("=", 1)[1] for a in args if a.startswith("output_root=")), None)
+    name = f"multirun_{new_run_id()}.jsonl"
+    if root and "," not in root:
+        return os.path.abspath(os.path.join(root, ".multirun", name))
+    return os.path.join(tempfile.gettempdir(), "vre-" + name)
+
+
+def _multirun_summary(command: str, ledger: str) -> int:
+    """Print a table of the multirun's jobs and their outcome; the exit code is the worst one."""
+    import json
+    import os
+
+    rows = []
+    if os.path.exists(ledger):
+        with open(ledger) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        print(f"vre {command}: error: no job reported an outcome (jobs on other machines need output_root on a "
+              f"shared file system); see the launcher's logs", file=sys.stderr)
+        return 1
+    table = [("video", "status", "frames", "seconds", "output / error")]
+    for r in rows:
+        table.append((str(r["video"]), str(r["status"]), str(r.get("frames") or "-"), f"{r['seconds']:.1f}",
+                      str(r["error"] or r["output_dir"] or "")))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    print(f"vre {command}: multirun of {len(rows)} job(s):", file=sys.stderr)
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4], file=sys.stderr)
+    return max(int(r["exit_code"]) for r in rows)
+
+
+def _run_hydra(command: str, args: list[str], run_config: Any = None) -> int:
     """Run a Hydra app (config ``conf/<command>.yaml``); its composition errors become one line.
 
     Hydra prints a config mistake (an unknown key, a missing preset) over several lines and exits
     1. Until the first job starts, its stderr is captured; a failure there is condensed into one
-    ``vre COMMAND: error:`` line with exit status 2, like every other user mistake.
+    ``vre COMMAND: error:`` line with exit status 2, like every other user mistake. A multirun
+    (``-m``) ends with a table of its jobs and their outcome.
     """
     import io
+    import os
 
     import hydra
 
     from vrecore.config import register_schemas
 
     register_schemas()
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    ledger = _multirun_ledger(args) if multirun else None
     codes: list[int] = []
     real_stderr, captured = sys.stderr, io.StringIO()
-    started: list[bool] = []
+    job = HydraJob(command)
 
-    def task(cfg: Any) -> None:
-        if not started:
-            started.append(True)
-            sys.stderr = real_stderr
-            real_stderr.write(captured.getvalue())
-        codes.append(run_config(cfg))
+    def single(cfg: Any) -> int:
+        code = job(cfg)
+        codes.append(code)
+        return code
 
     sys.argv = [f"vre {command}", *args]
+    _COMPOSING.update(real=real_stderr, captured=captured)
     sys.stderr = captured
+    if ledger:
+        os.environ["VRE_MULTIRUN_LEDGER"] = ledger
     condensed = False
     try:
-        hydra.main(version_base="1.3", config_path="conf", config_name=command)(task)()
+        hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
     except SystemExit as e:
-        if started or not e.code:
+        if not _COMPOSING or not e.code:
             raise
         condensed = True
         print(f"vre {command}: error: {_condense_hydra_error(captured.getvalue())}", file=real_stderr)
         return 2
     finally:
-        if not started:
+        if _COMPOSING:  # no job started in this process
+            _COMPOSING.clear()
             sys.stderr = real_stderr
             if not condensed:
                 real_stderr.write(captured.getvalue())
+        if ledger:
+            os.environ.pop("VRE_MULTIRUN_LEDGER", None)
+    if ledger:
+        return _multirun_summary(command, ledger)
     return max(codes, default=0)
 
 
@@ -191,8 +300,9 @@ def demo_presets() -> list[str]:
     return names
 
 
-def _run_export_config(cfg: Any) -> int:
-    """Run one export from a composed config; user mistakes become one line and exit code 2."""
+def _run_export_config(cfg: Any, outcome: dict[str, Any] | None = None) -> int:
+    """Run one export from a composed config; user mistakes become one line and exit code 2.
+    ``outcome`` receives the video, output folder, status and error (for a multirun's table)."""
     from omegaconf import OmegaConf
 
     from vrecore.export import run_export
@@ -201,6 +311,8 @@ def _run_export_config(cfg: Any) -> int:
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     config: dict[str, Any] = {str(k): v for k, v in container.items()}
+    outcome = {} if outcome is None else outcome
+    outcome["video"] = config.get("video")
     try:
         check_keys("export", config)
         video = config.get("video")
@@ -214,6 +326,7 @@ def _run_export_config(cfg: Any) -> int:
         if output_dir is None:
             root = config.get("output_root")
             output_dir = str(Path(root) / stem if root else Path(video).parent / f"{stem}_vre_export")
+        outcome["output_dir"] = output_dir
         graph = build_graph(config)
         progress = config.get("progress")
         result = run_export(
@@ -226,9 +339,14 @@ def _run_export_config(cfg: Any) -> int:
             video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
     except VreError as e:
         print_error("export", e)
+        outcome.update(status="failed", error=str(e).splitlines()[0])
         return e.exit_code
     print(result.summary(), file=sys.stderr)
     failed = sum(s.failed for s in result.stats.values())
+    outcome.update(status=result.status, error=result.error and result.error.splitlines()[0],
+                   frames=f"{len(result.frames)} x {len(result.stats)} representations: "
+                          f"{sum(s.computed for s in result.stats.values())} computed, "
+                          f"{sum(s.skipped for s in result.stats.values())} skipped, {failed} failed")
     if result.ok and failed:
         print(f"vre export: warning: {failed} frame(s) failed and were skipped (exception_mode=skip); the log says "
               f"why: {result.log_file}", file=sys.stderr)
@@ -244,14 +362,12 @@ def _run_export_config(cfg: Any) -> int:
 
 # -- stream ----------------------------------------------------------------------------------------
 def _stream(args: list[str]) -> int:
-
-
     if any(a in ("-m", "--multirun") for a in args):
         print("vre stream: error: -m (multirun) does not apply to a live stream; run one vre stream per source",
               file=sys.stderr)
         return 2
 
-    return _run_hydra("stream", args, _run_stream_config)
+    return _run_hydra("stream", args)
 
 
 def _say(message: str) -> None:
@@ -541,4 +657,8 @@ def _convert_weights(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m vrecore.cli`: run the imported module's main, so that the job function a launcher
+    # pickles is vrecore.cli.HydraJob (importable in its processes), not a class of __main__.
+    from vrecore.cli import main as _main
+
+    sys.exit(_main())
