@@ -133,6 +133,7 @@ class _Export:
         self.device, self.writers, self.progress, self.config = device, writers, progress, config
         self.threads, self.durable, self.scale = threads, durable, scale
         self.worker_records: list[Any] = []
+        self.groups: list[Any] = []
         self.run_id = new_run_id()
         self.stats = {n.name: RepresentationStats(n.name, n.settings.batch_size) for n in graph}
         self.error: str | None = None
@@ -158,6 +159,10 @@ class _Export:
                          frame_shape=self.source.frame_shape, overwrite=self.overwrite, on_mismatch=self.on_mismatch,
                          run_id=self.run_id)
         preflight([n for n in self.graph if n.representation.learned and plan.need[n.name]])
+        if self.scale.distributed:
+            from vrecore.schedule import make_groups
+
+            self.groups = make_groups(self.graph, plan.need, device=self.device, placement=self.scale.placement)
         self.plan = plan
         runlog = RunLog(self.store, self.run_id)
         status = "ok"
@@ -244,10 +249,10 @@ class _Export:
 
     def _distributed(self, plan: ExportPlan) -> None:
         """The plan on worker processes or Ray actors (`vrecore.schedule`, `vrecore.workers`, `vrecore.ray_runner`)."""
-        from vrecore.schedule import Schedule, make_groups, worker_slots
+        from vrecore.schedule import Schedule, worker_slots
         from vrecore.workers import WorkerJob, job_video, plugin_targets, run_workers
 
-        groups = make_groups(self.graph, plan.need, device=self.device, placement=self.scale.placement)
+        groups = self.groups
         chunks = list(plan.chunks(self.graph, {n.name: n.settings.batch_size for n in self.graph}))
         if not chunks or not groups[0].nodes:
             log.info("nothing to do: every selected frame is already exported")
