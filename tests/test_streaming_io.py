@@ -693,6 +693,28 @@ def test_web_viewer_serves_page_stats_and_changing_mjpeg() -> None:
         viewer.close()
 
 
+def test_web_viewer_max_fps_paces_each_client() -> None:
+    viewer = WebViewerTarget(port=0, max_fps=5)
+    stop = threading.Event()
+    feeder = threading.Thread(target=_moving_frames, args=(viewer, stop), daemon=True)  # ~50 frames/s
+    feeder.start()
+    try:
+        wait_until(lambda: len(viewer.stream_names()) == 3)
+        resp = urllib.request.urlopen(viewer.url + "stream/rgb.mjpg", timeout=5)
+        seqs = [int(_read_part(resp)[0]["x-frame-seq"])]
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 1.0:
+            seqs.append(int(_read_part(resp)[0]["x-frame-seq"]))
+        elapsed = time.monotonic() - t0
+        assert 4 <= len(seqs) - 1 <= 6, (len(seqs), elapsed)  # 5 per second, not one per frame
+        assert min(np.diff(seqs)) > 1  # the newest frame each time, not the next one
+        resp.close()
+    finally:
+        stop.set()
+        feeder.join(2)
+        viewer.close()
+
+
 def test_run_stream_into_web_viewer() -> None:
     src = pipe_source(40, pace=0.01)
     viewer = WebViewerTarget(port=0)

@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import abc
 import collections
+import fcntl
 import heapq
 import itertools
 import logging
 import selectors
 import socket
 import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -50,6 +52,18 @@ _ACCEPT_BURST = 64  # accepts per wake-up, so a connection storm cannot starve t
 _SEND_BATCH = 64  # payloads gathered into one sendmsg() call
 _RECV_BYTES = 65536
 _LINGER_S = 1.0  # how long a refused or finished connection may take to read our last bytes
+_KERNEL_LOOK_S = 0.5  # a client idle that long has its kernel send queue watched for progress
+_TIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux; elsewhere only bytes we hand over count
+
+
+def _kernel_queued(sock: socket.socket) -> int | None:
+    """Bytes in the socket's kernel send queue (sent but not acknowledged, or not sent yet)."""
+    if _TIOCOUTQ is None:
+        return None
+    try:
+        return struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
+    except OSError:
+        return None
 
 
 class Payload:
@@ -66,15 +80,16 @@ class Payload:
 class Connection:
     """One client socket, owned by the loop thread. `state` belongs to the protocol."""
 
-    __slots__ = ("sock", "peer", "out", "offset", "since", "read_deadline", "finishing", "half_closed", "refused",
-                 "open", "writing", "sent", "dropped", "state")
+    __slots__ = ("sock", "peer", "out", "offset", "since", "kernel_queued", "read_deadline", "finishing",
+                 "half_closed", "refused", "open", "writing", "sent", "dropped", "state")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
         self.out: collections.deque[Payload] = collections.deque()
         self.offset = 0  # bytes of out[0] already sent
-        self.since = 0.0  # last time the out queue made progress (or became non-empty)
+        self.since = 0.0  # last time the client took bytes (or the out queue became non-empty)
+        self.kernel_queued: int | None = None  # bytes in the kernel send queue at the last look
         self.read_deadline: float | None = None
         self.finishing: float | None = None  # close once `out` is sent, at the latest then
         self.half_closed = False  # our side is shut; waiting for the client to close
@@ -331,6 +346,7 @@ class NetLoop:
                 return
             if sent:
                 conn.since = time.monotonic()
+                conn.kernel_queued = None
             n = conn.offset + sent
             while out and n >= out[0].size:
                 n -= out[0].size
@@ -386,9 +402,16 @@ class NetLoop:
                 continue
             if conn.finishing is not None and now > conn.finishing:
                 self._close(conn, "finished")
-            elif conn.out and now - conn.since > self.write_timeout_s:
-                self.dropped_clients += 1
-                self.drop(conn, f"took no data for {self.write_timeout_s:g} s (write timeout)")
+            elif conn.out and now - conn.since > min(_KERNEL_LOOK_S, self.write_timeout_s / 2):
+                # A slow reader may drain the kernel's buffer for many seconds before the socket
+                # takes new bytes from us: what it reads shows as a shrinking kernel queue.
+                queued = _kernel_queued(conn.sock)
+                if queued is not None and conn.kernel_queued is not None and queued < conn.kernel_queued:
+                    conn.since = now
+                conn.kernel_queued = queued
+                if now - conn.since > self.write_timeout_s:
+                    self.dropped_clients += 1
+                    self.drop(conn, f"took no data for {self.write_timeout_s:g} s (write timeout)")
             elif conn.read_deadline is not None and now > conn.read_deadline:
                 conn.read_deadline = None
                 self.protocol.read_timed_out(conn)
