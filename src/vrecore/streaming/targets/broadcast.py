@@ -5,7 +5,7 @@ import collections
 import logging
 import threading
 
-from .netloop import Connection, NetLoop, Payload, Protocol
+from .netloop import NetLoop, Payload, Protocol
 
 __all__ = ["Broadcaster"]
 
@@ -38,7 +38,6 @@ class Broadcaster(Protocol):
         self._lock = threading.Lock()
         # What the producer handed over and the loop has not taken yet: no more than a client keeps.
         self._inbox: collections.deque[Payload] = collections.deque(maxlen=keep)
-        self._dropped_gone = 0
         self.loop = NetLoop(self, host, port, what=what, max_clients=max_clients, write_timeout_s=write_timeout_s,
                             max_buffered_bytes=max_buffered_bytes)
 
@@ -53,7 +52,7 @@ class Broadcaster(Protocol):
     @property
     def dropped(self) -> int:
         """Payloads dropped for slow clients, summed over clients (gone ones included)."""
-        return self._dropped_gone + sum(c.dropped for c in self.loop.connections)
+        return self.loop.dropped_payloads
 
     def publish(self, data: bytes | bytearray | memoryview) -> None:
         """Hand `data` to every client; never blocks (called on the processing thread)."""
@@ -80,6 +79,3 @@ class Broadcaster(Protocol):
         for conn in loop.connections:
             for payload in payloads:
                 loop.queue(conn, payload, keep=keep)
-
-    def closed(self, conn: Connection, reason: str) -> None:
-        self._dropped_gone += conn.dropped

@@ -81,7 +81,7 @@ class Connection:
     """One client socket, owned by the loop thread. `state` belongs to the protocol."""
 
     __slots__ = ("sock", "peer", "out", "offset", "since", "kernel_queued", "read_deadline", "finishing",
-                 "half_closed", "refused", "open", "writing", "sent", "dropped", "state")
+                 "half_closed", "refused", "open", "writing", "state")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
@@ -96,8 +96,6 @@ class Connection:
         self.refused = False
         self.open = True
         self.writing = False  # registered for EVENT_WRITE
-        self.sent = 0  # payloads fully sent
-        self.dropped = 0  # payloads replaced by newer ones before they were sent
         self.state: Any = None
 
 
@@ -190,6 +188,8 @@ class NetLoop:
         """Connections refused because `max_clients` were open."""
         self.dropped_clients = 0
         """Clients dropped by a timeout or the memory bound."""
+        self.dropped_payloads = 0
+        """Payloads replaced by newer ones before a slow client got them, summed over clients."""
         self._thread = threading.Thread(target=self._run, name=f"vre-{what.replace(' ', '-')}", daemon=True)
         self._thread.start()
         logger.info("serving %s on tcp://%s:%d (at most %d clients)", what, *self.address, max_clients)
@@ -223,11 +223,12 @@ class NetLoop:
 
     @property
     def connections(self) -> list[Connection]:
-        return [c for c in self._conns if not c.refused]
+        """The open client connections (refused ones left out)."""
+        return [c for c in list(self._conns) if not c.refused]
 
     def queue(self, conn: Connection, payload: Payload, *, keep: int | None = None) -> None:
         """Append `payload` to what `conn` sends. With `keep`, at most that many payloads wait
-        behind the one being sent: older waiting ones are dropped (`conn.dropped`)."""
+        behind the one being sent: older waiting ones are dropped (`dropped_payloads`)."""
         if not conn.open or conn.finishing is not None:
             return
         out = conn.out
@@ -239,7 +240,7 @@ class NetLoop:
                 old = out[started]
                 del out[started]
                 self._release(old)
-                conn.dropped += 1
+                self.dropped_payloads += 1
         out.append(payload)
         if payload.holders == 0:
             self._held[id(payload)] = payload
@@ -351,7 +352,6 @@ class NetLoop:
             while out and n >= out[0].size:
                 n -= out[0].size
                 self._release(out.popleft())
-                conn.sent += 1
             conn.offset = n
             if n or not sent:
                 break  # the socket buffer is full
