@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import selectors
 import socket
 import subprocess
 import sys
@@ -33,7 +32,7 @@ FPS = 30
 SERVER = r"""
 import sys, time, numpy as np
 from vrecore.streaming import TcpTarget, WebViewerTarget
-kind, w, h, max_clients = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+kind, w, h, max_clients, fps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 if kind == "tcp":
     target = TcpTarget(0, representation="rgb", max_clients=max_clients)
 else:
@@ -48,9 +47,9 @@ while True:
     target.send(i, f, outputs)
     target.send_summary(i, {"summary": {"rgb": {"ms": 1.0}, "neg": {"ms": 2.0}}})
     i += 1
-    t_next += 1 / %d
+    t_next += 1 / fps
     time.sleep(max(0.0, t_next - time.monotonic()))
-""" % FPS
+"""
 
 
 def rss_mib(pid: int) -> float:
@@ -99,7 +98,6 @@ class SlowReaders:
     def __init__(self, socks: list[socket.socket]) -> None:
         self.socks = socks
         self._stop = threading.Event()
-        self._sel = selectors.DefaultSelector()
         for s in socks:
             s.setblocking(False)
         threading.Thread(target=self._run, daemon=True).start()
@@ -135,7 +133,7 @@ def phase(server: subprocess.Popen[str], normal: NormalClient, seconds: float) -
 
 
 def run_kind(kind: str, args: argparse.Namespace) -> None:
-    cmd = [sys.executable, "-c", SERVER, kind, str(args.width), str(args.height), str(2 * args.clients + 10)]
+    cmd = [sys.executable, "-c", SERVER, kind, str(args.width), str(args.height), str(2 * args.clients + 10), str(FPS)]
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None

@@ -4,7 +4,7 @@ On TCP the limits are those of `tcp` (see `netloop`), with JSON-friendly choices
 
 - `max_clients` (16): a further client gets one JSON line, `{"error": "..."}` naming the limit,
   and a clean close;
-- `write_timeout_s` (10 s): a client that takes no byte for that long while lines wait is dropped;
+- `write_timeout_s` (10 s): a client that reads nothing for that long while lines wait is dropped;
 - `backlog_lines` (256): a slow client keeps its newest lines and loses older ones;
 - `max_buffered_bytes` (16 MiB): bound on the lines held for slow clients; past it the clients
   furthest behind are dropped.

@@ -13,26 +13,26 @@ What the loop guarantees, whatever the clients do:
 - at most `max_clients` open client connections; further ones are refused at once, by the
   protocol's choice: a short message then a clean close, or a reset when any byte would be
   misread (raw video);
-- a client with data pending that takes no byte for `write_timeout_s` is dropped; a protocol
-  may set a read deadline per connection (the web viewer does, for request headers);
+- a client with data pending that reads nothing for `write_timeout_s` is dropped (reading
+  shows as the socket taking bytes from us or, on Linux, as its kernel send queue shrinking,
+  so a slow reader draining a full kernel buffer is not mistaken for a stalled one); a
+  protocol may set a read deadline per connection (the web viewer does, for request headers);
 - memory: payloads are shared by every connection that sends them, never copied per client.
   A slow client keeps the payload it is in the middle of; when such held payloads add up to
-  more than `max_buffered_bytes`, the clients holding the oldest ones are dropped (the newest
-  payload is never counted against a client). Kernel send buffers per client are capped at
+  more than `max_buffered_bytes`, the clients holding the oldest ones are dropped (a client
+  holding only the newest payload never is). Kernel send buffers per client are capped at
   `SEND_BUFFER_BYTES`.
 """
 from __future__ import annotations
 
 import abc
 import collections
-import fcntl
 import heapq
 import itertools
 import logging
 import selectors
 import socket
 import struct
-import termios
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +53,13 @@ _SEND_BATCH = 64  # payloads gathered into one sendmsg() call
 _RECV_BYTES = 65536
 _LINGER_S = 1.0  # how long a refused or finished connection may take to read our last bytes
 _KERNEL_LOOK_S = 0.5  # a client idle that long has its kernel send queue watched for progress
-_TIOCOUTQ = getattr(termios, "TIOCOUTQ", None)  # Linux; elsewhere only bytes we hand over count
+try:  # Linux; elsewhere only the bytes the socket takes from us count as progress
+    import fcntl
+    import termios
+
+    _TIOCOUTQ: int | None = termios.TIOCOUTQ
+except (ImportError, AttributeError):
+    _TIOCOUTQ = None
 
 
 def _kernel_queued(sock: socket.socket) -> int | None:
@@ -411,7 +417,7 @@ class NetLoop:
                 conn.kernel_queued = queued
                 if now - conn.since > self.write_timeout_s:
                     self.dropped_clients += 1
-                    self.drop(conn, f"took no data for {self.write_timeout_s:g} s (write timeout)")
+                    self.drop(conn, f"read nothing for {self.write_timeout_s:g} s (write timeout)")
             elif conn.read_deadline is not None and now > conn.read_deadline:
                 conn.read_deadline = None
                 self.protocol.read_timed_out(conn)

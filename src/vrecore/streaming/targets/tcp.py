@@ -4,9 +4,9 @@ Limits, all per target (see `netloop` for how they are enforced):
 
 - `max_clients` (16): further clients are reset at once, with no byte sent: a raw rgb24 reader
   cannot tell text from pixels, so any message would show up as a garbage frame; the reset
-  ("connection reset by peer") tells it apart from a stream that ended (a clean close), and the
-  server logs one line naming the client and the limit.
-- `write_timeout_s` (10 s): a client that takes no byte for that long while a frame waits for
+  ("connection reset by peer", at connect or at the first read) tells it apart from a stream
+  that ended (a clean close), and the server logs a line naming the client and the limit.
+- `write_timeout_s` (10 s): a client that reads nothing for that long while a frame waits for
   it is dropped.
 - `max_buffered_bytes` (64 MiB): a slow client finishes the frame it is in the middle of (a raw
   stream cannot skip half a frame) and then gets the newest one; when the frames held for such

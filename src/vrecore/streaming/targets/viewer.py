@@ -6,15 +6,16 @@ time over its tile, polled from `/stats.json`. `/tiles.mjpg` and `/tiles.jpg` ar
 a stream and as one JPEG; `/stream/<name>.mjpg` and `/frame/<name>.jpg` the same for one
 stream ("input" or a representation).
 
-`send()` only swaps references. JPEGs are made on one renderer thread, only while someone
-waits for a newer one, at most once per frame and stream, and shared by every client. The
-HTTP side is one `netloop` thread with these limits (constructor arguments):
+`send()` only keeps references to the frame's images (lazy previews are made there). JPEGs
+are made on one renderer thread, only while someone waits for a newer one, at most once per
+frame and stream, and shared by every client. The HTTP side is one `netloop` thread with
+these limits (constructor arguments):
 
 - `max_clients` (64 connections; a browser tab uses two): a further client gets
   `503 Service Unavailable` with a one-line reason and `Retry-After`;
 - `read_timeout_s` (10 s): a client must send its request headers within that time (also the
   idle time of a kept-alive connection); a slow one gets `408 Request Timeout`;
-- `write_timeout_s` (10 s): a client that takes no byte for that long is dropped; a slow MJPEG
+- `write_timeout_s` (10 s): a client that reads nothing for that long is dropped; a slow MJPEG
   client otherwise gets the newest JPEG each time it has taken the previous one;
 - `max_buffered_bytes` (32 MiB): bound on the JPEGs held for slow clients (see `netloop`).
 
