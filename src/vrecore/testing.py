@@ -384,6 +384,8 @@ class RepresentationTestSuite:
     parameters: dict[str, Any] = {}
     frame_shape: tuple[int, int] = (24, 32)
     batch: int = 3
+    clip_length: int = 6
+    """Frames of the random clip that types reading neighbour frames (`frame_offsets`) take them from."""
     atol: float = 1e-5
     entry_module: str | None = None
     """The plugin's entry module, checked to import without torch (None: derived from the provider)."""
@@ -410,13 +412,33 @@ class RepresentationTestSuite:
             rep.setup("cpu")
         return rep
 
-    def batch_of(self, n: int, seed: int = 0) -> Batch:
+    def offsets(self) -> tuple[int, ...]:
+        """The type's `frame_offsets` with these parameters (no set-up needed)."""
+        from vrecore.registry import get_registry
+
+        cls = get_registry().get(self.type_name).load()
+        return tuple(cls(name="under_test", dependencies=self.dependency_representations(),
+                         **self.parameters).frame_offsets())
+
+    def clip(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` random frames, smoothed a little so that images have structure (edges, regions)."""
         rng = np.random.default_rng(seed)
         frames = rng.integers(0, 256, (n, *self.frame_shape, 3), dtype=np.uint8)
-        # Smooth the noise a little so that images have structure (edges, regions).
-        frames = ((frames.astype(np.uint16) + np.roll(frames, 1, axis=1) + np.roll(frames, 1, axis=2)) // 3
-                  ).astype(np.uint8)
-        return Batch(indices=np.arange(n), frames=frames, deps=self.dependency_arrays(n, rng))
+        return ((frames.astype(np.uint16) + np.roll(frames, 1, axis=1) + np.roll(frames, 1, axis=2)) // 3
+                ).astype(np.uint8)
+
+    def batch_of(self, n: int, seed: int = 0, indices: np.ndarray | None = None) -> Batch:
+        """A batch of ``n`` frames (or the frames ``indices`` of the clip): with neighbour frames, clamped
+        to the clip as an export gives them, for a type that reads them."""
+        offsets = self.offsets()
+        frames = self.clip(max(n, self.clip_length) if offsets else n, seed)
+        ix = np.arange(n) if indices is None else np.asarray(indices)
+        deps = self.dependency_arrays(len(ix), np.random.default_rng(seed + 1))
+        if not offsets:
+            return Batch(indices=ix, frames=frames[ix], deps=deps)
+        near = {d: np.clip(ix + d, 0, len(frames) - 1) for d in offsets}
+        return Batch(indices=ix, frames=frames[ix], deps=deps, neighbours={d: frames[i] for d, i in near.items()},
+                     neighbour_indices=near)
 
     def compute(self, rep: Any, batch: Batch) -> np.ndarray:
         out = np.asarray(rep.compute(batch))
@@ -450,15 +472,19 @@ class RepresentationTestSuite:
 
     def test_batched_equals_unbatched(self, tmp_path: Path) -> None:
         rep = self.make(tmp_path)
-        batch = self.batch_of(self.batch, seed=1)
+        # A type reading neighbours gets the whole clip, so that its last frames take the end rule too.
+        n = self.clip_length if self.offsets() else self.batch
+        batch = self.batch_of(n, seed=1)
         assert batch.frames is not None
         whole = self.compute(rep, batch)
-        for i in range(self.batch):
+        for i in range(n):
             one = Batch(indices=batch.indices[i:i + 1], frames=batch.frames[i:i + 1],
                          deps={k: (tuple(x[i:i + 1] for x in v) if isinstance(v, tuple) else v[i:i + 1])
-                               for k, v in batch.deps.items()})
+                               for k, v in batch.deps.items()},
+                         neighbours={d: f[i:i + 1] for d, f in batch.neighbours.items()},
+                         neighbour_indices={d: ix[i:i + 1] for d, ix in batch.neighbour_indices.items()})
             np.testing.assert_allclose(self.compute(rep, one)[0].astype(np.float64),
-                                        whole[i].astype(np.float64), atol=self.atol, rtol=0)
+                                        whole[i].astype(np.float64), atol=self.atol, rtol=0, equal_nan=True)
 
     def test_entry_module_imports_no_torch(self) -> None:
         import subprocess

@@ -1,27 +1,27 @@
 """Every type of vre-flow passes core's conformance suite (shapes, disk round trip, batched == unbatched, light
-import), the flows with their neighbour frames in every batch."""
+import), the flows with their neighbour frames in every batch (the suite adds them for types that read them)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from vre_flow.testing import FlowTestSuite, make_test_weights
+from vre_flow.testing import make_test_weights
 from vrecore.testing import RepresentationTestSuite
 
 
-class TestDIS(FlowTestSuite):
+class TestDIS(RepresentationTestSuite):
     type_name = "optical-flow/dis"
     parameters = {"preset": "fast", "delta": 2}
     atol = 0.0
 
 
-class TestFarneback(FlowTestSuite):
+class TestFarneback(RepresentationTestSuite):
     type_name = "optical-flow/farneback"
     parameters = {"units": "relative", "at_end": "undefined"}
     atol = 0.0
 
 
-class _TestWeights(FlowTestSuite):
+class _TestWeights(RepresentationTestSuite):
     """Weights made in the test (seeded random init), given as ``weights_path``."""
 
     kind = ""

@@ -1,4 +1,4 @@
-"""Test helpers of vre-flow: clips with known motion made from a real image, and the conformance suite for flows."""
+"""Test helpers of vre-flow: clips with known motion made from a real image, test weights, flow comparisons."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,9 +7,8 @@ from typing import Any
 import numpy as np
 
 from vrecore.representation import Batch
-from vrecore.testing import RepresentationTestSuite
 
-__all__ = ["FlowTestSuite", "end_point_error", "make_test_weights", "moving_clip", "neighbour_batch", "save_frames",
+__all__ = ["end_point_error", "make_test_weights", "moving_clip", "neighbour_batch", "save_frames",
            "untrained_network", "warp"]
 
 
@@ -86,42 +85,6 @@ def save_frames(frames: np.ndarray, folder: Path) -> Path:
     for i, f in enumerate(frames):
         cv2.imwrite(str(folder / f"{i}.png"), cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
     return folder
-
-
-class FlowTestSuite(RepresentationTestSuite):
-    """Core's conformance suite for a type that reads other frames: every batch carries its neighbour frames.
-
-    Frame i's neighbour at offset d is frame i + d of the same random clip, clamped to it (as an export gives).
-    """
-
-    clip_length: int = 6
-
-    def batch_of(self, n: int, seed: int = 0) -> Batch:
-        clip = super().batch_of(self.clip_length, seed)
-        assert clip.frames is not None
-        return neighbour_batch(self._rep_offsets, clip.frames, np.arange(n))
-
-    def test_output_shape_dtype_and_images(self, tmp_path: Path) -> None:
-        self._rep_offsets = self.make(tmp_path).frame_offsets()
-        super().test_output_shape_dtype_and_images(tmp_path)
-
-    def test_disk_round_trip(self, tmp_path: Path) -> None:
-        self._rep_offsets = self.make(tmp_path).frame_offsets()
-        super().test_disk_round_trip(tmp_path)
-
-    def test_batched_equals_unbatched(self, tmp_path: Path) -> None:
-        rep = self.make(tmp_path)
-        self._rep_offsets = rep.frame_offsets()
-        whole_clip = super().batch_of(self.clip_length, seed=1).frames
-        assert whole_clip is not None
-        # The whole clip, so that the last frames take the end-of-video rule too.
-        whole = self.compute(rep, neighbour_batch(self._rep_offsets, whole_clip, np.arange(self.clip_length)))
-        for i in range(self.clip_length):
-            one = self.compute(rep, neighbour_batch(self._rep_offsets, whole_clip, np.array([i])))
-            np.testing.assert_allclose(one[0].astype(np.float64), whole[i].astype(np.float64), atol=self.atol,
-                                       rtol=0)
-
-    _rep_offsets: Any = ()
 
 
 def neighbour_batch(offsets: tuple[int, ...], clip: np.ndarray, indices: np.ndarray) -> Batch:
