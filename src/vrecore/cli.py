@@ -19,6 +19,7 @@ commands:
   plugins                  installed plugin distributions and versions
   metadata OUTPUT_DIR      regenerate the metadata of an export from the files on disk
   convert-weights SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors
+  weights list|fetch|verify|import   model weights: status, download ahead, check hashes, import a file
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
@@ -31,7 +32,9 @@ examples:
 
 # Commands implemented in their own module: name -> "module:function", the function taking the
 # arguments after the command name and returning the exit code (imported only when run).
-COMMAND_MODULES: dict[str, str] = {}
+COMMAND_MODULES: dict[str, str] = {
+    "weights": "vrecore.weights_cli:main",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
