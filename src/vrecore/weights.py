@@ -500,7 +500,9 @@ def _to_opt_str(value: str | os.PathLike[str] | None) -> str | None:
     return None if value is None else os.fspath(value)
 
 
-@attrs.define(kw_only=True, eq=False)
+# Not slotted: a learned type also derives from its family's base (e.g. a semantic map), and two slotted bases
+# with fields of their own cannot be combined.
+@attrs.define(kw_only=True, eq=False, slots=False)
 class WeightedRepresentation(Representation):
     """A learned type whose weights are declared as data: ``variants`` (and the seed's names, ``variant_aliases``).
 

@@ -28,6 +28,7 @@ __all__ = ["LOCK_NAME", "Lock", "imported_dir", "lock_path", "place_files", "sha
 
 LOCK_NAME = "vre-weights.lock"
 _LOCK_VERSION = 1
+_WRITABLE = "set VRE_CACHE to a writable folder (and VRE_WEIGHTS_LOCK to a writable file)"
 
 
 def weights_dir() -> Path:
@@ -54,8 +55,12 @@ def lock_path() -> Path:
 @contextlib.contextmanager
 def _exclusive(path: Path) -> Iterator[None]:
     """Hold an exclusive advisory lock on ``path``.lck while a read-modify-write of ``path`` runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lck"), "a") as handle:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path.with_name(path.name + ".lck"), "a")  # noqa: SIM115 - closed by the with below
+    except OSError as err:
+        raise WeightsError(f"cannot write {path} ({err}); {_WRITABLE}") from err
+    with handle:
         try:
             import fcntl
         except ImportError:  # pragma: no cover - not POSIX: concurrent writers may lose an entry, never corrupt it
@@ -71,7 +76,7 @@ def _exclusive(path: Path) -> Iterator[None]:
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as err:
         raise WeightsError(f"cannot read {path} ({' '.join(str(err).split())[:120]}); fix or delete it") from err
@@ -87,7 +92,7 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise WeightsError(f"cannot write {path} ({err}); set VRE_CACHE (or VRE_WEIGHTS_LOCK) to a writable place") from err
+        raise WeightsError(f"cannot write {path} ({err}); {_WRITABLE}") from err
 
 
 def _weights_of(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,6 +201,6 @@ def place_files(files: Mapping[str, Path], folder: Path) -> dict[str, Path]:
             os.replace(tmp, dst)
         except OSError as err:
             tmp.unlink(missing_ok=True)
-            raise WeightsError(f"cannot copy {src} to {dst} ({err}); set VRE_CACHE to a writable folder") from err
+            raise WeightsError(f"cannot copy {src} to {dst} ({err}); {_WRITABLE}") from err
         placed[name] = dst
     return placed
