@@ -63,6 +63,8 @@ PHG_MAE_VARIANTS: dict[str, WeightVariant] = {
         convert=ConvertRecipe(url=f"{SEED_WEIGHTS}/semantic_segmentation/safeuav/weights/{stem}.ckpt",
                               checkpoint=f"{stem}.ckpt", sha256=digest, key="state_dict"),
         size=4 * n_values,
+        # The seed's package is MIT (its PyPI metadata); no separate licence is stated for these weights.
+        license="not stated (shipped in the MIT-licensed seed tool)",
         num_params=n_params,
         meta={
             "size": size,
