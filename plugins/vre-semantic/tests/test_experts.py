@@ -53,6 +53,19 @@ def run(rep, x: np.ndarray) -> np.ndarray:
     return rep.compute(Batch(indices=np.arange(len(x)), frames=x, deps={}))
 
 
+def seed_semantic_inference(model, x: np.ndarray) -> np.ndarray:
+    """The seed's semantic map of frames at the model's input size (no resize, no padding): ImageNet-normalised
+    input, masks upsampled x4 (bilinear), sigmoid, class probabilities times masks summed over queries."""
+    mean = torch.tensor((123.675, 116.28, 103.53)).view(1, 3, 1, 1)
+    std = torch.tensor((58.395, 57.12, 57.375)).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pred = model.eval()(pixel_values=(torch.from_numpy(x).permute(0, 3, 1, 2).float() - mean) / std)
+        masks = torch.nn.functional.interpolate(pred.masks_queries_logits, size=x.shape[1:3], mode="bilinear",
+                                                align_corners=False).sigmoid()
+        sem = torch.einsum("bqc,bqhw->bhwc", pred.class_queries_logits.softmax(-1)[..., :-1], masks)
+    return (sem / sem.sum(-1, keepdim=True)).numpy()
+
+
 # -- conformance ---------------------------------------------------------------------------------------------
 class TestPHGMAEDistil(RepresentationTestSuite):
     type_name = "semantic/phg-mae-distil"
@@ -113,7 +126,7 @@ def test_phg_mae_matches_the_network_with_the_seed_preprocessing():
     meta_out = rep.metadata()
     assert meta_out["classes"] == list(DRONESCAPES_CLASSES) and meta_out["disk_form"] == "argmax"
     assert meta_out["weights"] == {"variant": "phg-mae-distil-150k", "source": f"local path {tiny('phg-150k')}",
-                                   "license": None}
+                                   "license": "not stated (shipped in the MIT-licensed seed tool)"}
     rep.teardown()
     with pytest.raises(RuntimeError, match="setup"):
         run(rep, x)
@@ -130,15 +143,7 @@ def test_mask2former_semantic_inference_matches_the_seed_at_native_size():
     assert inference_size(64, 96, 64, 96) == (64, 96)
     out = run(rep, x)
     assert out.shape == (2, 64, 96, 65)
-    model = Mask2FormerForUniversalSegmentation.from_pretrained(str(tiny("49189528_0"))).eval()
-    mean = torch.tensor((123.675, 116.28, 103.53)).view(1, 3, 1, 1)
-    std = torch.tensor((58.395, 57.12, 57.375)).view(1, 3, 1, 1)
-    with torch.no_grad():
-        pred = model(pixel_values=(torch.from_numpy(x).permute(0, 3, 1, 2).float() - mean) / std)
-        masks = torch.nn.functional.interpolate(pred.masks_queries_logits, size=(64, 96), mode="bilinear",
-                                                align_corners=False).sigmoid()
-        sem = torch.einsum("bqc,bqhw->bhwc", pred.class_queries_logits.softmax(-1)[..., :-1], masks)
-    ref = (sem / sem.sum(-1, keepdim=True)).numpy()
+    ref = seed_semantic_inference(Mask2FormerForUniversalSegmentation.from_pretrained(str(tiny("49189528_0"))), x)
     np.testing.assert_allclose(out, ref, atol=1e-5)
     np.testing.assert_array_equal(out.argmax(-1), ref.argmax(-1))
 
@@ -317,14 +322,7 @@ def test_the_seeds_r50_checkpoint_converts_imports_and_gives_the_models_output(t
     rep = Mask2FormerSemantic(name="m", variant="49189528_1", min_size=64, max_size=96)
     rep.setup("cpu")
     x = frames(1, 64, 96)
-    mean = torch.tensor((123.675, 116.28, 103.53)).view(1, 3, 1, 1)
-    std = torch.tensor((58.395, 57.12, 57.375)).view(1, 3, 1, 1)
-    with torch.no_grad():
-        pred = model(pixel_values=(torch.from_numpy(x).permute(0, 3, 1, 2).float() - mean) / std)
-        masks = torch.nn.functional.interpolate(pred.masks_queries_logits, size=(64, 96), mode="bilinear",
-                                                align_corners=False).sigmoid()
-        sem = torch.einsum("bqc,bqhw->bhwc", pred.class_queries_logits.softmax(-1)[..., :-1], masks)
-    np.testing.assert_allclose(run(rep, x), (sem / sem.sum(-1, keepdim=True)).numpy(), atol=1e-5)
+    np.testing.assert_allclose(run(rep, x), seed_semantic_inference(model, x), atol=1e-5)
 
 
 def test_a_checkpoint_that_is_not_the_seeds_is_refused_by_the_conversion():
