@@ -16,7 +16,7 @@ from vrecore.errors import ConfigError, VreError, WeightsError
 __all__ = ["main"]
 
 USAGE = """vre weights list [--pipeline P [KEY=VALUE ...]] [--json]   variant, type, status, size, licence
-vre weights fetch [NAME ...] [--pipeline P [KEY=VALUE ...]] [--relock]   download ahead of time (all: every variant)
+vre weights fetch NAME ... | --pipeline P [KEY=VALUE ...] [--relock]   download ahead of time, record in the lock
 vre weights verify [NAME ...]                          hash every cached file again, against the lock file
 vre weights import NAME FILE [--replace]               place a converted or hand-downloaded file in the cache
 
@@ -125,6 +125,8 @@ def _fetch(ns: argparse.Namespace) -> int:
     from vrecore.weights import resolve, size_text
     from vrecore.weights_store import Lock
 
+    if not ns.names and ns.pipeline is None:
+        raise ConfigError("say what to fetch: variant names (see `vre weights list`) or --pipeline NAME")
     failed = 0
     for t in _targets(ns):
         v = t.declared.variant

@@ -16,7 +16,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vre_edges import _dexined, _hed  # noqa: E402
-from vre_edges._dexined import DexiNed, dexined_edge_map, dexined_param_count  # noqa: E402
+from vre_edges._dexined import DexiNed, dexined_edge_map  # noqa: E402
 from vre_edges._hed import HED, hed_state_dict_from_h5  # noqa: E402
 from vre_edges.variants import HED_VARIANTS  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
@@ -173,7 +173,7 @@ def test_hed_state_dict_conversion_covers_every_tensor():
         matched.add(hits[0])
     assert matched == set(state)
     HED().load_state_dict(state, strict=True)
-    assert _hed.hed_param_count() == 14_716_171
+    assert sum(p.numel() for p in HED().parameters()) == 14_716_171 == HED_VARIANTS["bsds500"].num_params
 
 
 def _write_keras_h5(state: dict, path: pathlib.Path, skip: str | None = None, reshape: str | None = None) -> None:
@@ -256,7 +256,10 @@ def _random_dexined_state(seed: int = 0) -> dict:
 
 
 def test_dexined_param_count_matches_published():
-    n = dexined_param_count()
+    from vre_edges.variants import DEXINED_VARIANTS
+
+    n = sum(p.numel() for p in DexiNed().parameters())
+    assert n == DEXINED_VARIANTS["biped"].num_params
     assert n == 35_215_245
     assert abs(n - 35.2e6) / 35.2e6 < 0.01  # the paper: ~35.2M parameters
 

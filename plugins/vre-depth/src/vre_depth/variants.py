@@ -106,8 +106,9 @@ MARIGOLD_VARIANTS: Mapping[str, WeightVariant] = {
     "v1-1": WeightVariant(
         name="marigold-depth-v1-1",
         repo_id="prs-eth/marigold-depth-v1-1",
-        # The repo and its MarigoldDepthPipeline layout: huggingface.co/prs-eth/marigold-depth-v1-1 (diffusers
-        # docs, "Marigold Computer Vision"). No commit hash was read: the lock file pins main on the first fetch.
+        # The repo, a diffusers MarigoldDepthPipeline with safetensors components: huggingface.co/prs-eth/
+        # marigold-depth-v1-1 (its file pages, e.g. blob/refs%2Fpr%2F2/vae/...). No commit hash of main was read:
+        # the lock file pins main on the first fetch.
         revision="main",
         filenames=_MARIGOLD_FILES,
         size=_MARIGOLD_SIZE,

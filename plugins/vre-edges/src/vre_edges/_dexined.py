@@ -32,7 +32,6 @@ __all__ = [
     "DEXINED_MEAN_BGR",
     "DexiNed",
     "dexined_edge_map",
-    "dexined_param_count",
     "preprocess",
 ]
 
@@ -211,12 +210,6 @@ def dexined_edge_map(outputs: list[torch.Tensor], mode: str = "fused", minmax: b
         hi = probs.amax(dim=(-2, -1), keepdim=True)
         probs = (probs - lo) / (hi - lo).clamp_min(1e-12)
     return probs.mean(dim=0)
-
-
-def dexined_param_count(model: nn.Module | None = None) -> int:
-    """Number of parameters (BN running statistics excluded) of DexiNed: 35,215,245, the published ~35.2M."""
-    model = DexiNed() if model is None else model
-    return sum(p.numel() for p in model.parameters())
 
 
 def preprocess(frames_uint8_rgb: np.ndarray) -> torch.Tensor:

@@ -37,7 +37,6 @@ from vre_edges.variants import HED_PIP_HINT
 __all__ = [
     "HED",
     "HED_MEAN_BGR",
-    "hed_param_count",
     "hed_state_dict_from_h5",
     "preprocess",
 ]
@@ -109,12 +108,6 @@ class HED(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.side_logits(x)[-1])
-
-
-def hed_param_count(model: nn.Module | None = None) -> int:
-    """Number of parameters of HED: 14,716,171 (VGG16 convs 14,714,688 + 5 side convs 1,477 + fuse 6)."""
-    model = HED() if model is None else model
-    return sum(p.numel() for p in model.parameters())
 
 
 def preprocess(frames_uint8_rgb: np.ndarray) -> torch.Tensor:
