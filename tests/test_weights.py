@@ -157,8 +157,7 @@ def test_a_cached_branch_is_pinned_by_the_lock_and_a_changed_file_is_refused(tmp
     digest = sha256_file(found.path)
     assert Lock().get("tiny-hub") == {"source": "hub", "repo_id": REPO, "revision": "main", "commit": commit,
                                       "files": {"model.safetensors": {"sha256": digest, "size": found.path.stat().st_size}}}
-    assert found.identity() == {"variant": "tiny-hub", "source": f"{REPO}@{commit}", "commit": commit,
-                                "sha256": {"model.safetensors": digest}}
+    assert found.identity() == {"variant": "tiny-hub", "commit": commit, "sha256": {"model.safetensors": digest}}
 
     # the recorded file changes on disk: refused, naming the file and both digests
     blob = found.path.resolve()
@@ -365,7 +364,8 @@ def test_verify_hashes_again_whatever_the_stat_says(tmp_path: Path, capsys: pyte
     assert main(["weights", "import", "tiny-converted", str(tmp_path / "w.safetensors")]) == 0
     assert main(["weights", "verify"]) == 0
     assert "ok tiny-converted: 1 file(s)" in capsys.readouterr().out
-    # Bit rot: the same size and modification time, other bytes. The memo by stat cannot see it; verify can.
+    # Bit rot: the same size and modification time, other bytes. The identity (from the lock) and the digest memo
+    # (by stat) cannot see it; verify hashes again and can.
     path = cls(name="w").weights().path
     st = path.stat()
     path.write_bytes(scale_weights(3.0))
@@ -373,6 +373,29 @@ def test_verify_hashes_again_whatever_the_stat_says(tmp_path: Path, capsys: pyte
     assert cls(name="w").weights_identity()["sha256"]["model.safetensors"] == sha256_file(tmp_path / "w.safetensors")
     assert main(["weights", "verify"]) == 1
     assert "weights 'tiny-converted': file model.safetensors" in capsys.readouterr().err
+
+
+def test_the_identity_names_the_content_not_the_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, weighted):
+    """It goes into the fingerprint of the output: the same weights anywhere give the same identity, and finished
+    output keeps it where the weights are gone (the lock file remembers them, no file is read)."""
+    hub = use_hub_cache(monkeypatch, tmp_path / "hub")
+    commit = populate_hub_cache(hub, REPO, "main", {"model.safetensors": scale_weights(2.0)})
+    cls = weighted({"tiny": hub_variant()})
+    digest = sha256_file(resolve(cls.variants["tiny"]).path)
+    expected = {"variant": "tiny-hub", "commit": commit, "sha256": {"model.safetensors": digest}}
+    assert cls(name="w").weights_identity() == expected
+    for p in (hub / "models--vre-test--tiny-net").rglob("*"):
+        if p.is_file() or p.is_symlink():
+            p.unlink()
+    assert cls(name="w").weights_identity() == expected
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model.safetensors").write_bytes(scale_weights(2.0))
+    local = [cls(name="w", weights_path=tmp_path / f).weights_identity() for f in ("a", "b")]
+    assert local[0] == local[1] == {"variant": "tiny-hub", "commit": None, "sha256": {"model.safetensors": digest}}
+    assert cls(name="w", weights_path=tmp_path / "gone").weights_identity() == {"variant": "tiny-hub", "commit": None,
+                                                                                 "sha256": None}
+    assert cls.unfingerprinted_parameters == ("weights_path",)
 
 
 def test_convert_for_a_variant_checks_the_checkpoint_and_applies_the_recipe(tmp_path: Path, weighted):

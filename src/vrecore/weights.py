@@ -54,6 +54,7 @@ __all__ = [
     "find_variant",
     "load_into",
     "load_safetensors",
+    "recorded_identity",
     "resolve",
     "sha256_file",
     "size_text",
@@ -258,8 +259,8 @@ class ResolvedWeights:
     commit: str | None = None
 
     def identity(self) -> dict[str, Any]:
-        """Variant, source, commit and sha256 of every file (memoised by stat: cheap on a re-run)."""
-        return {"variant": self.variant.name, "source": self.source, "commit": self.commit,
+        """Variant, commit and sha256 of every file: what the files are, not where they are (memoised by stat)."""
+        return {"variant": self.variant.name, "commit": self.commit,
                 "sha256": {f: sha256_file(p) for f, p in sorted(self.files.items())}}
 
 
@@ -421,6 +422,17 @@ def resolve(variant: WeightVariant, weights_path: str | os.PathLike[str] | None 
     raise WeightsError(_unavailable(variant))
 
 
+def recorded_identity(variant: WeightVariant) -> dict[str, Any] | None:
+    """`ResolvedWeights.identity` as the lock file recorded it, without touching the files (None when unrecorded)."""
+    lock = Lock()
+    entry = lock.get(variant.name)
+    if entry is None or _lock_entry(lock, variant, str(entry.get("source"))) is None:
+        return None
+    files = entry.get("files") or {}
+    return {"variant": variant.name, "commit": entry.get("commit"),
+            "sha256": {f: files[f].get("sha256") for f in sorted(files)}}
+
+
 def variant_status(variant: WeightVariant) -> str:
     """``cached``, ``downloadable``, ``convert-locally`` or ``missing`` (a package that is not installed); no hashing."""
     from vrecore import weights_hub
@@ -515,6 +527,8 @@ class WeightedRepresentation(Representation):
     learned = True
     variants: ClassVar[Mapping[str, WeightVariant]] = {}
     variant_aliases: ClassVar[Mapping[str, str]] = {}
+    unfingerprinted_parameters: ClassVar[tuple[str, ...]] = ("weights_path",)
+    """Where the weights are read from does not change the output: `weights_identity` names their content."""
 
     variant: str = attrs.field(validator=_check_variant)
     weights_path: str | None = attrs.field(default=None, converter=_to_opt_str)
@@ -533,10 +547,15 @@ class WeightedRepresentation(Representation):
         self.weights()
 
     def weights_identity(self) -> Mapping[str, Any] | None:
+        """Variant, commit and sha256 of each file: from the lock file when it recorded them (no file is read, and
+        finished output keeps its identity where the weights are gone), else from the files."""
+        v = self.weight_variant
+        if self.weights_path is None and (recorded := recorded_identity(v)) is not None:
+            return recorded
         try:
             return self.weights(download=False).identity()
-        except WeightsError:  # not there (preflight says so): what is declared is all there is to say
-            return {"variant": self.weight_variant.name, "source": self.weights_path or self.weight_variant.source}
+        except WeightsError:  # not there (preflight says so when they are needed)
+            return {"variant": v.name, "commit": None, "sha256": None}
 
     def metadata(self) -> dict[str, Any]:
         v = self.weight_variant

@@ -130,6 +130,7 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
     from vrecore.graph import build_graph
     from vrecore.npz import load_npz
     from vrecore.sample import make_sample_clip
+    from vrecore.weights_store import Lock
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -151,7 +152,10 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
         identities = {n.name: n.representation.weights_identity() for n in graph if n.representation.learned}
         assert set(identities) == {*MASK2FORMER, "depth"}
         assert all(len(i["sha256"]) == 2 for n, i in identities.items() if n in MASK2FORMER)
-        assert identities["semantic_mask2former_r50_mapillary"]["source"].startswith("imported into ")
+        recorded = Lock().get("mask2former-r50-mapillary-vistas-panoptic")["files"]  # by `vre weights import`
+        assert identities["semantic_mask2former_r50_mapillary"] == {
+            "variant": "mask2former-r50-mapillary-vistas-panoptic", "commit": None,
+            "sha256": {f: e["sha256"] for f, e in recorded.items()}}
         result = run_export(graph, str(video), out, config=config)
         assert result.ok, result.error
         assert {name: s.computed for name, s in result.stats.items()} == {name: 3 for name in graph.names}

@@ -23,7 +23,7 @@ from vre_semantic.testing import (  # noqa: E402
 )
 from vre_semantic.variants import PHG_MAE_SIZES, PHG_MAE_VARIANTS, SEED_RGB_MEAN, SEED_RGB_STD  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.weights import load_into, load_safetensors  # noqa: E402
+from vrecore.weights import load_into, load_safetensors, sha256_file  # noqa: E402
 from vrecore.weights_convert import convert_checkpoint  # noqa: E402
 
 NOMINAL = {"150k": 150_000, "430k": 430_000, "1.1M": 1_100_000, "4.4M": 4_400_000}
@@ -164,7 +164,9 @@ def test_the_seed_checkpoint_converts_imports_and_loads(tmp_path: Path, monkeypa
     with torch.no_grad():
         ref = model(preprocess_rgb(x, size=(33, 47))).softmax(1).permute(0, 2, 3, 1).numpy()
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
-    assert rep.weights_identity()["source"].startswith("imported into ")
+    assert rep.weights().source.startswith("imported into ")
+    assert rep.weights_identity() == {"variant": "phg-mae-distil-430k", "commit": None,
+                                      "sha256": {"model.safetensors": sha256_file(tmp_path / "phg-mae-distil-430k.safetensors")}}
 
     with pytest.raises(WeightsError, match=r"shape mismatch.*encoder.conv1.0.weight: checkpoint \[10, 11, 3, 3\] "
                                            r"vs model \[6, 11, 3, 3\]"):
