@@ -27,6 +27,14 @@ def bikes_video() -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_weights_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test has its own vre cache (imported weights, digest memo) and lock file: tests never read or write
+    the user's ~/.cache/vre, and the weights one test records never refuse another test's stand-ins."""
+    monkeypatch.setenv("VRE_CACHE", str(tmp_path_factory.mktemp("vre-cache")))
+    monkeypatch.delenv("VRE_WEIGHTS_LOCK", raising=False)
+
+
 @pytest.fixture
 def registry():
     """The global registry with the test types registered; reset afterwards."""

@@ -106,7 +106,7 @@ def bench_mediapipe(args: argparse.Namespace) -> None:
     from vre_semantic.mediapipe_selfie import MEDIAPIPE_SELFIE_VARIANTS, MediaPipeSelfie
 
     for model, variant in MEDIAPIPE_SELFIE_VARIANTS.items():
-        rep = MediaPipeSelfie(name=model, model=model)
+        rep = MediaPipeSelfie(name=model, variant=model)
         rep.setup("cpu")
         h, w = variant.meta["input_size"]
         result = _measure(rep, "cpu", args.frames * 4, args.batch_size, args.budget)

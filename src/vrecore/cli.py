@@ -20,6 +20,7 @@ commands:
   metadata OUTPUT_DIR      regenerate the metadata of an export from the files on disk
   verify OUTPUT_DIR        check stored frames: complete, missing, corrupt, stale (--deep, --repair)
   convert-weights SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors
+  weights list|fetch|verify|import   model weights: status, download ahead, check hashes, import a file
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
@@ -34,6 +35,7 @@ examples:
 # arguments after the command name and returning the exit code (imported only when run).
 COMMAND_MODULES: dict[str, str] = {
     "verify": "vrecore.verify_cli:main",
+    "weights": "vrecore.weights_cli:main",
 }
 
 

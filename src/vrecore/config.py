@@ -9,6 +9,15 @@ from hydra.core.config_store import ConfigStore
 __all__ = ["ExportConfig", "RepresentationConfig", "StreamConfig", "register_schemas"]
 
 
+def _open_parameters() -> Any:
+    """An empty mapping that stays open when Hydra closes the config: ``representations.X.parameters.K=V`` on
+    the command line sets a parameter the preset does not list (e.g. weights_path) without Hydra's ``+``; an
+    unknown name is then refused by the graph, which names the type's parameters."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create({}, flags={"struct": False})
+
+
 @dataclass
 class RepresentationConfig:
     """One representation of a pipeline; unset engine keys take the global value."""
@@ -16,7 +25,7 @@ class RepresentationConfig:
     type: str = "???"
     dependencies: Any = None
     """A list of names in the type's role order, or a role -> name mapping."""
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=_open_parameters)
     batch_size: int | None = None
     binary_format: str | None = None
     image_format: str | None = None

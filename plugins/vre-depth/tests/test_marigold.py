@@ -33,7 +33,7 @@ def test_without_diffusers_setup_says_what_to_install(monkeypatch):
 
 
 @pytest.mark.parametrize("parameters,message", [
-    ({"variant": "v2"}, "unknown variant 'v2'; one of v1-1, lcm-v1-0"),
+    ({"variant": "v2"}, "unknown variant 'v2'; choose one of v1-1, lcm-v1-0"),
     ({"denoising_steps": 0}, "denoising_steps must be an integer >= 1"),
     ({"denoising_steps": 2.5}, "denoising_steps must be an integer >= 1"),
     ({"ensemble_size": 0}, "ensemble_size must be an integer >= 1"),
@@ -95,12 +95,14 @@ def test_a_corrupt_pipeline_is_a_weights_error(tiny_marigold, tmp_path, monkeypa
     unet = folder / "unet" / "diffusion_pytorch_model.safetensors"
     unet.write_bytes(unet.read_bytes()[:100])
     use_hub_cache(monkeypatch, tmp_path / "empty")
-    with pytest.raises(WeightsError, match=r"weights 'v1-1' \(local path .*cannot load the Marigold pipeline"):
+    with pytest.raises(WeightsError, match=r"weights 'marigold-depth-v1-1' \(local path .*cannot load the Marigold pipeline"):
         Marigold(name="m", weights_path=folder).setup("cpu")
 
 
 def test_offline_without_the_weights_names_the_variant(tmp_path, monkeypatch):
     pytest.importorskip("diffusers")
     use_hub_cache(monkeypatch, tmp_path / "empty")
-    with pytest.raises(WeightsError, match=r"'v1-1'.*prs-eth/marigold-depth-v1-1@main.*offline"):
-        Marigold(name="m").setup("cpu")
+    with pytest.raises(WeightsError, match=r"^weights 'marigold-depth-v1-1' \(prs-eth/marigold-depth-v1-1@main, 5.2 GB\) "
+                                           r"are not in the Hugging Face cache .* HF_HUB_OFFLINE=1 forbids downloading; "
+                                           r"get them with `vre weights fetch marigold-depth-v1-1`"):
+        Marigold(name="m").preflight()

@@ -165,7 +165,10 @@ def test_offline_without_the_weights_names_the_variant_and_the_fix(tmp_path, mon
     with pytest.raises(WeightsError) as e:
         loaded(input_size=28)
     msg = str(e.value)
-    assert "'small'" in msg and "Depth-Anything-V2-Small-hf" in msg and "offline" in msg and "weights_path=" in msg
+    assert msg.startswith("weights 'depth-anything-v2-small' (depth-anything/Depth-Anything-V2-Small-hf@5426e4f0f365, "
+                          "99 MB) are not in the Hugging Face cache ")
+    assert "HF_HUB_OFFLINE=1 forbids downloading" in msg and "`vre weights fetch depth-anything-v2-small`" in msg
+    assert "weights_path=" in msg and "\n" not in msg
 
 
 def test_an_unpinned_revision_in_the_cache_is_not_used(tiny_checkpoints, tmp_path, monkeypatch, no_digests):
@@ -173,13 +176,15 @@ def test_an_unpinned_revision_in_the_cache_is_not_used(tiny_checkpoints, tmp_pat
     populate_hub_cache(tmp_path / "hub", variant.repo_id, "main",
                        {f: tiny_checkpoints["dpt"] / f for f in variant.filenames})
     use_hub_cache(monkeypatch, tmp_path / "hub")
-    with pytest.raises(WeightsError, match=rf"'large'.*revision '{variant.revision}'.*cached.*main"):
+    with pytest.raises(WeightsError,
+                       match=rf"'dpt-large'.*revision '{variant.revision[:12]}' is not in the cache \(cached: main"):
         loaded(DPT, variant="large")
 
 
 def test_the_published_digest_is_checked(tiny_hub, monkeypatch):
     use_hub_cache(monkeypatch, tiny_hub)  # with the real variants: the tiny file is not the published one
-    with pytest.raises(WeightsError, match=r"'small': sha256 mismatch for 'model.safetensors'.*expected 3152477ce0d8"):
+    with pytest.raises(WeightsError, match=r"'depth-anything-v2-small': file model.safetensors \(.*\) has sha256 "
+                                           r"[0-9a-f]{64}, but 'depth-anything-v2-small' is published with 3152477ce0d8d6"):
         loaded(input_size=28)
 
 
@@ -196,7 +201,8 @@ def test_a_corrupt_checkpoint_is_a_weights_error(tiny_checkpoints, tmp_path, mon
     populate_hub_cache(tmp_path / "hub", variant.repo_id, variant.revision,
                        {"config.json": tiny_checkpoints["da2"] / "config.json", "model.safetensors": data[:len(data) // 2]})
     use_hub_cache(monkeypatch, tmp_path / "hub")
-    with pytest.raises(WeightsError, match=r"weights 'small' \(depth-anything/.*cannot load the model.*corrupt"):
+    with pytest.raises(WeightsError,
+                       match=r"weights 'depth-anything-v2-small' \(depth-anything/.*cannot load the model.*corrupt"):
         loaded(input_size=28)
 
 
@@ -207,7 +213,8 @@ def test_tensors_of_another_size_are_named(tiny_checkpoints, tmp_path):
     config = json.loads((folder / "config.json").read_text())
     config["fusion_hidden_size"] = 16
     (folder / "config.json").write_text(json.dumps(config))
-    with pytest.raises(WeightsError, match=r"weights 'small' \(local path .*shape mismatch.*checkpoint \[.*\] vs model"):
+    with pytest.raises(WeightsError,
+                       match=r"weights 'depth-anything-v2-small' \(local path .*shape mismatch.*checkpoint \[.*\] vs model"):
         loaded(input_size=28, weights_path=folder)
 
 
@@ -218,12 +225,12 @@ def test_missing_tensors_are_named(tiny_checkpoints, tmp_path):
     tensors = load_file(folder / "model.safetensors")
     del tensors["head.head.0.weight"]
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
-    with pytest.raises(WeightsError, match=r"weights 'hybrid-midas' .*1 missing tensor\(s\): head.head.0.weight"):
+    with pytest.raises(WeightsError, match=r"weights 'dpt-hybrid-midas' .*1 missing tensor\(s\): head.head.0.weight"):
         loaded(DPT, input_size=32, weights_path=folder)
 
 
 def test_a_checkpoint_of_another_architecture_is_refused(tiny_checkpoints):
-    with pytest.raises(WeightsError, match=r"'small' .* are a 'dpt' model, not 'depth_anything'"):
+    with pytest.raises(WeightsError, match=r"'depth-anything-v2-small' .* are a 'dpt' model, not 'depth_anything'"):
         loaded(input_size=28, weights_path=tiny_checkpoints["dpt"])
 
 
@@ -231,12 +238,12 @@ def test_weights_path_reads_a_local_folder_without_the_hub(tiny_checkpoints, tmp
     use_hub_cache(monkeypatch, tmp_path / "empty")  # offline and empty: only the folder can serve
     rep = loaded(input_size=28, weights_path=tiny_checkpoints["da2"])
     assert rep.compute(batch()).shape == (2, 28, 28, 1)
-    assert rep.metadata()["weights"] == {"variant": "small", "source": str(tiny_checkpoints["da2"]),
-                                         "license": "apache-2.0"}
+    assert rep.metadata()["weights"] == {"variant": "depth-anything-v2-small",
+                                         "source": f"local path {tiny_checkpoints['da2']}", "license": "apache-2.0"}
     incomplete = tmp_path / "incomplete"
     incomplete.mkdir()
     (incomplete / "config.json").write_bytes((tiny_checkpoints["da2"] / "config.json").read_bytes())
-    with pytest.raises(WeightsError, match=r"'small': local path .* lacks \['model.safetensors'\]"):
+    with pytest.raises(WeightsError, match=r"'depth-anything-v2-small': weights_path .* lacks \['model.safetensors'\]"):
         loaded(input_size=28, weights_path=incomplete)
 
 

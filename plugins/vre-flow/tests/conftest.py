@@ -1,4 +1,5 @@
-"""Fixtures of the vre-flow tests: a real textured frame, a private vre cache, one compute thread."""
+"""Fixtures of the vre-flow tests: a real textured frame, one compute thread (the root conftest gives each test
+its own vre cache)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -6,12 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-@pytest.fixture(autouse=True)
-def _private_vre_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Tests never write into the user's ~/.cache/vre.
-    monkeypatch.setenv("VRE_CACHE", str(tmp_path_factory.getbasetemp() / "vre_cache"))
 
 
 @pytest.fixture(autouse=True)

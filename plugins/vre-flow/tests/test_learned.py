@@ -12,14 +12,14 @@ from vrecore.errors import WeightsError
 
 
 @pytest.fixture
-def cached_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private vre cache holding test weights under the names setup looks for (small, things and hdv2)."""
-    monkeypatch.setenv("VRE_CACHE", str(tmp_path / "cache"))
-    flow = tmp_path / "cache" / "weights" / "flow"
-    make_weights("raft-small", flow / "raft-small.safetensors")
-    make_weights("raft-large", flow / "raft-things.safetensors")
-    make_weights("rife", flow / "rife-hdv2-flownet.safetensors")
-    return flow
+def cached_weights(tmp_path: Path) -> Path:
+    """Test weights placed as a user places converted ones: `vre weights import NAME FILE` (small, things, hdv2)."""
+    from vrecore.cli import main
+
+    for name, kind in (("raft-small", "raft-small"), ("raft-things", "raft-large"), ("rife-hdv2", "rife")):
+        file = make_weights(kind, tmp_path / f"{name}.safetensors")
+        assert main(["weights", "import", name, str(file)]) == 0
+    return tmp_path
 
 
 def _clip(n: int = 4, shape: tuple[int, int] = (64, 96)) -> np.ndarray:
@@ -31,51 +31,50 @@ def _run(rep, clip: np.ndarray, indices) -> np.ndarray:
     return rep.compute(neighbour_batch(rep.frame_offsets(), clip, np.asarray(indices)))
 
 
-def test_missing_weights_say_where_to_get_them_in_one_line(tmp_path, monkeypatch):
+def test_missing_weights_say_where_to_get_them_in_one_line():
     from vre_flow.learned import RAFTFlow, RIFEFlow
 
-    monkeypatch.setenv("VRE_CACHE", str(tmp_path / "empty"))
-    for rep, command in ((RAFTFlow(name="raft"), "vre convert-weights raft-things.pth "),
-                         (RAFTFlow(name="raft", variant="small"), "vre convert-weights raft-small.pth "),
-                         (RIFEFlow(name="rife"), "vre convert-weights flownet.ckpt ")):
+    for rep, command in ((RAFTFlow(name="raft"), "vre convert-weights raft-things.ckpt raft-things.safetensors "
+                                                 "--variant raft-things"),
+                         (RAFTFlow(name="raft", variant="small"), "vre convert-weights raft-small.pth "
+                                                                  "raft-small.safetensors --variant raft-small"),
+                         (RIFEFlow(name="rife"), "vre convert-weights flownet.ckpt rife-hdv2.safetensors "
+                                                 "--variant rife-hdv2")):
         with pytest.raises(WeightsError) as e:
             rep.preflight()
         message = str(e.value)
-        assert "\n" not in message and "not published as safetensors" in message
-        assert command + str(tmp_path / "empty" / "weights" / "flow") in message
-        assert rep.weight_variant.meta["source"] in message
+        assert "\n" not in message and "are not published ready to load" in message
+        assert command in message and rep.weight_variant.convert.url in message
+        assert f"vre weights import {rep.weight_variant.name} " in message
         with pytest.raises(WeightsError):
             rep.setup("cpu")
-        assert rep.weights_identity() == {"variant": rep.weight_variant.name, "file": None, "sha256": None}
+        assert rep.weights_identity() == {"variant": rep.weight_variant.name, "commit": None, "sha256": None}
 
 
-def test_export_stops_before_decoding_when_weights_are_missing(sample_video, tmp_path, monkeypatch):
+def test_export_stops_before_decoding_when_weights_are_missing(sample_video, tmp_path):
     from vrecore.export import run_export
     from vrecore.graph import build_graph
 
-    monkeypatch.setenv("VRE_CACHE", str(tmp_path / "empty"))
     graph = build_graph({"representations": {"flow": {"type": "optical-flow/raft", "parameters": {"variant": "small"}}}})
     with pytest.raises(WeightsError, match="representation 'flow' \\(optical-flow/raft\\): weights 'raft-small'"):
         run_export(graph, sample_video, tmp_path / "out")
     assert not (tmp_path / "out" / "flow" / "npz").exists()
 
 
-def test_an_official_style_checkpoint_converted_with_vre_convert_weights_loads(tmp_path, monkeypatch):
-    """The documented path: a DataParallel checkpoint ("module." keys, as RAFT's are) -> `vre convert-weights`
-    into the vre cache -> setup finds it."""
+def test_an_official_style_checkpoint_converted_and_imported_loads(tmp_path, monkeypatch):
+    """The documented path: a DataParallel checkpoint ("module." keys, as RAFT's are) -> the variant's
+    `vre convert-weights` command -> `vre weights import` -> setup finds it."""
     import torch
 
     from vre_flow.learned import RAFTFlow
     from vrecore.cli import main
 
-    monkeypatch.setenv("VRE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
     state = {f"module.{k}": v for k, v in untrained_network("raft-small").state_dict().items()}
     torch.save(state, tmp_path / "raft-small.pth")
-    command = RAFTFlow(name="raft", variant="small").weight_variant.meta["convert"]
-    argv = command.replace("$VRE_CACHE", str(tmp_path / "cache")).split()[1:]
-    assert argv[0] == "convert-weights"
-    argv[1] = str(tmp_path / argv[1])
-    assert main(argv) == 0
+    variant = RAFTFlow(name="raft", variant="small").weight_variant
+    assert main(variant.convert_command.split()[1:]) == 0
+    assert main(["weights", "import", variant.name, variant.convert_output]) == 0
     rep = RAFTFlow(name="raft", variant="small", iters=2)
     rep.preflight()
     rep.setup("cpu")
@@ -83,7 +82,7 @@ def test_an_official_style_checkpoint_converted_with_vre_convert_weights_loads(t
     for k, v in rep._model.state_dict().items():
         torch.testing.assert_close(v, expected[k], rtol=0, atol=0)
     identity = rep.weights_identity()
-    assert identity["variant"] == "raft-small" and len(identity["sha256"]) == 64
+    assert identity["variant"] == "raft-small" and len(identity["sha256"]["raft-small.safetensors"]) == 64
 
 
 @pytest.mark.parametrize(("cls", "params", "size"), [

@@ -81,51 +81,81 @@ def test_the_vre_command_finds_the_preset():
 
 
 # -- end to end ----------------------------------------------------------------------------------------------
+def _weights_as_a_user_gets_them(depth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Tiny test-made weights for every learned expert of the preset, placed where a user's own steps put them;
+    returns the command-line overrides that select them. The Hub variants go into a Hub cache at their repo and
+    revision (what a download leaves there); the seed's R50 Mask2Former is converted and imported with the `vre`
+    commands; Depth Anything V2 comes from a local folder through weights_path= (no Hydra `+` needed)."""
+    import attrs
+
+    from vre_depth.testing import write_tiny_depth_model, write_tiny_marigold
+    from vre_depth.variants import MARIGOLD_VARIANTS
+    from vre_semantic.testing import populate_mask2former_hub_cache, write_seed_mask2former_checkpoint
+    from vre_semantic.variants import MASK2FORMER_VARIANTS
+    from vrecore.cli import main
+    from vrecore.testing import populate_hub_cache, use_hub_cache
+
+    cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
+    populate_mask2former_hub_cache(cache, tmp_path / "weights")
+    r50 = MASK2FORMER_VARIANTS["r50-mapillary-vistas-panoptic"]
+    ckpt, _ = write_seed_mask2former_checkpoint(tmp_path / "49189528_1.ckpt")
+    # The stand-in is not the seed's file, whose sha256 the variant declares.
+    monkeypatch.setitem(MASK2FORMER_VARIANTS, "r50-mapillary-vistas-panoptic",
+                        attrs.evolve(r50, convert=attrs.evolve(r50.convert, sha256=None)))
+    converted = tmp_path / r50.name
+    assert main(["convert-weights", str(ckpt), str(converted), "--variant", r50.name]) == 0
+    assert main(["weights", "import", r50.name, str(converted)]) == 0
+    if depth == "marigold":
+        variant = MARIGOLD_VARIANTS["lcm-v1-0"]
+        folder = write_tiny_marigold(tmp_path / "mg")
+        populate_hub_cache(cache, variant.repo_id, variant.revision, {f: folder / f for f in variant.filenames})
+        return ["representations.depth.parameters.processing_resolution=32"]
+    folder = write_tiny_depth_model("da2", tmp_path / "da2")
+    return [f"representations.depth.parameters.weights_path={folder}", "representations.depth.parameters.input_size=28"]
+
+
 @pytest.mark.parametrize("depth", ["marigold", "depth_anything_v2"])
-def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]):
     missing = [t for t in OTHER_PLUGINS_TYPES if t not in get_registry().types]
     if missing:
         pytest.skip(f"pipeline=dronescapes2 needs the types {', '.join(missing)} (vre-depth, vre-geometry), "
                     f"which are not installed yet")
     if depth == "marigold":
         pytest.importorskip("diffusers", reason="depth/marigold needs vre-depth[marigold] (diffusers)")
-    import attrs
     import torch
 
-    from vre_depth.testing import write_tiny_depth_model, write_tiny_marigold
-    from vre_semantic.testing import populate_semantic_hub_cache
+    from vrecore.cli import main
     from vrecore.export import run_export
     from vrecore.graph import build_graph
     from vrecore.npz import load_npz
     from vrecore.sample import make_sample_clip
-    from vrecore.testing import use_hub_cache
+    from vrecore.weights_store import Lock
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        # Every learned expert gets tiny random weights: the three Mask2Former from an offline Hub cache at
-        # their declared repos and revisions, the depth expert from a local folder (weights_path).
-        cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
-        populate_semantic_hub_cache(cache, tmp_path / "weights", phg_mae=())
-        if depth == "marigold":
-            folder = write_tiny_marigold(tmp_path / "mg")
-            depth_overrides = [f"++representations.depth.parameters.weights_path={folder}",
-                               "representations.depth.parameters.processing_resolution=32"]
-        else:
-            from vre_depth.variants import DA2_VARIANTS
+        depth_overrides = _weights_as_a_user_gets_them(depth, tmp_path, monkeypatch)
+        sizes = [f"representations.{n}.parameters.{k}=64" for n in MASK2FORMER for k in ("min_size", "max_size")]
+        capsys.readouterr()
+        assert main(["weights", "list", "--pipeline", "dronescapes2", f"dronescapes2_depth={depth}",
+                     *depth_overrides, "--json"]) == 0
+        listed = {row["representation"]: row["status"] for row in json.loads(capsys.readouterr().out)}
+        assert listed == {**dict.fromkeys(MASK2FORMER, "cached"),
+                          "depth": "cached" if depth == "marigold" else f"local ({depth_overrides[0].split('=')[1]})"}
 
-            # The tiny stand-in is another file than the published one, whose sha256 the variant declares.
-            monkeypatch.setitem(DA2_VARIANTS, "small", attrs.evolve(DA2_VARIANTS["small"], sha256=None))
-            depth_overrides = [f"++representations.depth.parameters.weights_path="
-                               f"{write_tiny_depth_model('da2', tmp_path / 'da2')}",
-                               "++representations.depth.parameters.input_size=28"]
         video = make_sample_clip(tmp_path / "clip.mp4", width=64, height=48, frames=3)
         out = tmp_path / "out"
         config = compose("pipeline=dronescapes2", f"dronescapes2_depth={depth}", f"video={video}", f"output_dir={out}",
-                         "output_size=null", "image_format=jpg", *depth_overrides,
-                         *(f"++representations.{n}.parameters.{k}=64" for n in MASK2FORMER for k in ("min_size",
-                                                                                                     "max_size")))
+                         "output_size=null", "image_format=jpg", *depth_overrides, *sizes)
         graph = build_graph(config)
+        identities = {n.name: n.representation.weights_identity() for n in graph if n.representation.learned}
+        assert set(identities) == {*MASK2FORMER, "depth"}
+        assert all(len(i["sha256"]) == 2 for n, i in identities.items() if n in MASK2FORMER)
+        recorded = Lock().get("mask2former-r50-mapillary-vistas-panoptic")["files"]  # by `vre weights import`
+        assert identities["semantic_mask2former_r50_mapillary"] == {
+            "variant": "mask2former-r50-mapillary-vistas-panoptic", "commit": None,
+            "sha256": {f: e["sha256"] for f, e in recorded.items()}}
         result = run_export(graph, str(video), out, config=config)
         assert result.ok, result.error
         assert {name: s.computed for name, s in result.stats.items()} == {name: 3 for name in graph.names}
@@ -157,3 +187,27 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
             name: (0, 3) for name in graph.names}
     finally:
         torch.set_num_threads(threads)
+
+
+def test_without_the_weights_every_missing_expert_is_one_line_before_any_frame(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch):
+    """Offline with an empty cache, `vre export pipeline=dronescapes2_fast` names each missing weight and its fix."""
+    import os
+    import time
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
+           "VRE_CACHE": str(tmp_path / "vre"), "VRE_WEIGHTS_LOCK": str(tmp_path / "vre-weights.lock")}
+    from vrecore.sample import make_sample_clip
+
+    video = make_sample_clip(tmp_path / "clip.mp4", width=64, height=48, frames=2)
+    started = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=dronescapes2_fast", f"video={video}",
+                        f"output_dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300, env=env)
+    elapsed = time.monotonic() - started
+    lines = [line for line in r.stderr.splitlines() if "representation '" in line and ": weights '" in line]
+    assert r.returncode != 0, r.stderr
+    assert sorted(line.split("representation '")[1].split("'")[0] for line in lines) == sorted(["depth", *MASK2FORMER])
+    assert "convert it with `vre convert-weights 49189528_1.ckpt" in r.stderr
+    assert r.stderr.count("HF_HUB_OFFLINE=1 forbids downloading") == 3
+    assert not any((tmp_path / "out").glob("*/npz"))
+    print(f"offline preflight of dronescapes2_fast: exit after {elapsed:.1f} s (process start included)")

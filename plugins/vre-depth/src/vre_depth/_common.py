@@ -1,18 +1,15 @@
-"""What the depth types share: the depth convention, parameter converters and validators, metadata."""
+"""What the depth types share: the depth convention, parameter converters and validators, the diffusers hint."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import attrs
+from vrecore.errors import PluginError
 
-from vrecore.weights import WeightVariant, fetch
-
-__all__ = ["DEPTH_CONVENTION", "check_percentiles", "check_variant", "fetch_weights", "to_opt_str", "to_percentiles",
-           "weights_metadata"]
+__all__ = ["DEPTH_CONVENTION", "MARIGOLD_INSTALL_HINT", "check_percentiles", "missing_diffusers_error",
+           "to_percentiles"]
 
 DEPTH_CONVENTION = "relative depth per frame in [0, 1]: 0 = nearest, 1 = farthest (not metric)"
+MARIGOLD_INSTALL_HINT = "pip install 'vre-depth[marigold]'"
 
 
 def to_percentiles(value: Any) -> tuple[float, float]:
@@ -26,29 +23,6 @@ def check_percentiles(instance: Any, attribute: Any, value: tuple[float, ...]) -
         raise ValueError(f"{attribute.name} must be [low, high] with 0 <= low < high <= 100, got {list(value)}")
 
 
-def check_variant(instance: Any, attribute: Any, value: str) -> None:
-    """attrs validator: ``value`` names one of the class's ``variants``."""
-    if value not in instance.variants:
-        raise ValueError(f"unknown variant {value!r}; one of {', '.join(instance.variants)}")
-
-
-def to_opt_str(value: str | os.PathLike[str] | None) -> str | None:
-    """attrs converter: a path or None → str or None."""
-    return None if value is None else os.fspath(value)
-
-
-def weights_metadata(variant: WeightVariant, weights_path: str | None) -> dict[str, Any]:
-    """The depth convention and the weights' origin, stored with the output."""
-    return {"depth": DEPTH_CONVENTION,
-            "weights": {"variant": variant.name, "source": weights_path or variant.source, "license": variant.license}}
-
-
-def fetch_weights(variant: WeightVariant, weights_path: str | None) -> tuple[Path, str]:
-    """The folder holding the variant's files and a description of where it came from, for messages.
-
-    A ``weights_path`` is the user's own choice of files (a fine-tune, a conversion): the digests
-    published for the Hub files do not apply to it, its tensors are still checked against the model.
-    """
-    if weights_path is None:
-        return fetch(variant), variant.source
-    return fetch(attrs.evolve(variant, sha256=None), local_path=weights_path), f"local path {weights_path}"
+def missing_diffusers_error() -> PluginError:
+    """The error raised when depth/marigold is used without diffusers."""
+    return PluginError(f"depth/marigold needs the diffusers package, which is not installed: {MARIGOLD_INSTALL_HINT}")

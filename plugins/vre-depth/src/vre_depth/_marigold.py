@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import diffusers
 import numpy as np
 import torch
 
-from vre_depth._common import fetch_weights
 from vre_depth._models import stretch
-from vre_depth.marigold import missing_diffusers_error
 from vrecore.errors import WeightsError
-from vrecore.weights import WeightVariant
+from vrecore.weights import ResolvedWeights
 
 __all__ = ["MarigoldNet", "load_pipeline"]
 
@@ -49,15 +48,11 @@ class MarigoldNet:
             torch.cuda.empty_cache()
 
 
-def load_pipeline(variant: WeightVariant, weights_path: str | None, device: str) -> MarigoldNet:
-    """Fetch ``variant`` (or read ``weights_path``) and load its MarigoldDepthPipeline, safetensors only."""
-    try:
-        import diffusers
-    except ImportError:
-        raise missing_diffusers_error() from None
+def load_pipeline(weights: ResolvedWeights, device: str) -> MarigoldNet:
+    """Load the MarigoldDepthPipeline of resolved weights (a folder laid out like the Hub repo), safetensors only."""
     from safetensors import SafetensorError
 
-    folder, where = fetch_weights(variant, weights_path)
+    variant, folder, where = weights.variant, weights.path, weights.source
     try:
         pipe = diffusers.MarigoldDepthPipeline.from_pretrained(folder, use_safetensors=True)
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:

@@ -12,9 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vre_depth._common import fetch_weights
 from vrecore.errors import WeightsError
-from vrecore.weights import WeightVariant
+from vrecore.weights import ResolvedWeights, WeightVariant
 
 __all__ = ["DepthNet", "disparity_to_depth", "load_depth_net", "model_input_size", "stretch"]
 
@@ -133,8 +132,8 @@ def _check_loading(variant: WeightVariant, model: Any, info: Mapping[str, Any], 
                     ", ".join(unexpected[:4]))
 
 
-def load_depth_net(variant: WeightVariant, weights_path: str | None, device: str) -> DepthNet:
-    """Fetch ``variant`` (or read ``weights_path``) and load it, safetensors only, onto ``device``.
+def load_depth_net(weights: ResolvedWeights, device: str) -> DepthNet:
+    """Load resolved weights (config.json + model.safetensors), safetensors only, onto ``device``.
 
     Every failure (weights missing or corrupt, another architecture, tensors that do not fit) is a
     `WeightsError` naming the variant.
@@ -142,7 +141,7 @@ def load_depth_net(variant: WeightVariant, weights_path: str | None, device: str
     from safetensors import SafetensorError
     from transformers import AutoModelForDepthEstimation
 
-    folder, where = fetch_weights(variant, weights_path)
+    variant, folder, where = weights.variant, weights.path, weights.source
     try:
         # Shape mismatches are reported by _check_loading (with the tensor names) instead of raised here.
         model, info = AutoModelForDepthEstimation.from_pretrained(

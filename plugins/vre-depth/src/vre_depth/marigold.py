@@ -6,27 +6,23 @@ diffusers is reported when the representation is created, before any frame is de
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 import numpy as np
 
-from vre_depth._common import check_percentiles, check_variant, to_opt_str, to_percentiles, weights_metadata
+from vre_depth._common import DEPTH_CONVENTION, check_percentiles, missing_diffusers_error, to_percentiles
 from vre_depth.colormap import colorize
 from vre_depth.variants import MARIGOLD_DEFAULT, MARIGOLD_VARIANTS
-from vrecore.errors import PluginError
-from vrecore.representation import Batch, OutputSpec, Representation
-from vrecore.weights import WeightVariant
+from vrecore.representation import Batch, OutputSpec
+from vrecore.weights import WeightedRepresentation, variant_field
 
-__all__ = ["INSTALL_HINT", "Marigold", "missing_diffusers_error"]
-
-INSTALL_HINT = "pip install 'vre-depth[marigold]'"
+__all__ = ["Marigold"]
 
 
-def missing_diffusers_error() -> PluginError:
-    """The error raised when diffusers is not installed."""
-    return PluginError(f"depth/marigold needs the diffusers package, which is not installed: {INSTALL_HINT}")
+def _require_diffusers() -> None:
+    if importlib.util.find_spec("diffusers") is None:
+        raise missing_diffusers_error()
 
 
 def _int_at_least(low: int, *, optional: bool = False, multiple_of: int = 1) -> Any:
@@ -41,7 +37,7 @@ def _int_at_least(low: int, *, optional: bool = False, multiple_of: int = 1) -> 
 
 
 @attrs.define(kw_only=True, eq=False)
-class Marigold(Representation):
+class Marigold(WeightedRepresentation):
     """Marigold (Stable Diffusion fine-tuned for depth): affine-invariant depth, stretched per frame.
 
     Marigold predicts depth itself (not disparity) in [0, 1] with 0 = near; each frame is stretched
@@ -50,13 +46,11 @@ class Marigold(Representation):
 
     type_name = "depth/marigold"
     uses_frames = True
-    learned = True
-    variants: ClassVar[Mapping[str, WeightVariant]] = MARIGOLD_VARIANTS
+    variants = MARIGOLD_VARIANTS
 
-    variant: str = attrs.field(default=MARIGOLD_DEFAULT, validator=check_variant)
-    """v1-1 (best) or lcm-v1-0 (fast, 1-4 steps)."""
-    weights_path: str | None = attrs.field(default=None, converter=to_opt_str)
-    """A local folder laid out like the Hub repo (model_index.json, unet/, vae/...), used instead of the Hub."""
+    variant: str = variant_field(MARIGOLD_DEFAULT)
+    """v1-1 (best) or lcm-v1-0 (fast, 1-4 steps). ``weights_path``: a local folder laid out like the Hub repo
+    (model_index.json, unet/, vae/...), used instead of the Hub."""
     denoising_steps: int | None = attrs.field(default=None, validator=_int_at_least(1, optional=True))
     """Denoising steps per prediction; null: the checkpoint's recommended number."""
     ensemble_size: int = attrs.field(default=1, validator=_int_at_least(1))
@@ -73,21 +67,16 @@ class Marigold(Representation):
     _pipe: Any = attrs.field(default=None, init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if importlib.util.find_spec("diffusers") is None:
-            raise missing_diffusers_error()
-
-    @property
-    def weight_variant(self) -> WeightVariant:
-        """The `WeightVariant` selected by ``variant``."""
-        return self.variants[self.variant]
+        _require_diffusers()
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")
 
     def setup(self, device: str) -> None:
+        _require_diffusers()  # it may have gone since the representation was made
         from vre_depth._marigold import load_pipeline
 
-        self._pipe = load_pipeline(self.weight_variant, self.weights_path, device)
+        self._pipe = load_pipeline(self.weights(), device)
 
     def teardown(self) -> None:
         if self._pipe is not None:
@@ -107,4 +96,4 @@ class Marigold(Representation):
         return colorize(memory[..., 0])
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), **weights_metadata(self.weight_variant, self.weights_path)}
+        return {**super().metadata(), "depth": DEPTH_CONVENTION}

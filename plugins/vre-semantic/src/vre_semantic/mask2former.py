@@ -12,26 +12,16 @@ import attrs
 import numpy as np
 
 from vre_semantic.base import SemanticMapRepresentation
-from vre_semantic.variants import (
-    MASK2FORMER_ALIASES,
-    MASK2FORMER_DEFAULT,
-    MASK2FORMER_VARIANTS,
-    resolve_variant,
-    unpublished_hint,
-)
+from vre_semantic.variants import MASK2FORMER_ALIASES, MASK2FORMER_DEFAULT, MASK2FORMER_VARIANTS
 from vrecore.errors import WeightsError
 from vrecore.representation import Batch
-from vrecore.weights import WeightVariant
+from vrecore.weights import WeightedRepresentation, WeightVariant, variant_field
 
 __all__ = ["Mask2FormerSemantic", "inference_size"]
 
 log = logging.getLogger(__name__)
 SIZE_DIVISIBILITY = 32
 """Mask2Former's backbones downsample by 32: inputs are zero-padded (after normalisation) to a multiple."""
-
-
-def _check_variant(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    resolve_variant(MASK2FORMER_VARIANTS, MASK2FORMER_ALIASES, value)
 
 
 def _positive_or_none(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -58,49 +48,39 @@ def _one_line(err: BaseException, n: int = 200) -> str:
 
 
 @attrs.define(kw_only=True, eq=False)
-class Mask2FormerSemantic(SemanticMapRepresentation):
+class Mask2FormerSemantic(WeightedRepresentation, SemanticMapRepresentation):
     """Mask2Former (transformers ``Mask2FormerForUniversalSegmentation``) as a semantic map.
 
     ``variant``: ``swin-large-mapillary-vistas-semantic`` (default, 65 classes),
     ``r50-mapillary-vistas-panoptic`` (65) or ``swin-large-coco-panoptic`` (133), or the seed's ids
     ``49189528_0``, ``49189528_1``, ``47429163_0``. ``weights_path``: a local folder holding
-    ``config.json`` and ``model.safetensors``. Frames are resized as detectron2 does at test time
-    (shortest side ``min_size``, longest at most ``max_size``; default: the variant's, as the seed),
-    and the semantic map is Mask2Former's semantic inference (class probabilities times mask
-    sigmoids, summed over queries), resampled to the frame size and normalised per pixel.
+    ``config.json`` and ``model.safetensors``, used instead of the variant's source. Frames are resized
+    as detectron2 does at test time (shortest side ``min_size``, longest at most ``max_size``; default:
+    the variant's, as the seed), and the semantic map is Mask2Former's semantic inference (class
+    probabilities times mask sigmoids, summed over queries), resampled to the frame size and normalised
+    per pixel.
     """
 
     type_name = "semantic/mask2former"
     uses_frames = True
-    learned = True
+    variants = MASK2FORMER_VARIANTS
+    variant_aliases = MASK2FORMER_ALIASES
 
-    variant: str = attrs.field(default=MASK2FORMER_DEFAULT, validator=_check_variant)
-    weights_path: str | None = None
+    variant: str = variant_field(MASK2FORMER_DEFAULT)
     min_size: int | None = attrs.field(default=None, validator=_positive_or_none)
     max_size: int | None = attrs.field(default=None, validator=_positive_or_none)
     _model: Any = attrs.field(init=False, default=None, repr=False)
     _device: str = attrs.field(init=False, default="cpu", repr=False)
 
-    @property
-    def weights(self) -> WeightVariant:
-        """The declared weights of the chosen variant."""
-        return resolve_variant(MASK2FORMER_VARIANTS, MASK2FORMER_ALIASES, self.variant)
-
     def label_set(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
-        meta = self.weights.meta
+        meta = self.weight_variant.meta
         return tuple(meta["classes"]), tuple(meta["colors"])
 
     # -- weights -----------------------------------------------------------------------------------
     def setup(self, device: str) -> None:
-        from vrecore.weights import fetch
-
-        variant = self.weights
-        try:
-            folder = fetch(variant, local_path=self.weights_path)
-        except WeightsError as err:
-            raise unpublished_hint(variant, err) from err
-        config = self._read_config(Path(folder), variant)
-        self._model = self._load_model(Path(folder), config, variant).to(device)
+        weights = self.weights()
+        config = self._read_config(weights.path, weights.variant)
+        self._model = self._load_model(weights.path, config, weights.variant).to(device)
         self._device = device
 
     def _read_config(self, folder: Path, variant: WeightVariant) -> Any:
@@ -181,7 +161,7 @@ class Mask2FormerSemantic(SemanticMapRepresentation):
 
         if self._model is None:
             raise RuntimeError(f"'{self.name}': setup() was not called before compute()")
-        meta = self.weights.meta
+        meta = self.weight_variant.meta
         frames = torch.as_tensor(batch.frames, device=self._device)
         n, height, width = frames.shape[:3]
         h, w = inference_size(height, width, self.min_size or meta["min_size"], self.max_size or meta["max_size"])
@@ -210,7 +190,6 @@ class Mask2FormerSemantic(SemanticMapRepresentation):
         return out
 
     def metadata(self) -> dict[str, Any]:
-        meta = self.weights.meta
-        return {**super().metadata(), "weights": self.weights.name,
-                "weights_source": self.weights_path or self.weights.source,
-                "min_size": self.min_size or meta["min_size"], "max_size": self.max_size or meta["max_size"]}
+        meta = self.weight_variant.meta
+        return {**super().metadata(), "min_size": self.min_size or meta["min_size"],
+                "max_size": self.max_size or meta["max_size"]}

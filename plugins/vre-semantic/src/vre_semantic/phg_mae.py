@@ -7,16 +7,11 @@ import attrs
 import numpy as np
 
 from vre_semantic.base import SemanticMapRepresentation
-from vre_semantic.variants import PHG_MAE_ALIASES, PHG_MAE_DEFAULT, PHG_MAE_VARIANTS, resolve_variant, unpublished_hint
-from vrecore.errors import WeightsError
+from vre_semantic.variants import PHG_MAE_ALIASES, PHG_MAE_DEFAULT, PHG_MAE_VARIANTS
 from vrecore.representation import Batch
-from vrecore.weights import WeightVariant
+from vrecore.weights import WeightedRepresentation, variant_field
 
 __all__ = ["PHGMAEDistilSemantic"]
-
-
-def _check_variant(instance: Any, attribute: attrs.Attribute, value: str) -> None:
-    resolve_variant(PHG_MAE_VARIANTS, PHG_MAE_ALIASES, value)
 
 
 def _check_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
@@ -28,52 +23,43 @@ def _check_size(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 @attrs.define(kw_only=True, eq=False)
-class PHGMAEDistilSemantic(SemanticMapRepresentation):
+class PHGMAEDistilSemantic(WeightedRepresentation, SemanticMapRepresentation):
     """PHG-MAE-Distil: 8 Dronescapes classes from RGB with a 150k-4.4M parameter UNet.
 
     ``variant``: ``150k``, ``430k`` (default), ``1.1M`` or ``4.4M`` (or the seed's ``model_150k``...).
-    ``weights_path``: a local ``.safetensors`` converted from the seed's Lightning checkpoint
-    (``vre convert-weights model_4M.ckpt model_4M.safetensors --key state_dict``); without it the
-    variant's Hub repo is used. Frames are resized (nearest) to ``input_size`` (default: the variant's
-    training size, 540x960) and normalised with the variant's mean/std; the output (softmax
-    probabilities) comes at that size and the engine resizes it to the frames'.
+    The weights are the seed's Lightning checkpoints, converted and imported once (``vre weights list``
+    shows the commands); ``weights_path``: a local ``.safetensors`` used instead. Frames are resized
+    (nearest) to ``input_size`` (default: the variant's training size, 540x960) and normalised with the
+    variant's mean/std; the output (softmax probabilities) comes at that size and the engine resizes it
+    to the frames'.
     """
 
     type_name = "semantic/phg-mae-distil"
     uses_frames = True
-    learned = True
+    variants = PHG_MAE_VARIANTS
+    variant_aliases = PHG_MAE_ALIASES
 
-    variant: str = attrs.field(default=PHG_MAE_DEFAULT, validator=_check_variant)
-    weights_path: str | None = None
+    variant: str = variant_field(PHG_MAE_DEFAULT)
     input_size: list[int] | None = attrs.field(default=None, validator=_check_size)
     _model: Any = attrs.field(init=False, default=None, repr=False)
     _device: str = attrs.field(init=False, default="cpu", repr=False)
 
-    @property
-    def weights(self) -> WeightVariant:
-        """The declared weights of the chosen variant."""
-        return resolve_variant(PHG_MAE_VARIANTS, PHG_MAE_ALIASES, self.variant)
-
     def label_set(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
-        meta = self.weights.meta
+        meta = self.weight_variant.meta
         return tuple(meta["classes"]), tuple(meta["colors"])
 
     def setup(self, device: str) -> None:
         import torch
 
         from vre_semantic._phg_mae import PHGMAEDistil
-        from vrecore.weights import fetch, load_into, load_safetensors
+        from vrecore.weights import load_into, load_safetensors
 
-        variant = self.weights
-        try:
-            path = fetch(variant, local_path=self.weights_path)
-        except WeightsError as err:
-            raise unpublished_hint(variant, err) from err
-        meta = variant.meta
+        weights = self.weights()
+        variant, meta = weights.variant, weights.variant.meta
         model = PHGMAEDistil(meta["num_filters"], in_channels=meta["in_channels"], out_channels=meta["out_channels"],
                              rgb_offset=meta["rgb_offset"], semantic_offset=meta["semantic_offset"],
                              num_classes=len(meta["classes"]))
-        load_into(model, load_safetensors(path), variant.name)
+        load_into(model, load_safetensors(weights.path), variant.name)
         # channels-last convolutions are 1.5-2x faster on CPU (oneDNN) for these narrow layers, measured at 540p
         net: Any = model.eval()  # Module.to's stubs lack memory_format, which it accepts
         self._model = net.to(device, memory_format=torch.channels_last)
@@ -89,13 +75,10 @@ class PHGMAEDistilSemantic(SemanticMapRepresentation):
 
         if self._model is None:
             raise RuntimeError(f"'{self.name}': setup() was not called before compute()")
-        meta = self.weights.meta
+        meta = self.weight_variant.meta
         size = tuple(self.input_size or meta["input_size"])
         with torch.inference_mode():
             x = preprocess_rgb(batch.frames, mean=meta["rgb_mean"], std=meta["rgb_std"], size=size, device=self._device)
             probs = self._model(x).softmax(dim=1)
             return probs.permute(0, 2, 3, 1).float().cpu().numpy()
 
-    def metadata(self) -> dict[str, Any]:
-        return {**super().metadata(), "weights": self.weights.name,
-                "weights_source": self.weights_path or self.weights.source}
