@@ -415,11 +415,15 @@ def test_web_viewer_shows_live_graph_outputs_in_chromium(tmp_path: Path) -> None
         changed = np.abs(shots[0] - shots[1]).max(axis=2) > 40
         assert changed.sum() > 500, "the images did not change between the two screenshots"
         dom = ""
+        spans: dict[str, str] = {}
         for _attempt in range(3):
             dom = _chromium(tmp_path, url, "--dump-dom", "--virtual-time-budget=3000")
-            if "frames/s" in dom:
+            spans = dict(re.findall(r'<span class="ms[^"]*" data-name="([^"]+)"[^>]*>([^<]*)</span>', dom))
+            if "frames/s" in dom and len(spans) == 2:
                 break
-        assert "frames/s" in dom and 'src="/stream/rgb.mjpg"' in dom and 'src="/stream/hsv.mjpg"' in dom
+        assert "frames/s" in dom and 'src="/tiles.mjpg"' in dom
+        # One tile per representation, each with the milliseconds the graph spent on it.
+        assert set(spans) == {"rgb", "hsv"} and all(re.fullmatch(r"\d+\.\d ms", v) for v in spans.values()), spans
         vre.proc.send_signal(signal.SIGINT)
         assert vre.finish() == 0, vre.stderr
     finally:

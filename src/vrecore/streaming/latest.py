@@ -47,7 +47,6 @@ class LatestFrame:
         self._received = 0
         self._taken = 0
         self._dropped = 0
-        self._max_pending = 0
         self._last_taken_seq = -1
         self._ended = False
         self._stop = False
@@ -116,7 +115,6 @@ class LatestFrame:
                         self._dropped += 1
                     self._slot = FrameEntry(self._received, frame, received_at)
                     self._received += 1
-                    self._max_pending = 1
                     cond.notify_all()
                 # Drop our reference before the next blocking read so an overwritten frame
                 # is freed immediately: at most one pending + one being read exist.
@@ -194,11 +192,6 @@ class LatestFrame:
     def pending(self) -> int:
         """Frames waiting in the mailbox right now (0 or 1)."""
         return 0 if self._slot is None else 1
-
-    @property
-    def max_pending(self) -> int:
-        """Most frames ever waiting in the mailbox at once (1 by construction)."""
-        return self._max_pending
 
     @property
     def last_taken_seq(self) -> int:
