@@ -20,6 +20,9 @@ commands:
   metadata OUTPUT_DIR      regenerate the metadata of an export from the files on disk
   verify OUTPUT_DIR        check stored frames: complete, missing, corrupt, stale (--deep, --repair)
   convert-weights SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors
+  collage OUTPUT_DIR       per frame, one labelled picture of every representation (OUT/.collage/<frame>.jpg)
+  video OUTPUT_DIR         a preview MP4 of the collages over time (OUT/preview.mp4)
+  report OUTPUT_DIR        one self-contained HTML page: graph, timings, runs, samples (OUT/report.html)
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
@@ -34,6 +37,9 @@ examples:
 # arguments after the command name and returning the exit code (imported only when run).
 COMMAND_MODULES: dict[str, str] = {
     "verify": "vrecore.verify_cli:main",
+    "collage": "vrecore.visual.collage:main",
+    "video": "vrecore.visual.preview_video:main",
+    "report": "vrecore.visual.report:main",
 }
 
 
