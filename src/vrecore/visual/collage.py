@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,8 @@ from vrecore.tiles import TileLayout, TileRenderer, plan_tiles
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.stored import ExportView
 
-__all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "encode_jpeg", "main", "render_in_order", "write_collages"]
+__all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "collage_folder", "encode_jpeg", "main", "render_in_order",
+           "save_jpeg", "select", "write_collages"]
 
 COLLAGE_FOLDER = ".collage"
 """Where collages go inside an export: hidden, so that dataset readers never take it for a representation."""
@@ -94,24 +97,25 @@ def select(view_frames: Sequence[int], spec: Any, num_frames: int | None) -> lis
     return chosen
 
 
-def render_in_order(maker: CollageMaker, frames: Sequence[int], workers: int | None = None,
+def render_in_order(render: Callable[[int], np.ndarray], frames: Sequence[int], workers: int | None = None,
                     ahead: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame, collage) in the order of ``frames``, drawn by ``workers`` threads at most ``ahead`` frames ahead."""
+    """(frame, render(frame)) in the order of ``frames``, computed by ``workers`` threads at most ``ahead`` frames
+    ahead of the consumer (memory stays bounded)."""
     workers = workers or default_workers()
     ahead = ahead or 2 * workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vre-collage") as pool:
-        pending: list[Any] = []
+        pending: deque[tuple[int, Future[np.ndarray]]] = deque()
         it = iter(frames)
         for frame in it:
-            pending.append((frame, pool.submit(maker.render, frame)))
+            pending.append((frame, pool.submit(render, frame)))
             if len(pending) >= ahead:
                 break
         while pending:
-            frame, future = pending.pop(0)
+            frame, future = pending.popleft()
             yield frame, future.result()
-            nxt = next(it, None)
-            if nxt is not None:
-                pending.append((nxt, pool.submit(maker.render, nxt)))
+            following = next(it, None)
+            if following is not None:
+                pending.append((following, pool.submit(render, following)))
 
 
 def default_workers() -> int:
@@ -132,14 +136,10 @@ def write_collages(export: str | os.PathLike[str] | ExportView, output: str | os
     view = export if isinstance(export, ExportView) else ExportView(export, warn=warn)
     maker = CollageMaker(view, representations, rows=rows, cols=cols, max_width=max_width)
     chosen = select(maker.frames(), frames, view.video().get("frames"))
-    folder = Path(output) if output is not None else view.root / COLLAGE_FOLDER
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StorageError(f"collage folder '{folder}' cannot be created ({e.strerror}); choose another --output") from e
+    folder = collage_folder(view, output)
 
     def one(frame: int) -> int:
-        _write_atomic(folder / f"{frame}.jpg", encode_jpeg(maker.render(frame), quality))
+        save_jpeg(folder / f"{frame}.jpg", maker.render(frame), quality)
         return frame
 
     bar = progress_bar(len(chosen), "collage", progress)
@@ -152,9 +152,20 @@ def write_collages(export: str | os.PathLike[str] | ExportView, output: str | os
     return CollageResult(folder, tuple(chosen), maker.layout)
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write under a temporary name and rename: a reader never sees half a picture."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{id(data):x}")
+def collage_folder(view: ExportView, output: str | os.PathLike[str] | None) -> Path:
+    """The folder collages go to (``output``, default ``<export>/.collage``), created."""
+    folder = Path(output) if output is not None else view.root / COLLAGE_FOLDER
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StorageError(f"collage folder '{folder}' cannot be created ({e.strerror}); choose another --output") from e
+    return folder
+
+
+def save_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
+    """Write ``image`` as a JPEG under a temporary name and rename: a reader never sees half a picture."""
+    data = encode_jpeg(image, quality)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident():x}")
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import numpy as np
@@ -23,7 +23,8 @@ from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, posit
 from vrecore.visual.collage import CollageMaker, render_in_order, select
 from vrecore.visual.stored import ExportView
 
-__all__ = ["ENCODERS", "VIDEO_FILE", "VideoResult", "choose_encoder", "main", "write_preview_video"]
+__all__ = ["ENCODERS", "VIDEO_FILE", "VideoResult", "VideoWriter", "choose_encoder", "frame_rate", "main",
+           "write_preview_video"]
 
 VIDEO_FILE = "preview.mp4"
 DEFAULT_MAX_WIDTH = 1920
@@ -59,18 +60,73 @@ def choose_encoder() -> str:
                       f"install a PyAV wheel from PyPI (pip install --force-reinstall av), which includes libx264")
 
 
-def write_preview_video(export: str | os.PathLike[str] | ExportView, output: str | os.PathLike[str] | None = None, *,
-                        fps: float | None = None, frames: Any = None, representations: Sequence[str] | None = None,
-                        rows: int | None = None, cols: int | None = None, max_width: int | None = DEFAULT_MAX_WIDTH,
-                        workers: int | None = None, crf: int = 23, progress: bool = False,
-                        warn: Callable[[str], None] | None = None) -> VideoResult:
-    """Write the collages of the selected stored frames as an MP4 (default ``<export>/preview.mp4``); with one
-    name in ``representations``, a video of that representation alone."""
-    import av
+class VideoWriter:
+    """An MP4 being written from uint8 RGB pictures of one size (padded to even sizes); it appears under its final
+    name only when `close` succeeds."""
 
-    view = export if isinstance(export, ExportView) else ExportView(export, warn=warn)
-    maker = CollageMaker(view, representations, rows=rows, cols=cols, max_width=max_width)
-    chosen = select(maker.frames(), frames, view.video().get("frames"))
+    def __init__(self, path: Path, size: tuple[int, int], rate: Fraction, *, crf: int = 23) -> None:
+        import av
+
+        if path.suffix.lower() != ".mp4":
+            raise ConfigError(f"--output {path}: the preview is an MP4 file; give a name ending in .mp4")
+        if not path.parent.is_dir():
+            raise ConfigError(f"--output {path}: the folder {path.parent} does not exist; create it or choose another")
+        self.path, self.rate, self.frames = path, rate, 0
+        self.codec = choose_encoder()
+        self.image_size = size
+        self.width, self.height = size[0] + size[0] % 2, size[1] + size[1] % 2  # 4:2:0 video needs even sizes
+        self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self._av = av
+        try:
+            self._container: Any = av.open(str(self._tmp), mode="w", format="mp4")
+        except OSError as e:
+            from vrecore.store import describe_os_error
+
+            raise StorageError(describe_os_error(e, f"preview video '{path}'")) from e
+        self._stream: Any = cast(Any, self._container.add_stream(self.codec, rate=rate))  # PyAV types it as a union
+        self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
+        if self.codec in ("libx264", "h264"):
+            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+        self._canvas = np.full((self.height, self.width, 3), BACKGROUND, np.uint8)
+
+    def add(self, image: np.ndarray) -> None:
+        """Append one picture of the writer's size."""
+        h, w = image.shape[:2]
+        if (w, h) != self.image_size:
+            raise ConfigError(f"a {w}x{h} picture cannot go into a {self.image_size[0]}x{self.image_size[1]} video")
+        self._canvas[:h, :w] = image
+        for packet in self._stream.encode(self._av.VideoFrame.from_ndarray(self._canvas, format="rgb24")):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Finish the file and move it to its final name."""
+        try:
+            for packet in self._stream.encode():
+                self._container.mux(packet)
+            self._container.close()
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            from vrecore.store import describe_os_error
+
+            raise StorageError(describe_os_error(e, f"preview video '{self.path}'")) from e
+        finally:
+            self.discard()
+
+    def discard(self) -> None:
+        """Give up: close and delete the unfinished file (nothing happens after `close`)."""
+        try:
+            self._container.close()
+        except Exception:  # noqa: BLE001 - already closed, or the encoder failed: the file goes either way
+            pass
+        self._tmp.unlink(missing_ok=True)
+
+    def result(self) -> VideoResult:
+        return VideoResult(self.path, self.frames, self.width, self.height, self.rate, self.codec)
+
+
+def frame_rate(view: ExportView, fps: float | None) -> Fraction:
+    """``fps``, else the source video's frame rate (25 with a warning when none is recorded), as a fraction."""
     if fps is not None and not fps > 0:
         raise ConfigError(f"--fps {fps}: give a positive frame rate")
     if fps is None:
@@ -79,42 +135,33 @@ def write_preview_video(export: str | os.PathLike[str] | ExportView, output: str
             view.warn(f"no frame rate is recorded in {view.root}; the preview plays at {DEFAULT_FPS:g} frames/s "
                       f"(--fps sets another)")
             fps = DEFAULT_FPS
-    rate = Fraction(fps).limit_denominator(1001)
+    return Fraction(fps).limit_denominator(1001)
+
+
+def write_preview_video(export: str | os.PathLike[str] | ExportView, output: str | os.PathLike[str] | None = None, *,
+                        fps: float | None = None, frames: Any = None, representations: Sequence[str] | None = None,
+                        rows: int | None = None, cols: int | None = None, max_width: int | None = DEFAULT_MAX_WIDTH,
+                        workers: int | None = None, crf: int = 23, progress: bool = False,
+                        warn: Callable[[str], None] | None = None) -> VideoResult:
+    """Write the collages of the selected stored frames as an MP4 (default ``<export>/preview.mp4``); with one
+    name in ``representations``, a video of that representation alone."""
+    view = export if isinstance(export, ExportView) else ExportView(export, warn=warn)
+    maker = CollageMaker(view, representations, rows=rows, cols=cols, max_width=max_width)
+    chosen = select(maker.frames(), frames, view.video().get("frames"))
     path = Path(output) if output is not None else view.root / VIDEO_FILE
-    if path.suffix.lower() != ".mp4":
-        raise ConfigError(f"--output {path}: the preview is an MP4 file; give a name ending in .mp4")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--output {path}: the folder {path.parent} does not exist; create it or choose another")
-    lay = maker.layout
-    width, height = lay.width + lay.width % 2, lay.height + lay.height % 2  # 4:2:0 video needs even sizes
-    codec = choose_encoder()
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writer = VideoWriter(path, (maker.layout.width, maker.layout.height), frame_rate(view, fps), crf=crf)
     bar = progress_bar(len(chosen), "video", progress)
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream: Any = container.add_stream(codec, rate=rate)
-            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-            if codec in ("libx264", "h264"):
-                stream.options = {"crf": str(crf), "preset": "veryfast"}
-            canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
-            for _, image in render_in_order(maker, chosen, workers):
-                canvas[:lay.height, :lay.width] = image
-                for packet in stream.encode(av.VideoFrame.from_ndarray(canvas, format="rgb24")):
-                    container.mux(packet)
-                if bar is not None:
-                    bar.update(1)
-            for packet in stream.encode():
-                container.mux(packet)
-        os.replace(tmp, path)
-    except OSError as e:
-        from vrecore.store import describe_os_error
-
-        raise StorageError(describe_os_error(e, f"preview video '{path}'")) from e
+        for _, image in render_in_order(maker.render, chosen, workers):
+            writer.add(image)
+            if bar is not None:
+                bar.update(1)
+        writer.close()
     finally:
-        tmp.unlink(missing_ok=True)
+        writer.discard()
         if bar is not None:
             bar.close()
-    return VideoResult(path, len(chosen), width, height, rate, codec)
+    return writer.result()
 
 
 def main(argv: list[str]) -> int:
