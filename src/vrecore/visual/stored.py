@@ -147,7 +147,8 @@ class ExportView:
         if not found:
             raise ConfigError(f"'{root}' holds no representation folders (<name>/npz, jpg or png); give the output "
                               f"folder of an export")
-        order = [n for run in reversed(self.runs) for n in self._graph(run) if n in found]
+        # The order the user wrote the config in (newest run first), then the graph's topological order.
+        order = [n for run in reversed(self.runs) for n in [*self._configured(run), *self._graph(run)] if n in found]
         names = list(dict.fromkeys(order)) + sorted(set(found) - set(order))
         self.representations: dict[str, StoredRepresentation] = {n: found[n] for n in names}
         specs = self.specs()
@@ -206,6 +207,10 @@ class ExportView:
     def _graph(self, run: Mapping[str, Any]) -> dict[str, Any]:
         reps = (run.get("graph") or {}).get("representations")
         return reps if isinstance(reps, dict) else {}
+
+    def _configured(self, run: Mapping[str, Any]) -> list[str]:
+        reps = (run.get("config") or {}).get("representations")
+        return list(reps) if isinstance(reps, dict) else []
 
     def _load_runs(self) -> list[dict[str, Any]]:
         runs = []
