@@ -86,7 +86,7 @@ class VideoWriter:
         self._stream: Any = cast(Any, self._container.add_stream(self.codec, rate=rate))  # PyAV types it as a union
         self._stream.width, self._stream.height, self._stream.pix_fmt = self.width, self.height, "yuv420p"
         if self.codec in ("libx264", "h264"):
-            self._stream.options = {"crf": str(crf), "preset": "veryfast"}
+            self._stream.options = {"crf": str(crf), "preset": "superfast"}  # ~1.6x faster than veryfast, files ~25% larger
         self._canvas = np.full((self.height, self.width, 3), BACKGROUND, np.uint8)
 
     def add(self, image: np.ndarray) -> None:

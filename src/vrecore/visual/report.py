@@ -248,7 +248,7 @@ def _representations_section(summaries: Sequence[RepresentationSummary]) -> str:
             f"<b>{escape(s.name)}</b>", escape(s.type_name), kind, str(len(s.done)),
             f'<span title="{escape(ranges(list(s.missing)))}">{len(s.missing)}</span>' if s.missing else "0",
             f'<span title="{escape(ranges(list(s.failed)))}">{len(s.failed)}</span>' if s.failed else "0",
-            escape(", ".join(s.formats)), _ms(t.mean if t else None), _ms(t.p50 if t else None),
+            escape("+".join(s.formats)), _ms(t.mean if t else None), _ms(t.p50 if t else None),
             _ms(t.p95 if t else None), str(t.records if t else 0)])
     table = _table("representations", ["name", "type", "kind", "frames stored", "missing", "failed", "files",
                                        "ms/frame mean", "p50", "p95", "records"], rows, numeric=(3, 4, 5, 7, 8, 9, 10))
@@ -357,6 +357,7 @@ def _header(view: ExportView, summaries: Sequence[RepresentationSummary], output
     stored = [s for s in summaries if s.stored]
     frames = view.frames()
     size = f"{video.get('width')}x{video.get('height')}" if video.get("width") else "size unknown"
+    fps = f"{view.fps:.4g}" if view.fps else "?"
     latest = view.latest_run or {}
     links = []
     for target, label in ((view.root / "preview.mp4", "preview video"), (view.root / ".collage", "collages")):
@@ -366,7 +367,7 @@ def _header(view: ExportView, summaries: Sequence[RepresentationSummary], output
     return (f"<h1>vre report: {escape(str(view.root.resolve()))}</h1>"
             f'<p class="sub">{len(stored)} representations, {len(frames)} frames stored '
             f"({escape(_short_ranges(frames))}) of a {escape(str(video.get('frames', '?')))}-frame video "
-            f"{escape(str(video.get('path', '')))} ({escape(size)}, {escape(str(video.get('fps', '?')))} frames/s); "
+            f"{escape(str(video.get('path', '')))} ({escape(size)}, {fps} frames/s); "
             f"{len(view.runs)} run(s), the latest {_status(latest.get('status')) if latest else 'unknown'}. "
             f"Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by vre {escape(__version__)}"
             f"{'; ' + ', '.join(links) if links else ''}.</p>")

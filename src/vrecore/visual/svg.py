@@ -80,7 +80,7 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 def bar_chart(rows: Sequence[tuple[str, float, str]], *, unit: str, id: str, title: str, width: int = 760) -> str:
     """Horizontal bars: one (label, value, colour) a row, the value written after each bar."""
     label_w = max((_text_width(r[0], 12) for r in rows), default=40) + 16
-    bar_h, gap, top, bottom = 20, 6, 8, 30
+    bar_h, gap, top, bottom = 20, 6, 8, 38
     height = top + len(rows) * (bar_h + gap) + bottom
     plot_w = width - label_w - 90
     hi = max((r[1] for r in rows), default=1.0) or 1.0
