@@ -92,7 +92,7 @@ def main() -> None:
             preview = _median_ms(lambda name=name, disk=disk: view.picture(name, disk, frame), n)
             print(f"  {name:<11} load npz {load:5.1f}  preview {preview:5.1f}   ({disk.dtype} {disk.shape})")
         images = {name: view.preview(name, frame) for name in view.names}
-        grid = _median_ms(lambda: maker._renderer.render(images), n)
+        grid = _median_ms(lambda: maker.compose(images), n)
         collage = maker.render(frame)
         jpeg = _median_ms(lambda: encode_jpeg(collage), n)
         whole = _median_ms(lambda: encode_jpeg(maker.render(frame)), n)

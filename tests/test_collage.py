@@ -140,3 +140,20 @@ def test_command_line(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert len(lines) == 1 and lines[0].startswith("vre collage: error: ") and message in lines[0], lines
     assert vre_main(["collage", str(export.parent / "nothing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_generic_pictures_of_any_stored_array() -> None:
+    rgb = np.random.default_rng(0).integers(0, 256, (6, 8, 3), dtype=np.uint8)
+    assert generic_picture(rgb) is rgb
+    mask = np.zeros((6, 8), bool)
+    mask[2:4] = True
+    assert (generic_picture(mask)[mask] == 255).all() and (generic_picture(mask)[~mask] == 0).all()
+    classes = np.repeat(np.arange(4, dtype=np.uint8), 12).reshape(6, 8)
+    colours = generic_picture(classes)
+    assert len({tuple(colours[classes == k][0]) for k in range(4)}) == 4  # one colour per class
+    assert all(len({tuple(c) for c in colours[classes == k]}) == 1 for k in range(4))
+    depth = np.linspace(0, 50, 48, dtype=np.float32).reshape(6, 8)
+    depth[0, 0] = np.nan
+    grey = generic_picture(depth)
+    assert grey.shape == (6, 8, 3) and (grey[0, 0] == 0).all() and grey[5, 7, 0] == 255
+    assert (np.diff(grey[1:, :, 0].reshape(-1).astype(int)) >= 0).all()  # scaled, order kept

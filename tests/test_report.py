@@ -179,3 +179,14 @@ def test_command_line(export: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     empty.mkdir()
     assert vre_main(["report", str(empty)]) == 2
     assert "holds no representation folders" in capsys.readouterr().err
+
+
+def test_long_time_lines_keep_their_slowest_frames() -> None:
+    from vrecore.visual.report import _thin
+
+    times = {i: 1.0 + (i % 3) for i in range(20_000)}
+    times[12_345] = 500.0
+    xs, ys = _thin(times, 1000)
+    assert len(xs) == len(ys) == 1000 and xs[0] == 0 and xs[-1] < 20_000
+    assert max(ys) == 500.0 and min(ys) == 3.0  # each point is the slowest of its 20 frames
+    assert _thin({1: 2.0, 3: 4.0}) == ((1.0, 3.0), (2.0, 4.0))

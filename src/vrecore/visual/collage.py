@@ -12,10 +12,10 @@ import os
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
@@ -25,8 +25,10 @@ from vrecore.tiles import TileLayout, TileRenderer, plan_tiles
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.stored import ExportView
 
-__all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "collage_folder", "encode_jpeg", "main", "render_in_order",
+__all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "collage_folder", "encode_jpeg", "main", "map_in_order",
            "save_jpeg", "select", "write_collages"]
+
+T = TypeVar("T")
 
 COLLAGE_FOLDER = ".collage"
 """Where collages go inside an export: hidden, so that dataset readers never take it for a representation."""
@@ -51,7 +53,11 @@ class CollageMaker:
 
     def render(self, frame: int) -> np.ndarray:
         """uint8 (height, width, 3) collage of one frame."""
-        return self._renderer.render({name: self.view.preview(name, frame) for name in self.names})
+        return self.compose({name: self.view.preview(name, frame) for name in self.names})
+
+    def compose(self, images: Mapping[str, np.ndarray | None]) -> np.ndarray:
+        """The collage of previews already made (a name without one gets the "no frame" tile)."""
+        return self._renderer.render(images)
 
     def frames(self) -> list[int]:
         """Frames stored by any of its representations."""
@@ -97,25 +103,29 @@ def select(view_frames: Sequence[int], spec: Any, num_frames: int | None) -> lis
     return chosen
 
 
-def render_in_order(render: Callable[[int], np.ndarray], frames: Sequence[int], workers: int | None = None,
-                    ahead: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame, render(frame)) in the order of ``frames``, computed by ``workers`` threads at most ``ahead`` frames
-    ahead of the consumer (memory stays bounded)."""
+def map_in_order(work: Callable[[int], T], frames: Sequence[int], workers: int | None = None,
+                 ahead: int | None = None) -> Iterator[tuple[int, T]]:
+    """(frame, work(frame)) in the order of ``frames``, computed by ``workers`` threads at most ``ahead`` frames
+    ahead of the consumer: memory stays bounded, and an interruption waits only for the frames in flight."""
     workers = workers or default_workers()
     ahead = ahead or 2 * workers
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vre-collage") as pool:
-        pending: deque[tuple[int, Future[np.ndarray]]] = deque()
+        pending: deque[tuple[int, Future[T]]] = deque()
         it = iter(frames)
         for frame in it:
-            pending.append((frame, pool.submit(render, frame)))
+            pending.append((frame, pool.submit(work, frame)))
             if len(pending) >= ahead:
                 break
-        while pending:
-            frame, future = pending.popleft()
-            yield frame, future.result()
-            following = next(it, None)
-            if following is not None:
-                pending.append((following, pool.submit(render, following)))
+        try:
+            while pending:
+                frame, future = pending.popleft()
+                yield frame, future.result()
+                following = next(it, None)
+                if following is not None:
+                    pending.append((following, pool.submit(work, following)))
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
 def default_workers() -> int:
@@ -143,12 +153,13 @@ def write_collages(export: str | os.PathLike[str] | ExportView, output: str | os
         return frame
 
     bar = progress_bar(len(chosen), "collage", progress)
-    with ThreadPoolExecutor(max_workers=workers or default_workers(), thread_name_prefix="vre-collage") as pool:
-        for _ in pool.map(one, chosen):
+    try:
+        for _ in map_in_order(one, chosen, workers):
             if bar is not None:
                 bar.update(1)
-    if bar is not None:
-        bar.close()
+    finally:
+        if bar is not None:
+            bar.close()
     return CollageResult(folder, tuple(chosen), maker.layout)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from vrecore.errors import ConfigError, StorageError
 from vrecore.tiles import BACKGROUND
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
-from vrecore.visual.collage import CollageMaker, render_in_order, select
+from vrecore.visual.collage import CollageMaker, map_in_order, select
 from vrecore.visual.stored import ExportView
 
 __all__ = ["ENCODERS", "VIDEO_FILE", "VideoResult", "VideoWriter", "choose_encoder", "frame_rate", "main",
@@ -152,7 +152,7 @@ def write_preview_video(export: str | os.PathLike[str] | ExportView, output: str
     writer = VideoWriter(path, (maker.layout.width, maker.layout.height), frame_rate(view, fps), crf=crf)
     bar = progress_bar(len(chosen), "video", progress)
     try:
-        for _, image in render_in_order(maker.render, chosen, workers):
+        for _, image in map_in_order(maker.render, chosen, workers):
             writer.add(image)
             if bar is not None:
                 bar.update(1)

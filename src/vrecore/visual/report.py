@@ -39,6 +39,8 @@ VALUE_SAMPLES = 6
 """Stored frames per representation read for value statistics (evenly spread)."""
 SAMPLE_WIDTH = 1100
 """Width of the sample collages in the page (pixels)."""
+LINE_POINTS = 1500
+"""Points per line of the time-over-frames chart at most."""
 
 
 @attrs.frozen
@@ -274,13 +276,25 @@ def _timing_section(summaries: Sequence[RepresentationSummary]) -> str:
     total = sum(r[1] for r in bars)
     bar = svg.bar_chart(bars, unit="milliseconds per frame (mean)", id="time-per-representation",
                         title="mean time per frame of each representation")
-    series = [svg.Series(s.name, tuple(float(i) for i in s.time.by_frame), tuple(s.time.by_frame.values()),
-                         svg.series_colour(k)) for k, s in enumerate(timed) if s.time is not None]
+    series = [svg.Series(s.name, *_thin(s.time.by_frame), svg.series_colour(k))
+              for k, s in enumerate(timed) if s.time is not None]
     line = svg.line_chart(series, id="time-per-frame", title="time per frame over the frame index", x_label="frame",
                           y_label="ms per frame (log scale)", log_y=True)
     return (f"<h2>Time</h2><p>Mean time per frame of each representation (sum {_ms(total)} ms per frame):</p>{bar}"
             f"<p>Time per frame over the frame index (newest record of each frame; frames of one batch share its "
             f"time):</p>{line}")
+
+
+def _thin(by_frame: Mapping[int, float], limit: int = LINE_POINTS) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """At most ``limit`` points of a time line: beyond that, the slowest frame of each run of frames (slowdowns stay
+    visible, and the page stays small for long videos)."""
+    xs = np.fromiter(by_frame.keys(), float, len(by_frame))
+    ys = np.fromiter(by_frame.values(), float, len(by_frame))
+    if len(xs) > limit:
+        edges = np.linspace(0, len(xs), limit + 1).astype(int)
+        xs = xs[edges[:-1]]
+        ys = np.maximum.reduceat(ys, edges[:-1])
+    return tuple(xs.tolist()), tuple(ys.tolist())
 
 
 def _samples_section(view: ExportView) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from vrecore.visual.collage import CollageMaker, CollageResult, collage_folder, render_in_order, save_jpeg
+from vrecore.visual.collage import CollageMaker, CollageResult, collage_folder, map_in_order, save_jpeg
 from vrecore.visual.preview_video import VIDEO_FILE, VideoResult, VideoWriter, frame_rate
 from vrecore.visual.report import write_report
 from vrecore.visual.stored import ExportView
@@ -44,7 +44,7 @@ def write_pictures(output_dir: str | os.PathLike[str], *, workers: int | None = 
         return image
 
     try:
-        for _, image in render_in_order(draw, frames, workers):
+        for _, image in map_in_order(draw, frames, workers):
             writer.add(image)
         writer.close()
     finally:

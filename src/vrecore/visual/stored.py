@@ -344,8 +344,8 @@ _PALETTE = _palette()
 def generic_picture(disk: np.ndarray) -> np.ndarray:
     """A uint8 (H, W, 3) picture of any stored frame, knowing nothing of its type.
 
-    uint8 RGB is shown as it is; booleans in white on black; integer maps with few values as one
-    colour per value; anything else is scaled from its 1st to its 99th percentile (NaN black):
+    uint8 RGB is shown as it is; booleans in white on black; one-channel integer maps with few values
+    (class maps) as one colour per value; anything else is scaled from its 1st to its 99th percentile (NaN black):
     one channel as grey, two as red and green, more as their first three.
     """
     a = np.asarray(disk)
@@ -357,7 +357,7 @@ def generic_picture(disk: np.ndarray) -> np.ndarray:
         return a
     if a.dtype == np.bool_:
         return np.repeat(a[:, :, :1].view(np.uint8) * np.uint8(255), 3, axis=2)
-    if a.dtype.kind in "ui" and a.shape[2] == 1 and a.dtype != np.uint8:
+    if a.dtype.kind in "ui" and a.shape[2] == 1:
         values = np.unique(a[::8, ::8])
         if len(values) <= 64 and values.min() >= 0:
             return _PALETTE[a[:, :, 0].astype(np.int64) % len(_PALETTE)]
