@@ -12,7 +12,8 @@ __all__ = ["SETTINGS_HELP", "names_list", "parse_settings", "positive_int", "pri
 
 SETTINGS_HELP = {
     "frames": "frames=A..B (end exclusive), A..B:N or [0,5,9]: which frames (default: every stored frame)",
-    "representations": "representations=a,b,c: which representations, in this order (default: all, in graph order)",
+    "representations": "representations=a,b,c: which representations, in this order (default: all, in the order of "
+                       "the export's config)",
     "rows": "rows=N: rows of the tile grid (default: chosen for the frame's aspect ratio)",
     "cols": "cols=N: columns of the tile grid",
     "max_width": "max_width=PX: scale tiles down so that the picture is at most PX wide",

@@ -196,7 +196,7 @@ def main(argv: list[str]) -> int:
         epilog="settings:\n  " + "\n  ".join(SETTINGS_HELP[k] for k in keys),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", type=Path, help="the output folder of an export")
-    parser.add_argument("settings", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, help="folder for the collages (default: OUT/.collage)")
     parser.add_argument("--workers", type=int, help="drawing threads (default: the cores, at most 8)")
     parser.add_argument("--quality", type=int, default=90, help="JPEG quality, 1-100 (default: 90)")

@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
         epilog="settings:\n  " + "\n  ".join(SETTINGS_HELP[k] for k in keys),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("output_dir", type=Path, help="the output folder of an export")
-    parser.add_argument("settings", nargs="*", metavar="KEY=VALUE")
+    parser.add_argument("settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, help=f"the MP4 file (default: OUT/{VIDEO_FILE})")
     parser.add_argument("--fps", type=float, help="frames per second (default: the source video's)")
     parser.add_argument("--workers", type=int, help="drawing threads (default: the cores, at most 8)")
