@@ -14,13 +14,16 @@ USAGE = """usage: vre COMMAND [ARGS]
 commands:
   export [KEY=VALUE ...]   export representations of a video (Hydra overrides; -m for multirun)
   stream [KEY=VALUE ...]   run representations live on a camera, pipe, socket or file; nothing is stored
-  demo [KEY=VALUE ...]     export the embedded sample clip with previews into ./vre_demo
+  demo [KEY=VALUE ...]     export the demo footage with every expert into ./vre_demo; collages, video, report
   list [--json]            representation types with provider, parameters and dependencies
   plugins                  installed plugin distributions and versions
   metadata OUTPUT_DIR      regenerate the metadata of an export from the files on disk
   verify OUTPUT_DIR        check stored frames: complete, missing, corrupt, stale (--deep, --repair)
   convert-weights SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors
   weights list|fetch|verify|import   model weights: status, download ahead, check hashes, import a file
+  collage OUTPUT_DIR       per frame, one labelled picture of every representation (OUT/.collage/<frame>.jpg)
+  video OUTPUT_DIR         a preview MP4 of the collages over time (OUT/preview.mp4)
+  report OUTPUT_DIR        one self-contained HTML page: graph, timings, runs, samples (OUT/report.html)
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
@@ -36,6 +39,9 @@ examples:
 COMMAND_MODULES: dict[str, str] = {
     "verify": "vrecore.verify_cli:main",
     "weights": "vrecore.weights_cli:main",
+    "collage": "vrecore.visual.collage:main",
+    "video": "vrecore.visual.preview_video:main",
+    "report": "vrecore.visual.report:main",
 }
 
 
@@ -278,10 +284,32 @@ def _condense_hydra_error(text: str) -> str:
 
 
 def _demo(args: list[str]) -> int:
-    """Export the sample clip with every installed plugin's ``*_demo`` pipeline preset."""
+    """Export the demo footage with every installed plugin's ``*_demo`` pipeline preset, then write its collages,
+    preview video and report and say where they are."""
+    from vrecore.sample import DEMO_CLIP_CREDIT, demo_clip
+
     presets = ["rgb_hsv", *demo_presets()]
-    print(f"vre demo: pipelines {', '.join(presets)} on the embedded sample clip -> ./vre_demo", file=sys.stderr)
-    return _export([f"pipeline=[{','.join(presets)}]", "output_dir=vre_demo", "image_format=jpg", *args])
+    given = {a.partition("=")[0].lstrip("+~") for a in args if "=" in a}
+    output_dir = next((a.partition("=")[2] for a in args if a.startswith("output_dir=")), "vre_demo")
+    defaults = [f"{key}={value}" for key, value in (("video", demo_clip()), ("output_dir", output_dir),
+                                                      ("image_format", "jpg")) if key not in given]
+    footage = "the demo footage" if "video" in given else f"the demo footage ({DEMO_CLIP_CREDIT})"
+    print(f"vre demo: pipelines {', '.join(presets)} on {footage} -> {output_dir}", file=sys.stderr)
+    code = _export([f"pipeline=[{','.join(presets)}]", *defaults, *args])
+    if code != 0:
+        return code
+    from vrecore.visual.args import printer
+    from vrecore.visual.showcase import write_pictures
+
+    pictures = write_pictures(output_dir, warn=printer("demo"))
+    collages, video = pictures.collages, pictures.video
+    paths = collages.paths()
+    print(f"vre demo: collages      {paths[0]} .. {paths[-1].name} ({len(paths)} frames, "
+          f"{collages.layout.rows}x{collages.layout.cols} tiles)", file=sys.stderr)
+    print(f"vre demo: preview video {video.path} ({video.frames} frames, {float(video.fps):.3g} frames/s)",
+          file=sys.stderr)
+    print(f"vre demo: report        {pictures.report} (open it in a browser)", file=sys.stderr)
+    return 0
 
 
 def demo_presets() -> list[str]:
@@ -344,6 +372,10 @@ def _run_export_config(cfg: Any, outcome: dict[str, Any] | None = None) -> int:
         outcome.update(status="failed", error=str(e).splitlines()[0])
         return e.exit_code
     print(result.summary(), file=sys.stderr)
+    if config.get("report"):
+        from vrecore.visual.report import report_after_export
+
+        report_after_export(output_dir)
     failed = sum(s.failed for s in result.stats.values())
     outcome.update(status=result.status, error=result.error and result.error.splitlines()[0],
                    frames=f"{len(result.frames)} x {len(result.stats)} representations: "

@@ -74,6 +74,8 @@ class ExportConfig:
     """Cap on torch's and OpenCV's compute threads (1 is often fastest on a busy shared machine)."""
     progress: bool | None = None
     """Progress bars; None shows them when stderr is a terminal."""
+    report: bool = False
+    """Write <output_dir>/report.html at the end of the run (what `vre report` writes)."""
 
 
 @dataclass

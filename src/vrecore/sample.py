@@ -1,4 +1,4 @@
-"""The embedded sample clip: a synthetic aerial fly-over generated locally (never downloaded)."""
+"""Footage that needs no download: a synthetic aerial fly-over generated locally, and the demo's real clip."""
 from __future__ import annotations
 
 import os
@@ -6,9 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["cache_dir", "make_sample_clip", "sample_clip"]
+__all__ = ["DEMO_CLIP_CREDIT", "cache_dir", "demo_clip", "make_sample_clip", "sample_clip"]
 
 SAMPLE_VERSION = 1
+DEMO_CLIP = "big_buck_bunny_640x360.mp4"
+DEMO_CLIP_CREDIT = "Big Buck Bunny, (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC BY 3.0 (44 frames, 640x360)"
 
 
 def cache_dir() -> Path:
@@ -92,3 +94,21 @@ def sample_clip() -> Path:
     if not path.exists():
         make_sample_clip(path)
     return path
+
+
+def demo_clip() -> Path:
+    """The footage of `vre demo`, shipped inside vrecore: 44 frames of Big Buck Bunny (credit: `DEMO_CLIP_CREDIT`;
+    where it comes from and how it was cut: ``vrecore/data/README.md``)."""
+    from importlib import resources
+
+    resource = resources.files("vrecore").joinpath("data", DEMO_CLIP)
+    path = Path(str(resource))
+    if path.is_file():
+        return path
+    copy = cache_dir() / DEMO_CLIP  # vrecore imported from a zip: give decoders a real file
+    if not copy.exists():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_name(f"{copy.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(resource.read_bytes())
+        os.replace(tmp, copy)
+    return copy

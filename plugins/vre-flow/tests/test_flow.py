@@ -35,6 +35,35 @@ def test_colour_saturation_follows_speed_relative_to_the_fastest_pixel():
     np.testing.assert_array_equal(beyond, [191, 0, 0])  # beyond max_radius: darkened by 0.75
 
 
+def _reference_colours(flow: np.ndarray, max_radius: float | None = None) -> np.ndarray:
+    """The colour wheel written plainly, per pixel formula in float64 (what the fast version must match)."""
+    u, v = flow[..., 0].astype(np.float64), flow[..., 1].astype(np.float64)
+    finite = np.isfinite(u) & np.isfinite(v)
+    u, v = np.where(finite, u, 0), np.where(finite, v, 0)
+    radius = np.hypot(u, v)
+    scale = radius.reshape(len(flow), -1).max(axis=1) if max_radius is None else np.full(len(flow), max_radius)
+    radius = radius / np.where(scale > 0, scale, 1)[:, None, None]
+    position = (np.arctan2(-v, -u) / np.pi + 1) / 2 * (len(COLOR_WHEEL) - 1)
+    k0 = np.floor(position).astype(int)
+    frac = (position - k0)[..., None]
+    colour = (1 - frac) * COLOR_WHEEL[k0 % len(COLOR_WHEEL)] + frac * COLOR_WHEEL[(k0 + 1) % len(COLOR_WHEEL)]
+    r = radius[..., None]
+    colour = np.where(finite[..., None], np.where(r <= 1, 1 - r * (1 - colour), colour * 0.75), 0)
+    return (np.clip(colour, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+@pytest.mark.parametrize("max_radius", [None, 2.5])
+def test_colours_match_the_plain_formula(max_radius: float | None) -> None:
+    rng = np.random.default_rng(3)
+    flow = rng.normal(0, 2, (3, 40, 50, 2)).astype(np.float32)
+    flow[1, :4, :4] = np.nan
+    flow[2, 5:9, 5:9] = 0
+    got, want = flow_to_color(flow, max_radius), _reference_colours(flow, max_radius)
+    assert got.shape == (3, 40, 50, 3) and got.dtype == np.uint8
+    diff = np.abs(got.astype(int) - want)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3  # float32 instead of float64: rounding, rarely
+
+
 def test_resizing_scales_pixels_but_not_relative_units():
     from vre_flow.classical import DISFlow
 

