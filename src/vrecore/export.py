@@ -348,7 +348,8 @@ class _Export:
 
     def _run_fields(self, plan: ExportPlan) -> dict[str, Any]:
         return {
-            "video": str(self.source.path), "video_frames": self.source.num_frames, "fps": self.source.fps,
+            "command": " ".join(sys.argv), "video": str(self.source.path), "video_frames": self.source.num_frames,
+            "fps": self.source.fps,
             "frames": ranges(self.selected), "device": self.device, "overwrite": self.overwrite,
             "on_mismatch": self.on_mismatch, "exception_mode": self.exception_mode, "durable": self.durable,
             "signal": self.signal, "config": dict(self.config) if self.config else None,
