@@ -207,7 +207,10 @@ class _Export:
                 self._finish_stats(executor)
                 ended = datetime.now(timezone.utc)
                 for node in self.graph:
-                    if node.settings.writes and plan.decisions.get(node.name) in ("same", "mix", "replace"):
+                    stats, check = self.stats[node.name], plan.checks.get(node.name)
+                    touched = stats.computed or stats.failed or stats.quarantined or (check and check.adopt) or \
+                        plan.decisions.get(node.name) in ("mix", "replace")
+                    if node.settings.writes and touched:
                         try:
                             write_representation_metadata(self.store, node)
                         except OSError as e:

@@ -128,16 +128,24 @@ def apply_plan(plan: ExportPlan, graph: Graph, store: Store, run_id: str) -> Non
             if decision == "mix" and meta.get("fingerprint") and meta.get("fingerprint_digest") != plan.digests[node.name]:
                 history[meta["fingerprint_digest"]] = meta["fingerprint"]
             plan.mixed[node.name] = bool(history)
-            store.write_metadata(node.name, {
-                **meta, **representation_header(node), "fingerprint": plan.fingerprints[node.name],
-                "fingerprint_digest": plan.digests[node.name], "mixed": bool(history),
-                **({"earlier_fingerprints": history} if history else {}),
-            })
+            updated = {**meta, **representation_header(node), "fingerprint": plan.fingerprints[node.name],
+                       "fingerprint_digest": plan.digests[node.name], "mixed": bool(history) or bool(meta.get("mixed")),
+                       **({"earlier_fingerprints": history} if history else {})}
+            if any(_plain_json(v) != meta.get(k) for k, v in updated.items() if k != "frames"):
+                # (a re-run of a finished export rewrites nothing)
+                store.write_metadata(node.name, updated)
     for name, check in plan.checks.items():
         if check.adopt:
             store.append_records(name, check.adopt)
         if check.corrupt:
             plan.quarantined[name] = quarantine(store, check, run_id)
+
+
+def _plain_json(obj: Any) -> Any:
+    """``obj`` as it reads back from JSON (tuples as lists...), to compare with stored metadata."""
+    import json
+
+    return json.loads(json.dumps(obj, default=str))
 
 
 def _has_binary(node: Node) -> bool:
@@ -157,7 +165,7 @@ def _compare_fingerprints(graph: Graph, store: Store, metadata: Mapping[str, dic
             continue
         meta = metadata[node.name]
         recorded = (meta or {}).get("fingerprint_digest")
-        has_frames = any(store.stat_frames(node.name, sub) for sub in ("npz", "jpg", "png"))
+        has_frames = store.has_frames(node.name)
         if recorded == digests[node.name] or not has_frames:
             decisions[node.name] = "same"  # (with overwrite the selected frames are computed again)
         elif not node.settings.writes:
