@@ -69,30 +69,24 @@ def _module_name(package: str, root: Path, path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _top_level_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    """Modules imported when ``module`` is imported (not inside functions or TYPE_CHECKING blocks)."""
+def _imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    """Modules ``module`` imports, at import time or later inside functions (TYPE_CHECKING blocks aside):
+    a lazy import that closes a cycle is still a cycle of the design."""
+    typing_only = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If)
+                   and "TYPE_CHECKING" in ast.unparse(node.test) for n in ast.walk(node)}
     found: set[str] = set()
-
-    def visit(body: list[ast.stmt]) -> None:
-        for node in body:
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-                continue
-            if isinstance(node, (ast.If, ast.Try)):
-                visit(node.body)
-                visit(node.orelse)
-                for h in getattr(node, "handlers", []):
-                    visit(h.body)
-            elif isinstance(node, ast.Import):
-                found.update(a.name for a in node.names)
-            elif isinstance(node, ast.ImportFrom):
-                base = node.module or ""
-                if node.level:
-                    anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
-                    base = ".".join([*anchor, *([base] if base else [])])
-                found.add(base)
-                found.update(f"{base}.{a.name}" for a in node.names)
-
-    visit(tree.body)
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")[: len(module.split(".")) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, *([base] if base else [])])
+            found.add(base)
+            found.update(f"{base}.{a.name}" for a in node.names)
     return found
 
 
@@ -101,7 +95,7 @@ def test_no_import_cycles():
     for package, root in _packages().items():
         for path in root.rglob("*.py"):
             name = _module_name(package, root, path)
-            graph[name] = _top_level_imports(ast.parse(path.read_text()), name, path.name == "__init__.py")
+            graph[name] = _imports(ast.parse(path.read_text()), name, path.name == "__init__.py")
     edges = {m: {d for d in deps if d in graph and d != m} for m, deps in graph.items()}
     state: dict[str, int] = {}
     stack: list[str] = []

@@ -685,7 +685,7 @@ def _metadata(args: list[str]) -> int:
 
 
 def _convert_weights(args: list[str]) -> int:
-    from vrecore.weights import convert_main
+    from vrecore.weights_convert import convert_main
 
     return convert_main(args)
 

@@ -26,6 +26,7 @@ from vrecore.errors import ConfigError, VreError, WeightsError
 from vrecore.fingerprint import stored_dtype
 from vrecore.graph import Graph, Node
 from vrecore.representation import Batch, Representation
+from vrecore.runlog import ranges
 
 __all__ = ["EXCEPTION_MODES", "Executor", "check_device", "FrameProvider", "NodeOutput", "NodeStats", "RepresentationFailed",
            "VideoFrames", "dependency_inputs", "finish_output", "is_out_of_memory", "preflight",
@@ -476,12 +477,12 @@ class Executor:
         if quiet:  # the caller raises it
             return
         if not self.quiet_failures:
-            stats.errors.append(f"frames {_ranges(frames)}: {message}")
-            log.error("%s failed on frames %s: %s%s", node.name, _ranges(frames), message, f"\n{tb}" if tb else "")
+            stats.errors.append(f"frames {ranges(frames)}: {message}")
+            log.error("%s failed on frames %s: %s%s", node.name, ranges(frames), message, f"\n{tb}" if tb else "")
         elif count in (1, 10, 100) or count % 1000 == 0:
-            stats.errors = [*stats.errors[-9:], f"frames {_ranges(frames)}: {message}"]
+            stats.errors = [*stats.errors[-9:], f"frames {ranges(frames)}: {message}"]
             log.warning("representation '%s' failed on frame %s (%d failures so far): %s%s", node.name,
-                        _ranges(frames), count, message, f"\n{tb}" if tb and count == 1 else "")
+                        ranges(frames), count, message, f"\n{tb}" if tb and count == 1 else "")
 
 
 def _row_index(base: np.ndarray, row: np.ndarray) -> int | None:
@@ -491,16 +492,3 @@ def _row_index(base: np.ndarray, row: np.ndarray) -> int | None:
     if row.shape != base.shape[1:] or stride == 0 or offset % stride or not 0 <= offset // stride < len(base):
         return None
     return offset // stride
-
-
-def _ranges(frames: Sequence[int]) -> str:
-    """Compact text of frame indices: '0..9, 12, 20..24' (ends inclusive)."""
-    out, frames = [], sorted(frames)
-    k = 0
-    while k < len(frames):
-        j = k
-        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
-            j += 1
-        out.append(str(frames[k]) if j == k else f"{frames[k]}..{frames[j]}")
-        k = j + 1
-    return ", ".join(out)

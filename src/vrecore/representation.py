@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-__all__ = ["Batch", "OutputSpec", "Representation", "Role", "parameter_names"]
+__all__ = ["Batch", "OutputSpec", "Representation", "Role", "optional_size", "parameter_names"]
 
 _BASE_FIELDS = ("name", "dependencies")
 
@@ -162,6 +162,18 @@ class Representation:
     def parameters(self) -> dict[str, Any]:
         """The type's parameters with their current values."""
         return {name: getattr(self, name) for name in parameter_names(type(self))}
+
+
+def optional_size(value: Any) -> tuple[int, int] | None:
+    """attrs converter of a ``[height, width]`` parameter (an input size, a resolution): None stays None,
+    else a tuple of two positive ints; anything else is a ValueError the graph reports as a config error."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
+        raise ValueError(f"expected [height, width] in pixels or null, got {value!r}")
+    if any(isinstance(v, bool) or int(v) != v or v < 1 for v in value):
+        raise ValueError(f"height and width must be positive integers, got {list(value)}")
+    return int(value[0]), int(value[1])
 
 
 def parameter_names(cls: type[Representation]) -> list[str]:

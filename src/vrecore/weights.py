@@ -49,7 +49,6 @@ __all__ = [
     "ResolvedWeights",
     "WeightVariant",
     "WeightedRepresentation",
-    "convert_main",
     "declared_variants",
     "find_variant",
     "load_into",
@@ -561,13 +560,6 @@ class WeightedRepresentation(Representation):
         v = self.weight_variant
         source = f"local path {self.weights_path}" if self.weights_path is not None else v.source
         return {**super().metadata(), "weights": {"variant": v.name, "source": source, "license": v.license}}
-
-
-def convert_main(argv: list[str]) -> int:
-    """``vre convert-weights``: see `vrecore.weights_convert.convert_main`."""
-    from vrecore.weights_convert import convert_main as main
-
-    return main(argv)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,20 +1,11 @@
 """Helpers shared by the representation classes: sizes as parameters, rgb dependencies as uint8, frame resizing."""
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
+from vrecore.representation import optional_size
 
-def optional_size(value: Any) -> tuple[int, int] | None:
-    """Converter of a ``[height, width]`` parameter: None stays None, else a tuple of two positive ints."""
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"expected [height, width] in pixels or null, got {value!r}")
-    if any(isinstance(v, bool) or int(v) != v or v < 1 for v in value):
-        raise ValueError(f"height and width must be positive integers, got {list(value)}")
-    return int(value[0]), int(value[1])
+__all__ = ["optional_size", "resize_frames", "rgb_uint8"]
 
 
 def rgb_uint8(rgb: np.ndarray) -> np.ndarray:

@@ -22,23 +22,12 @@ import numpy as np
 from vre_flow.colorwheel import flow_to_color
 from vrecore.representation import Batch, OutputSpec, Representation
 
-__all__ = ["AT_END", "UNITS", "OpticalFlow", "optional_size"]
+__all__ = ["AT_END", "UNITS", "OpticalFlow"]
 
 UNITS = ("pixels", "relative", "seed")
 """``pixels``: flow in pixels of the output; ``relative``: x / width and y / height (a fraction of the image);
 ``seed``: what the seed tool (VRE 1.18) stores: x / height and y / width of the network's output."""
 AT_END = ("backward", "undefined")
-
-
-def optional_size(value: Any) -> tuple[int, int] | None:
-    """Converter of a ``[height, width]`` parameter: None stays None, else a tuple of two positive ints."""
-    if value is None:
-        return None
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != 2:
-        raise ValueError(f"expected [height, width] in pixels or null, got {value!r}")
-    if any(isinstance(v, bool) or int(v) != v or v < 1 for v in value):
-        raise ValueError(f"height and width must be positive integers, got {list(value)}")
-    return int(value[0]), int(value[1])
 
 
 def _positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:  # type: ignore[type-arg]

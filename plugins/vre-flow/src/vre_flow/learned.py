@@ -10,8 +10,9 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vre_flow.flow import OpticalFlow, optional_size
+from vre_flow.flow import OpticalFlow
 from vre_flow.variants import RAFT_VARIANTS, RIFE_VARIANTS
+from vrecore.representation import optional_size
 from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
 
 __all__ = ["RAFTFlow", "RIFEFlow"]
