@@ -32,8 +32,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vre_edges.variants import HED_PIP_HINT
-
 __all__ = [
     "HED",
     "HED_MEAN_BGR",
@@ -133,7 +131,7 @@ def hed_state_dict_from_h5(path: str | pathlib.Path) -> dict[str, torch.Tensor]:
 
     path = pathlib.Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"HED weights file not found: {path} (the packaged one comes with: {HED_PIP_HINT})")
+        raise FileNotFoundError(f"HED weights file not found: {path}")  # the caller names the package to install
     try:
         h5 = h5py.File(path, "r")
     except OSError as exc:
