@@ -20,6 +20,9 @@ commands:
   metadata OUTPUT_DIR      regenerate the metadata of an export from the files on disk
   verify OUTPUT_DIR        check stored frames: complete, missing, corrupt, stale (--deep, --repair)
   convert-weights SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors
+  read OUTPUT_DIR          tasks, shapes, dtypes, frames and missing frames of an export (--stats)
+  pack OUTPUT_DIR --to F   write an export as webdataset shards or a zarr store, for training at scale
+  convert-config CFG       translate the seed tool's config into a vre pipeline (or: export --seed-config CFG)
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
@@ -34,6 +37,9 @@ examples:
 # arguments after the command name and returning the exit code (imported only when run).
 COMMAND_MODULES: dict[str, str] = {
     "verify": "vrecore.verify_cli:main",
+    "read": "vrecore.read_cli:main",
+    "pack": "vrecore.pack_cli:main",
+    "convert-config": "vrecore.convert_config_cli:main",
 }
 
 
@@ -90,6 +96,11 @@ def print_error(command: str, error: BaseException) -> None:
 
 # -- export ----------------------------------------------------------------------------------------
 def _export(args: list[str]) -> int:
+    if any(a == "--seed-config" or a.startswith("--seed-config=") for a in args):
+        from vrecore.convert_config_cli import seed_export_args
+
+        with seed_export_args(args) as hydra_args:
+            return _run_hydra("export", hydra_args, _run_export_config)
     return _run_hydra("export", args, _run_export_config)
 
 

@@ -125,6 +125,15 @@ class MultiTaskDataset:
         """Tasks whose values are classes or masks (never normalized)."""
         return [t for t in self.task_names if not self._normalizable(t)]
 
+    def task_types(self) -> dict[str, str | None]:
+        """Task -> the type it is read through (None: read raw, its type could not be built here)."""
+        out: dict[str, str | None] = {}
+        for task in self.task_names:
+            v = next((i for i, p in enumerate(self._present[task]) if p), 0)
+            reader = self._virtual_task(v, task).reader if task in self._virtual_specs else self._reader(v, task)
+            out[task] = reader.representation.type_name if reader.representation is not None else None
+        return out
+
     def missing(self) -> dict[str, dict[str, list[int]]]:
         """Task -> video -> frames of the dataset's videos that the task lacks (some other task has them)."""
         out: dict[str, dict[str, list[int]]] = {}
