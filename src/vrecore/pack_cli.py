@@ -9,7 +9,7 @@ __all__ = ["main"]
 
 
 def main(argv: list[str]) -> int:
-    from vrecore.data.pack import PACK_FORMATS, pack, pack_summary
+    from vrecore.data.packing import PACK_FORMATS, pack, pack_summary
 
     parser = argparse.ArgumentParser(prog="vre pack", description=(
         "Write an export (or a folder of exports) as webdataset tar shards (one sample per frame, every task, "

@@ -12,7 +12,7 @@ _LAZY = {
     "split_videos": "vrecore.data.dataset", "MISSING_LABEL": "vrecore.data.dataset",
     "HANDLE_MISSING": "vrecore.data.dataset", "NORMALIZATIONS": "vrecore.data.dataset",
     "TaskStatistics": "vrecore.data.statistics",
-    "pack": "vrecore.data.pack", "PACK_FORMATS": "vrecore.data.pack",
+    "pack": "vrecore.data.packing", "PACK_FORMATS": "vrecore.data.packing",
 }
 
 __all__ = list(_LAZY)

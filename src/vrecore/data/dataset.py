@@ -89,8 +89,9 @@ class MultiTaskDataset:
         self._one_hot = set(self.task_names if one_hot is True else (one_hot or []))
         self._warned: set[str] = set()
         self._quiet = False
-        self._readers: dict[tuple[int, str], TaskReader] = {}
-        self._virtual: dict[tuple[int, str], VirtualTask] = {}
+        self._readers: dict[tuple[str, str], TaskReader] = {}  # by (video, task)
+        self._virtual: dict[tuple[str, str], VirtualTask] = {}
+        self._built: dict[str, Any] = {}
         self._present = self._find_present()
         self._index = self._build_index()
         self._templates: dict[str, np.ndarray] = {}
@@ -253,22 +254,22 @@ class MultiTaskDataset:
             log.warning(message)
 
     def _reader(self, v: int, task: str) -> TaskReader:
-        key = (v, task)
+        key = (self.videos[v], task)
         if key not in self._readers:
             stored = self._sources[v].tasks[task]
             self._readers[key] = build_reader(task, self._specs[v], stored.metadata, provider=stored.provider,
-                                              one_hot=task in self._one_hot, warn=self._warn)
+                                              one_hot=task in self._one_hot, warn=self._warn, cache=self._built)
         return self._readers[key]
 
     def _virtual_task(self, v: int, task: str) -> VirtualTask:
-        key = (v, task)
+        key = (self.videos[v], task)
         if key not in self._virtual:
             specs = dict(self._specs[v])
             given = self._virtual_specs[task]
             if given is not None:
                 specs[task] = {"dependencies": {}, "parameters": {}, **given}
             stored = set(self._sources[v].tasks) - {task}
-            self._virtual[key] = build_virtual(task, specs, stored, one_hot=task in self._one_hot)
+            self._virtual[key] = build_virtual(task, specs, stored, one_hot=task in self._one_hot, cache=self._built)
         return self._virtual[key]
 
     def _virtual_specs_of(self, virtual: Any) -> dict[str, Mapping[str, Any] | None]:
@@ -466,7 +467,7 @@ class MultiTaskDataset:
         self._specs = [self._specs[i] for i in keep]
         self.videos = list(videos)
         self._present = {t: [p[i] for i in keep] for t, p in self._present.items()}
-        self._readers, self._virtual, self._statistics = {}, {}, None
+        self._statistics = None
         self._index = self._build_index()
 
     # -- pickling (DataLoader workers) -----------------------------------------------------------------
@@ -481,8 +482,11 @@ class MultiTaskDataset:
             _ = self.statistics  # computed once here, not in every worker
         for task in self.task_names:
             self._template(task)
+            for v, frames in enumerate(self._present[task]):
+                if frames:  # built here and pickled: a worker needs neither the plugins nor the registry
+                    _ = self._virtual_task(v, task) if task in self._virtual_specs else self._reader(v, task)
         state = dict(self.__dict__)
-        state["_readers"], state["_virtual"] = {}, {}  # rebuilt on first use in each process
+        state["_built"] = {}
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

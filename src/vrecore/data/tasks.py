@@ -81,20 +81,18 @@ def subgraph_config(name: str, specs: Mapping[str, Mapping[str, Any]]) -> dict[s
     return {"representations": {n: wanted[n] for n in reversed(list(wanted))}}
 
 
-_BUILT: dict[str, Any] = {}  # a graph per distinct sub-config, per process (building one loads plugins)
-
-
-def _build(config: Mapping[str, Any]) -> Any:
+def _build(config: Mapping[str, Any], cache: dict[str, Any]) -> Any:
+    """The graph of ``config``, built once per distinct config (videos of one dataset share their types)."""
     from vrecore.graph import build_graph
 
     key = json.dumps(config, sort_keys=True, default=str)
-    if key not in _BUILT:
-        _BUILT[key] = build_graph(config)
-    return _BUILT[key]
+    if key not in cache:
+        cache[key] = build_graph(config)
+    return cache[key]
 
 
 def build_reader(name: str, specs: Mapping[str, Mapping[str, Any]], metadata: Mapping[str, Any], *,
-                 provider: str | None, one_hot: bool, warn: Callable[[str], None]) -> TaskReader:
+                 provider: str | None, one_hot: bool, warn: Callable[[str], None], cache: dict[str, Any]) -> TaskReader:
     """The reader of stored task ``name`` through its type; raw arrays (and one warning) when the type
     cannot be built here."""
     spec = specs.get(name)
@@ -103,7 +101,7 @@ def build_reader(name: str, specs: Mapping[str, Mapping[str, Any]], metadata: Ma
              f"(give types={{'{name}': 'family/model'}} to read it through a type)")
         return TaskReader(name, None, _classes(None, metadata), one_hot)
     try:
-        graph = _build(subgraph_config(name, specs))
+        graph = _build(subgraph_config(name, specs), cache)
     except VreError as e:
         install = f"install {provider}, which provides it, to read it through its type" if provider and \
             provider != "unknown" else "install the plugin that provides it to read it through its type"
@@ -141,10 +139,11 @@ class VirtualTask:
         return np.asarray(self.graph[self.name].representation.to_disk(memory[self.name]))[0]
 
 
-def build_virtual(name: str, specs: Mapping[str, Mapping[str, Any]], stored: set[str], *, one_hot: bool) -> VirtualTask:
+def build_virtual(name: str, specs: Mapping[str, Mapping[str, Any]], stored: set[str], *, one_hot: bool,
+                  cache: dict[str, Any]) -> VirtualTask:
     """A virtual task: it and every representation between it and the stored tasks it needs must be
     procedural (no model, no video frames)."""
-    graph = _build(subgraph_config(name, specs))
+    graph = _build(subgraph_config(name, specs), cache)
     needed = _ancestors_until_stored(name, graph, stored)
     computed = tuple(n.name for n in graph if n.name in needed and (n.name not in stored or n.name == name))
     for node_name in computed:
