@@ -34,7 +34,6 @@ TASKS = ["buildings", "depth", "hsv", "rgb", "scene", "semantic"]
 def types():
     """The global registry with vrecore's and vre-geometry's test types (the dataset resolves types through it)."""
     from vre_geometry.testing import register_scene_types
-
     from vrecore.registry import reset_registry
     from vrecore.testing import register_test_types
 
@@ -47,7 +46,6 @@ def types():
 @pytest.fixture(scope="module")
 def export(sample_video, tmp_path_factory) -> Path:
     from vre_geometry.testing import register_scene_types
-
     from vrecore import build_graph, run_export
     from vrecore.registry import reset_registry
     from vrecore.testing import register_test_types

@@ -44,7 +44,6 @@ def seed_load(path: Path) -> np.ndarray:
 def seed_forms(sample_video, tmp_path_factory) -> Path:
     """An export of the types whose stored form the seed also has, with the seed's disk conventions."""
     from vre_geometry.testing import register_scene_types
-
     from vrecore import build_graph, run_export
     from vrecore.registry import reset_registry
     from vrecore.testing import register_test_types
@@ -144,7 +143,6 @@ def test_canny_seed_layout_roundtrip_and_fingerprint():
 def test_normals_seed_convention_mirrors_x():
     from vre_geometry.normals import NormalsFromDepthSVD
     from vre_geometry.testing import relative_depth, render_scene
-
     from vrecore.representation import Batch
 
     scene = render_scene(36, 64, fov_deg=75.0, pitch_deg=20.0)
