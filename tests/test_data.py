@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -152,6 +153,31 @@ def test_handle_missing_fill_values(holes, mode):
     else:
         assert np.isnan(depth).all() and (semantic == -1).all() and ds.dtypes["rgb"] == "float32"
     assert np.array_equal(ds[4][0]["depth"][..., 0], stored(holes, "depth", 4))
+
+
+@pytest.mark.parametrize("options", [
+    {},
+    {"channels_first": True, "normalization": "standardization"},
+    {"handle_missing": "fill_none"},
+    {"handle_missing": "fill_nan", "one_hot": True, "channels_first": True},
+    {"handle_missing": "fill_zero", "normalization": {"depth": "min_max"}},
+])
+def test_batches_read_together_equal_the_stacked_items(holes, options):
+    for f in (1, 4):  # some frames deflated: those are read through numpy.load, the others straight into the batch
+        for task in ("hsv", "semantic"):
+            write_npz(holes / task / "npz" / f"{f}.npz", stored(holes, task, f), compress=True)
+    ds = MultiTaskDataset(holes, **{"handle_missing": "drop", **options}, cache_statistics=False, progress=False)
+    indices = [0, 1, 3, 4, 5] if len(ds) == 8 else [0, 1, 2, 3]
+    batch, names = ds.collate_fn(ds.__getitems__(indices))
+    reference, ref_names = ds.collate_fn([ds.get_item(i) for i in indices])  # a plain list: stacked
+    assert names == ref_names and list(batch) == list(reference)
+    for task in batch:
+        assert batch[task].dtype == reference[task].dtype and batch[task].shape == reference[task].shape, task
+        np.testing.assert_array_equal(batch[task].numpy(), reference[task].numpy(), err_msg=task)
+    items = ds.__getitems__(indices)
+    if ds.handle_missing == "fill_none":
+        assert items[2][0]["depth"] is None  # what any other collate function sees
+    assert np.array_equal(np.asarray(items[1][0]["hsv"]), reference["hsv"][1].numpy())
 
 
 def numpy_stats(out: Path, task: str, frames: list[int]) -> dict[str, np.ndarray]:
@@ -429,3 +455,39 @@ def test_an_export_of_previews_only_is_refused(tmp_path):
     (tmp_path / "x" / "jpg").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"task\(s\) \(none\) not stored in .*; stored tasks: none"):
         MultiTaskDataset(tmp_path)
+
+
+def test_read_stored_npz_into(tmp_path):
+    from vrecore.data.sources import read_stored_npz_into
+
+    array = np.random.default_rng(1).random((6, 5, 3)).astype(np.float32)
+    plain, deflated, numpy_made = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
+    write_npz(plain, array)
+    write_npz(deflated, array, compress=True)
+    np.savez(numpy_made, array)
+    for path in (plain, numpy_made):
+        out = np.zeros_like(array)
+        assert read_stored_npz_into(path, out) and np.array_equal(out, array)
+    out = np.zeros_like(array)
+    assert not read_stored_npz_into(deflated, out) and not out.any()  # nothing written: the caller reads it another way
+    assert not read_stored_npz_into(plain, np.zeros((6, 5, 3), np.float16))
+    assert not read_stored_npz_into(plain, np.zeros((6, 5, 2), np.float32))
+    assert not read_stored_npz_into(plain, np.zeros((6, 5, 3), np.float32)[:, :, :1].reshape(6, 5, 1)[::2])
+    data = plain.read_bytes()
+    (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2] + data[-200:])  # array data cut short
+    with pytest.raises(ValueError, match="truncated npz"):
+        read_stored_npz_into(tmp_path / "cut.npz", np.zeros_like(array))
+
+
+def test_a_damaged_frame_is_one_error_naming_the_file(export, tmp_path):
+    from vrecore.errors import StorageError
+
+    out = tmp_path / "damaged"
+    shutil.copytree(export, out)
+    path = out / "hsv" / "npz" / "2.npz"
+    path.write_bytes(path.read_bytes()[:1000])
+    ds = MultiTaskDataset(out, ["hsv"])
+    for read in (lambda: ds[2], lambda: ds[[1, 2]]):
+        with pytest.raises(StorageError, match=re.escape(f"{path} cannot be read (") + ".*" +
+                           re.escape(f"`vre verify {out} --repair` moves damaged frames aside")):
+            read()

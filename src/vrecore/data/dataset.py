@@ -95,6 +95,7 @@ class MultiTaskDataset:
         self._present = self._find_present()
         self._index = self._build_index()
         self._templates: dict[str, np.ndarray] = {}
+        self._disk_forms: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
         self._normalization = self._normalization_of(normalization)
         self._given_statistics = dict(statistics or {})
         self._statistics: dict[str, TaskStatistics] | None = None
@@ -119,7 +120,10 @@ class MultiTaskDataset:
     @property
     def dtypes(self) -> dict[str, str]:
         """Task -> numpy dtype of its items."""
-        return {t: str(self._template(t).dtype) for t in self.task_names}
+        return {t: str(self._item_dtype(t)) for t in self.task_names}
+
+    def _item_dtype(self, task: str) -> np.dtype:
+        return np.dtype(np.float32) if task in self._normalization else self._template(task).dtype
 
     @property
     def classification_tasks(self) -> list[str]:
@@ -163,10 +167,77 @@ class MultiTaskDataset:
             except ValueError:
                 raise KeyError(f"no item named {key!r}") from None
         if isinstance(key, slice):
-            return self.collate_fn([self.get_item(i) for i in range(*key.indices(len(self)))])
+            return self.collate_fn(self.__getitems__(list(range(*key.indices(len(self))))))
         if isinstance(key, (list, tuple)):
-            return self.collate_fn([self.get_item(int(i)) for i in key])
+            return self.collate_fn(self.__getitems__([int(i) for i in key]))
         return self.get_item(int(key))  # type: ignore[arg-type]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[MultiTaskItem]:
+        """Several items read straight into one batch (what a DataLoader asks for): `collate_fn` then returns
+        that batch without copying; any other collate function gets the items (views into the batch)."""
+        batch, names, missing = self._batch(indices)
+        items = _Collated((({t: None if missing[t][b] and self.handle_missing == "fill_none" else batch[t][b]
+                             for t in batch}, name) for b, name in enumerate(names)))
+        items.batch, items.names = batch, names
+        return items
+
+    def _batch(self, indices: Sequence[int]) -> tuple[dict[str, Any], list[str], dict[str, list[bool]]]:
+        """({task: (B, ...)}, names, {task: missing per item}) of items ``indices``, with one copy of each
+        stored frame where its type allows (the file's bytes go straight into the batch)."""
+        for i in indices:
+            if not -len(self) <= i < len(self):
+                raise IndexError(f"item {i} out of range: the dataset has {len(self)} items")
+        positions = [self._index[i] for i in indices]
+        stats = self.statistics if self._normalization else None
+        torch: Any = None
+        shared = False
+        if self.to_tensor:
+            import torch
+            from torch.utils.data import get_worker_info
+
+            shared = get_worker_info() is not None  # a worker's batch goes to shared memory: no copy to send it
+        out: dict[str, Any] = {}
+        missing: dict[str, list[bool]] = {}
+        for task in self.task_names:
+            template = self._template(task)
+            dtype = self._item_dtype(task)
+            shape = (len(positions), *self._arrange(template).shape)
+            if torch is not None:
+                tensor = _shared_empty(torch, shape, getattr(torch, dtype.name)) if shared else \
+                    torch.empty(shape, dtype=getattr(torch, dtype.name))
+                buffer = tensor.numpy()
+                out[task] = tensor
+            else:
+                buffer = out[task] = np.empty(shape, dtype)
+            missing[task] = []
+            mode = self._normalization.get(task)
+            for b, (v, frame) in enumerate(positions):
+                slot = np.moveaxis(buffer[b], 0, -1) if self.channels_first and template.ndim == 3 else buffer[b]
+                absent = frame not in self._present[task][v]
+                missing[task].append(absent)
+                if absent:
+                    fill = self._fill(task)
+                    slot[...] = fill if fill is not None else (MISSING_LABEL if dtype.kind == "i" else np.nan)
+                    continue
+                self._read_into(v, task, frame, slot)
+                if mode is not None and stats is not None:
+                    _normalize_in_place(slot, stats[task], mode)
+        return out, [self._name(v, f) for v, f in positions], missing
+
+    def _read_into(self, v: int, task: str, frame: int, slot: np.ndarray) -> None:
+        """``slot[...] = self._read(v, task, frame)``, with the stored bytes read straight into place when the
+        task's conversion is a plain cast."""
+        source = self._sources[v]
+        disk = self._disk_forms.get(task)
+        if (disk is not None and task not in self._virtual_specs and hasattr(source, "read_into")
+                and self._reader(v, task).plain(disk[1], len(disk[0]))):
+            target = slot if slot.dtype == disk[1] and slot.flags.c_contiguous and slot.size == int(np.prod(disk[0])) \
+                else np.empty(disk[0], disk[1])
+            if source.read_into(task, frame, target):
+                if target is not slot:
+                    np.copyto(slot, target.reshape(slot.shape), casting="unsafe")
+                return
+        slot[...] = self._read(v, task, frame).reshape(slot.shape)
 
     def get_item(self, index: int, subset_tasks: Sequence[str] | None = None) -> MultiTaskItem:
         """Item ``index`` with all tasks, or only ``subset_tasks``."""
@@ -228,7 +299,11 @@ class MultiTaskDataset:
         if task not in self._templates:
             for v, frames in enumerate(self._present[task]):
                 if frames:
-                    self._templates[task] = self._read(v, task, min(frames))
+                    frame = min(frames)
+                    self._templates[task] = self._read(v, task, frame)
+                    if task not in self._virtual_specs:
+                        disk = self._sources[v].read(task, frame)
+                        self._disk_forms[task] = (disk.shape, disk.dtype)
                     break
             else:
                 raise ConfigError(f"task '{task}' has no frame in the dataset's videos; leave it out")
@@ -236,7 +311,9 @@ class MultiTaskDataset:
 
     def collate_fn(self, items: Sequence[MultiTaskItem]) -> tuple[dict[str, Any], list[str]]:
         """Stack items into a batch ({task: (B, ...)}, names); a missing (None) value becomes NaN, or
-        `MISSING_LABEL` for class indices."""
+        `MISSING_LABEL` for class indices. Items from `__getitems__` are a batch already: returned as is."""
+        if isinstance(items, _Collated):
+            return items.batch, list(items.names)
         shapes = {t: (self.data_shape[t], self.dtypes[t]) for t in items[0][0]} if items else {}
         return collate(items, shapes)
 
@@ -497,6 +574,13 @@ class MultiTaskDataset:
 _STATS_BATCH = 16
 
 
+class _Collated(list):  # type: ignore[type-arg]
+    """Items of one batch read together; ``batch`` and ``names`` are their collated form."""
+
+    batch: dict[str, Any]
+    names: list[str]
+
+
 class _StatisticsView:
     """Map-style view giving each item's partial statistics (what DataLoader workers compute)."""
 
@@ -523,15 +607,34 @@ def _merge_partials(parts: Sequence[Mapping[str, TaskStatistics]]) -> dict[str, 
     return out
 
 
-def _normalize(x: np.ndarray, stats: TaskStatistics, mode: str) -> np.ndarray:
-    """(x - min) / (max - min) or (x - mean) / std per channel (last axis); a constant channel becomes 0."""
-    x = x.astype(np.float32)
+def _shared_empty(torch: Any, shape: tuple[int, ...], dtype: Any) -> Any:
+    """An uninitialised tensor in shared memory, allocated there as torch's default_collate does in a worker
+    (``share_memory_()`` on a new tensor would copy it there: 2-3x slower)."""
+    elem = torch.empty(0, dtype=dtype)
+    storage = elem._typed_storage()._new_shared(int(np.prod(shape)), device=elem.device)
+    return elem.new(storage).resize_(shape)
+
+
+def _scale(stats: TaskStatistics, mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offset, divisor) per channel of a normalization; a constant channel has divisor 1 (it becomes 0)."""
     if mode == "min_max":
         low, span = stats.min, stats.max - stats.min
     else:
         low, span = stats.mean, stats.std
     span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
-    return ((x - low.astype(np.float32)) / span.astype(np.float32)).astype(np.float32)
+    return low.astype(np.float32), span.astype(np.float32)
+
+
+def _normalize(x: np.ndarray, stats: TaskStatistics, mode: str) -> np.ndarray:
+    """(x - min) / (max - min) or (x - mean) / std per channel (last axis)."""
+    low, span = _scale(stats, mode)
+    return ((x.astype(np.float32) - low) / span).astype(np.float32)
+
+
+def _normalize_in_place(x: np.ndarray, stats: TaskStatistics, mode: str) -> None:
+    low, span = _scale(stats, mode)
+    x -= low
+    x /= span
 
 
 def collate(items: Sequence[MultiTaskItem], shapes: Mapping[str, tuple[tuple[int, ...], str]] | None = None

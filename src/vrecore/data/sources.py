@@ -4,6 +4,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import struct
+import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vrecore.errors import ConfigError
+from vrecore.errors import ConfigError, StorageError
 from vrecore.npz import load_npz
 
 __all__ = ["ExportSource", "FrameKey", "StoredTask", "find_exports", "is_export"]
@@ -152,7 +154,68 @@ class ExportSource:
 
     def read(self, task: str, frame: int) -> np.ndarray:
         """The stored (disk-form) array of one frame."""
-        return load_npz(self.path(task, frame))
+        path = self.path(task, frame)
+        try:
+            return load_npz(path)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise self._unreadable(path, e) from e
+
+    def read_into(self, task: str, frame: int, out: np.ndarray) -> bool:
+        """Read one frame straight into ``out`` when its file stores exactly that (an uncompressed npz of
+        ``out``'s dtype and size, C order); False otherwise (the caller then reads it with `read`)."""
+        path = self.path(task, frame)
+        try:
+            return read_stored_npz_into(path, out)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise self._unreadable(path, e) from e
+
+    def _unreadable(self, path: Path, error: BaseException) -> StorageError:
+        why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return StorageError(f"{path} cannot be read ({why}); `vre verify {self.root} --repair` moves damaged "
+                            f"frames aside and computes them again")
+
+
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # a zip member's local header (APPNOTE 4.3.7)
+
+
+def read_stored_npz_into(path: Path, out: np.ndarray) -> bool:
+    """Read an npz's only array into ``out`` with one copy (the kernel's), for an uncompressed member whose
+    dtype and element count match ``out`` (C-contiguous); False (nothing read) for anything else.
+
+    numpy.load reads a zip member in chunks through zipfile (two copies); a stored member is a plain byte
+    range of the file, so it can go straight into the caller's buffer (e.g. a slot of a batch)."""
+    if not out.flags.c_contiguous:
+        return False
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        if len(infos) != 1 or infos[0].compress_type != zipfile.ZIP_STORED:
+            return False
+        info = infos[0]
+    with open(path, "rb", buffering=0) as f:
+        if not 0 <= info.header_offset <= os.fstat(f.fileno()).st_size - info.file_size:
+            raise ValueError(f"{path}: truncated npz (its zip directory points outside the file)")
+        f.seek(info.header_offset)
+        header = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
+        if header[0] != 0x04034B50:
+            return False
+        f.seek(info.header_offset + _LOCAL_HEADER.size + header[9] + header[10])
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            return False
+        if fortran or dtype != out.dtype or dtype.hasobject or int(np.prod(shape)) != out.size:
+            return False
+        view = out.reshape(-1).view(np.uint8).data
+        done = 0
+        while done < len(view):
+            n = f.readinto(view[done:])
+            if not n:
+                raise ValueError(f"{path}: truncated npz ({done} of {len(view)} bytes of array data)")
+            done += n
+    return True
 
 
 def _latest_fingerprints(folder: Path) -> dict[int, str | None]:

@@ -39,6 +39,13 @@ class TaskReader:
         """Whether values are classes (never normalized)."""
         return self.classes is not None
 
+    def plain(self, disk_dtype: np.dtype, disk_ndim: int) -> bool:
+        """Whether `item` of such a stored array is only a reshape and a cast (then a reader may copy the
+        stored bytes straight into a batch and cast them there)."""
+        if disk_dtype.kind in "iu" and self.classes is not None and disk_ndim == 2:
+            return not self.one_hot
+        return self.representation is None or type(self.representation).from_disk is Representation.from_disk
+
     def item(self, disk: np.ndarray) -> np.ndarray:
         if disk.dtype.kind in "iu" and self.classes is not None and disk.ndim == 2:
             if self.one_hot:
