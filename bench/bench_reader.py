@@ -77,7 +77,7 @@ def loader_fps(dataset, workers: int) -> float:
                         persistent_workers=False)
     t0 = time.perf_counter()
     n = 0
-    for batch, names in loader:
+    for _batch, names in loader:
         n += len(names)
     assert n == len(dataset)
     return n / (time.perf_counter() - t0)
