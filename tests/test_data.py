@@ -368,7 +368,7 @@ def test_type_not_installed_reads_raw_with_one_warning(export, tmp_path, caplog)
         items = [ds[i][0]["depth"] for i in range(3)]
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1, warnings
-    assert warnings[0].startswith("task 'depth': type 'nosuch/depth' cannot be built here (representation 'depth' "
+    assert warnings[0].startswith("task 'depth': type 'nosuch/depth' is not installed here (representation 'depth' "
                                   "has unknown type 'nosuch/depth'; ")
     assert warnings[0].endswith("reading its stored arrays as they are; install vre-nosuch, which provides it, "
                                 "to read it through its type")

@@ -107,13 +107,21 @@ def build_reader(name: str, specs: Mapping[str, Mapping[str, Any]], metadata: Ma
         warn(f"task '{name}': the export records no type for it; reading its stored arrays as they are "
              f"(give types={{'{name}': 'family/model'}} to read it through a type)")
         return TaskReader(name, None, _classes(None, metadata), one_hot)
+    from vrecore.registry import get_registry
+
+    try:
+        get_registry().get(spec["type"], wanted_by=name)
+    except VreError as e:
+        install = f"install {provider}, which provides it," if provider and provider != "unknown" else \
+            "install the plugin that provides it"
+        warn(f"task '{name}': type '{spec['type']}' is not installed here ({e}); reading its stored arrays as they "
+             f"are; {install} to read it through its type")
+        return TaskReader(name, None, _classes(None, metadata), one_hot)
     try:
         graph = _build(subgraph_config(name, specs), cache)
     except VreError as e:
-        install = f"install {provider}, which provides it, to read it through its type" if provider and \
-            provider != "unknown" else "install the plugin that provides it to read it through its type"
-        warn(f"task '{name}': type '{spec['type']}' cannot be built here ({e}); reading its stored arrays as they "
-             f"are; {install}")
+        warn(f"task '{name}': type '{spec['type']}' cannot be built from what the export records ({e}); reading "
+             f"its stored arrays as they are")
         return TaskReader(name, None, _classes(None, metadata), one_hot)
     representation = graph[name].representation
     return TaskReader(name, representation, _classes(representation, metadata), one_hot)
