@@ -111,6 +111,9 @@ def test_one_hot_channels_first_subset_and_names(export):
         ds.get_item(0, subset_tasks=["rgb"])
     with pytest.raises(ConfigError, match=r"task\(s\) 'nope' not stored in .*stored tasks: buildings, depth, hsv"):
         MultiTaskDataset(export, ["hsv", "nope"])
+    with pytest.raises(ConfigError, match=r"one_hot names 'hsv', not a class task of the dataset \(class tasks: "
+                                          r"semantic\)"):
+        MultiTaskDataset(export, ["semantic", "hsv"], one_hot=["hsv"])
 
 
 def test_handle_missing_raise_names_task_and_frame(holes):

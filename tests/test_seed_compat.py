@@ -349,7 +349,35 @@ def test_export_with_a_seed_config(sample_video, tmp_path, capsys, monkeypatch):
     files = seed_reader_files(tmp_path / "out")
     assert {t: len(f) for t, f in files.items()} == {"rgb": 3, "hsv": 3}
     assert np.load(files["hsv"][0])["arr_0"].dtype == np.float32
+    seed_cfg = tmp_path / "cfg.yaml"
+    seed_cfg.write_text("""
+default_io_parameters: {binary_format: npz, compress: False, image_format: jpg}
+default_learned_parameters: {device: "${oc.env:VRE_TEST_DEVICE,cpu}"}
+representations:
+  rgb: {type: color/rgb, dependencies: [], parameters: {}}
+  hsv(rgb): {type: color/hsv, dependencies: [rgb], parameters: {}}
+  edges_canny: {type: edges/canny, dependencies: [],
+                parameters: {threshold1: 100, threshold2: 200, aperture_size: 3, l2_gradient: true}}
+""")
+    assert main(["export", "--seed-config", str(seed_cfg), f"video={sample_video}", "output_dir=out2",
+                 "frames=0..2"]) == 0, capsys.readouterr().err
+    files = seed_reader_files(tmp_path / "out2")
+    assert sorted(files) == ["edges_canny", "hsv(rgb)", "rgb"]
+    edges = np.load(files["edges_canny"][1])["arr_0"]
+    assert edges.shape == (180, 320, 1) and edges.dtype == np.float32
+    assert (tmp_path / "out2" / "hsv(rgb)" / "jpg" / "1.jpg").is_file()
     assert main(["export", "--seed-config", str(CONFIGS / "paper_listing.yaml"), "pipeline=rgb_hsv"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("vre export: error: --seed-config gives the pipeline; leave out "
                                                    "pipeline=rgb_hsv")
+
+
+def test_io_keys_combine_with_the_defaults():
+    cfg = with_("default_io_parameters", {"binary_format": "npz", "image_format": "png"})
+    cfg["representations"]["hsv"]["io_parameters"] = {"compress": False, "image_format": "not-set"}
+    translation = translate_seed_config(cfg)
+    assert translation.config["binary_format"] == "npz-compressed"  # the seed compresses unless told not to
+    assert translation.config["image_format"] == "png"
+    assert translation.config["representations"]["hsv"] == {
+        "type": "color/hsv", "dependencies": ["rgb"], "binary_format": "npz", "image_format": "none"}
+    assert translation.config["representations"]["rgb"] == {"type": "color/rgb"}

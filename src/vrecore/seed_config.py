@@ -220,7 +220,7 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     rgb_name = next((n for n, s in reps.items() if isinstance(s, Mapping) and s.get("type") == "color/rgb"), None)
     needs_rgb = False
     for name, spec in reps.items():
-        entry = _representation(str(name), spec, global_settings, problems, notes)
+        entry = _representation(str(name), spec, defaults, global_settings, problems, notes)
         if entry is None:
             continue
         seed_type = SEED_TYPES.get(str(spec.get("type")))
@@ -244,8 +244,10 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     return SeedTranslation(config, notes)
 
 
-def _representation(name: str, spec: Any, defaults: Mapping[str, Any], problems: list[str],
-                    notes: list[str]) -> dict[str, Any] | None:
+def _representation(name: str, spec: Any, seed_defaults: Mapping[str, Any], defaults: Mapping[str, Any],
+                    problems: list[str], notes: list[str]) -> dict[str, Any] | None:
+    """One representation's vre entry: its type, dependencies, parameters and the settings where its own
+    differ from the run's (``defaults``, translated from the seed's ``seed_defaults``)."""
     where = f"representation '{name}'"
     if not isinstance(spec, Mapping):
         problems.append(f"{where} must be a mapping with type, dependencies and parameters; got {spec!r}")
@@ -304,7 +306,8 @@ def _representation(name: str, spec: Any, defaults: Mapping[str, Any], problems:
         entry["dependencies"] = [str(d) for d in deps]
     if ours:
         entry["parameters"] = ours
-    mine = _settings(where, settings, problems)
+    _settings(where, settings, problems)  # its own keys' problems (the defaults' are reported once)
+    mine = _settings(where, {**seed_defaults, **settings}, [])  # e.g. its compress with the default binary_format
     device = mine.pop("device", None)
     if device is not None and device != defaults.get("device"):
         problems.append(f"{where}: learned_parameters.device {device!r} differs from the default "

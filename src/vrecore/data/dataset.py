@@ -96,6 +96,12 @@ class MultiTaskDataset:
         self._index = self._build_index()
         self._templates: dict[str, np.ndarray] = {}
         self._disk_forms: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        wrong = [t for t in sorted(self._one_hot) if t not in self.task_names or not self._is_classification(t)]
+        if wrong:
+            what = "a class task" if len(wrong) == 1 else "class tasks"
+            classes = ", ".join(t for t in self.task_names if self._is_classification(t)) or "none"
+            raise ConfigError(f"one_hot names {', '.join(map(repr, wrong))}, not {what} of the dataset "
+                              f"(class tasks: {classes})")
         self._normalization = self._normalization_of(normalization)
         self._given_statistics = dict(statistics or {})
         self._statistics: dict[str, TaskStatistics] | None = None
