@@ -70,15 +70,35 @@ def plain_loop(out: Path, tasks: list[str], frames: int) -> float:
     return frames / (time.perf_counter() - t0)
 
 
+class PlainDataset:
+    """The reference: numpy.load of each task's file as tensors, batched by torch's default_collate."""
+
+    def __init__(self, out: Path, tasks: list[str], frames: int) -> None:
+        self.paths = [{t: out / t / "npz" / f"{i}.npz" for t in tasks} for i in range(frames)]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        import torch
+
+        out = {}
+        for task, path in self.paths[i].items():
+            with np.load(path, allow_pickle=False) as z:
+                out[task] = torch.from_numpy(z["arr_0"])
+        return out
+
+
 def loader_fps(dataset, workers: int) -> float:
     from torch.utils.data import DataLoader
 
-    loader = DataLoader(dataset, batch_size=8, num_workers=workers, collate_fn=dataset.collate_fn,
-                        persistent_workers=False)
+    collate = getattr(dataset, "collate_fn", None)
+    loader = DataLoader(dataset, batch_size=8, num_workers=workers, persistent_workers=False,
+                        **({"collate_fn": collate} if collate else {}))
     t0 = time.perf_counter()
     n = 0
-    for _batch, names in loader:
-        n += len(names)
+    for batch in loader:
+        n += len(batch[1]) if isinstance(batch, (tuple, list)) else len(next(iter(batch.values())))
     assert n == len(dataset)
     return n / (time.perf_counter() - t0)
 
@@ -96,9 +116,12 @@ def measure(out: Path, frames: int, repeat: int, label: str) -> None:
     dataset = MultiTaskDataset(out, tasks)
     if label == "npz":
         print("  item:", {t: (tuple(v.shape), str(v.dtype).replace("torch.", "")) for t, v in dataset[0][0].items()})
-    plain, zero, two, direct = [], [], [], []
+    plain, zero, two, direct, ref0, ref2 = [], [], [], [], [], []
+    reference = PlainDataset(out, tasks, frames)
     for _ in range(repeat):
         plain.append(plain_loop(out, tasks, frames))
+        ref0.append(loader_fps(reference, 0))
+        ref2.append(loader_fps(reference, 2))
         t0 = time.perf_counter()
         for i in range(len(dataset)):
             dataset[i]
@@ -112,6 +135,9 @@ def measure(out: Path, frames: int, repeat: int, label: str) -> None:
           f"{'met' if z >= 0.8 * p else 'NOT met'})  (runs {', '.join(f'{v:.0f}' for v in zero)})")
     print(f"  DataLoader, 2 workers, batch 8: {w:7.1f} frames/s  (x{w / z:.2f} of 0 workers; target > x1: "
           f"{'met' if w > z else 'NOT met'})  (runs {', '.join(f'{v:.0f}' for v in two)})")
+    r0, r2 = median(ref0), median(ref2)
+    print(f"  reference, numpy.load items + torch's default_collate: 0 workers {r0:.1f}, 2 workers {r2:.1f} frames/s "
+          f"(x{r2 / r0:.2f})")
 
 
 def main() -> None:

@@ -460,26 +460,31 @@ def test_an_export_of_previews_only_is_refused(tmp_path):
         MultiTaskDataset(tmp_path)
 
 
-def test_read_stored_npz_into(tmp_path):
-    from vrecore.data.sources import read_stored_npz_into
+def test_read_npz_into(tmp_path):
+    from vrecore.data.sources import read_npz_into
 
     array = np.random.default_rng(1).random((6, 5, 3)).astype(np.float32)
-    plain, deflated, numpy_made = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "c.npz"
+    plain, deflated, numpy_made, numpy_deflated = (tmp_path / f"{n}.npz" for n in "abcd")
     write_npz(plain, array)
     write_npz(deflated, array, compress=True)
     np.savez(numpy_made, array)
-    for path in (plain, numpy_made):
+    np.savez_compressed(numpy_deflated, array)
+    for path in (plain, deflated, numpy_made, numpy_deflated):
         out = np.zeros_like(array)
-        assert read_stored_npz_into(path, out) and np.array_equal(out, array)
-    out = np.zeros_like(array)
-    assert not read_stored_npz_into(deflated, out) and not out.any()  # nothing written: the caller reads it another way
-    assert not read_stored_npz_into(plain, np.zeros((6, 5, 3), np.float16))
-    assert not read_stored_npz_into(plain, np.zeros((6, 5, 2), np.float32))
-    assert not read_stored_npz_into(plain, np.zeros((6, 5, 3), np.float32)[:, :, :1].reshape(6, 5, 1)[::2])
+        assert read_npz_into(path, out) and np.array_equal(out, array), path.name
+    for path in (plain, deflated):
+        assert not read_npz_into(path, np.zeros((6, 5, 3), np.float16))  # another dtype: the caller converts
+        assert not read_npz_into(path, np.zeros((6, 5, 2), np.float32))
+        assert not read_npz_into(path, np.zeros((6, 10, 3), np.float32)[:, ::2])  # not contiguous
     data = plain.read_bytes()
     (tmp_path / "cut.npz").write_bytes(data[:len(data) // 2] + data[-200:])  # array data cut short
     with pytest.raises(ValueError, match="truncated npz"):
-        read_stored_npz_into(tmp_path / "cut.npz", np.zeros_like(array))
+        read_npz_into(tmp_path / "cut.npz", np.zeros_like(array))
+    flipped = bytearray(data)
+    flipped[len(flipped) // 2] ^= 1  # one bit of the array data, same size: only the CRC tells
+    (tmp_path / "flip.npz").write_bytes(bytes(flipped))
+    with pytest.raises(ValueError, match="CRC-32 mismatch"):
+        read_npz_into(tmp_path / "flip.npz", np.zeros_like(array))
 
 
 def test_a_damaged_frame_is_one_error_naming_the_file(export, tmp_path):

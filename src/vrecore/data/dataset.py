@@ -86,7 +86,7 @@ class MultiTaskDataset:
             raise ConfigError(f"task(s) {', '.join(map(repr, unknown)) or '(none)'} not stored in {where}; stored "
                               f"tasks: {', '.join(stored) or 'none'} (a task needs <name>/npz frames, or give it in "
                               f"virtual_tasks)")
-        self._one_hot = set(self.task_names if one_hot is True else (one_hot or []))
+        self._one_hot = set() if one_hot is True else set(one_hot or [])
         self._warned: set[str] = set()
         self._quiet = False
         self._readers: dict[tuple[str, str], TaskReader] = {}  # by (video, task)
@@ -96,6 +96,10 @@ class MultiTaskDataset:
         self._index = self._build_index()
         self._templates: dict[str, np.ndarray] = {}
         self._disk_forms: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
+        if one_hot is True:
+            self._one_hot = {t for t in self.task_names if self._is_classification(t)}
+            self._readers.clear()  # built to tell class tasks apart, before they knew they give one-hot maps
+            self._virtual.clear()
         wrong = [t for t in sorted(self._one_hot) if t not in self.task_names or not self._is_classification(t)]
         if wrong:
             what = "a class task" if len(wrong) == 1 else "class tasks"
