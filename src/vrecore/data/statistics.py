@@ -90,22 +90,20 @@ class TaskStatistics:
 
 def frame_statistics(x: np.ndarray) -> TaskStatistics:
     """The partial statistics of one array, channels last, NaN ignored (float64 sums)."""
-    flat = x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(-1, 1)
-    if flat.dtype.kind != "f":
-        flat = flat.astype(np.float32)
-    nan = np.isnan(flat)
-    if not nan.any():
-        count = np.full(flat.shape[1], flat.shape[0], np.int64)
-        mean = flat.mean(axis=0, dtype=np.float64)
-        dev = flat - mean.astype(flat.dtype)
-        m2 = np.einsum("ij,ij->j", dev, dev, dtype=np.float64)
-        return TaskStatistics(count=count, min=flat.min(axis=0).astype(np.float64),
-                              max=flat.max(axis=0).astype(np.float64), mean=mean, m2=m2)
-    count = (~nan).sum(axis=0).astype(np.int64)
+    channels = x.shape[-1] if x.ndim > 1 else 1
+    # channel-major and contiguous (one copy): reductions along rows are ~10x faster than down strided columns
+    rows = np.ascontiguousarray(x.reshape(-1, channels).T, dtype=None if x.dtype.kind == "f" else np.float32)
+    mean = rows.mean(axis=1, dtype=np.float64)
+    if np.isfinite(mean).all():
+        dev = rows - mean.astype(rows.dtype)[:, None]
+        return TaskStatistics(count=np.full(channels, rows.shape[1], np.int64),
+                              min=rows.min(axis=1).astype(np.float64), max=rows.max(axis=1).astype(np.float64),
+                              mean=mean, m2=np.einsum("ij,ij->i", dev, dev, dtype=np.float64))
+    count = (~np.isnan(rows)).sum(axis=1).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"), _quiet_nan_warnings():
-        mean = np.nanmean(flat, axis=0, dtype=np.float64)
-        m2 = np.nansum((flat - mean) ** 2, axis=0, dtype=np.float64)
-        lo, hi = np.nanmin(flat, axis=0).astype(np.float64), np.nanmax(flat, axis=0).astype(np.float64)
+        mean = np.nanmean(rows, axis=1, dtype=np.float64)
+        m2 = np.nansum((rows - mean[:, None]) ** 2, axis=1, dtype=np.float64)
+        lo, hi = np.nanmin(rows, axis=1).astype(np.float64), np.nanmax(rows, axis=1).astype(np.float64)
     empty = count == 0
     return TaskStatistics(count=count, min=np.where(empty, np.nan, lo), max=np.where(empty, np.nan, hi),
                           mean=np.where(empty, np.nan, mean), m2=np.where(empty, np.nan, m2))
