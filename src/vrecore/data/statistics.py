@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -24,8 +23,6 @@ import numpy as np
 
 __all__ = ["CACHE_FILE", "TaskStatistics", "frame_statistics", "load_cached", "merge_all", "statistics_key",
            "store_cached"]
-
-log = logging.getLogger("vrecore.data")
 
 CACHE_FILE = ".vre_statistics.json"
 _CACHE_ENTRIES = 64  # the newest entries kept in a cache file

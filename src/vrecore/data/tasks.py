@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -13,11 +12,6 @@ from vrecore.errors import ConfigError, VreError
 from vrecore.representation import Batch, Representation
 
 __all__ = ["TaskReader", "VirtualTask", "build_reader", "build_virtual", "subgraph_config"]
-
-log = logging.getLogger("vrecore.data")
-
-KINDS = ("labels", "mask", "dense")
-"""labels: class indices (int64, (H, W)); mask: bool (H, W, 1); dense: numbers (H, W, C)."""
 
 
 @attrs.define(eq=False)
