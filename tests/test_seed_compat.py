@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -339,13 +341,18 @@ def test_convert_config_cli_writes_a_pipeline_that_builds(tmp_path, capsys):
     assert "vre convert-config: error: seed config" in capsys.readouterr().err
 
 
-def test_export_with_a_seed_config(sample_video, tmp_path, capsys, monkeypatch):
+def vre(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """The `vre` command in a process of its own (Hydra reconfigures logging in the process it runs in)."""
+    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_export_with_a_seed_config(sample_video, tmp_path, capsys):
     from vrecore.cli import main
 
-    monkeypatch.chdir(tmp_path)
-    code = main(["export", "--seed-config", str(CONFIGS / "paper_listing.yaml"), f"video={sample_video}",
-                 "output_dir=out", "frames=0..3", "binary_format=npz"])
-    assert code == 0, capsys.readouterr().err
+    run = vre("export", "--seed-config", str(CONFIGS / "paper_listing.yaml"), f"video={sample_video}",
+              "output_dir=out", "frames=0..3", "binary_format=npz", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     files = seed_reader_files(tmp_path / "out")
     assert {t: len(f) for t, f in files.items()} == {"rgb": 3, "hsv": 3}
     assert np.load(files["hsv"][0])["arr_0"].dtype == np.float32
@@ -359,13 +366,15 @@ representations:
   edges_canny: {type: edges/canny, dependencies: [],
                 parameters: {threshold1: 100, threshold2: 200, aperture_size: 3, l2_gradient: true}}
 """)
-    assert main(["export", "--seed-config", str(seed_cfg), f"video={sample_video}", "output_dir=out2",
-                 "frames=0..2"]) == 0, capsys.readouterr().err
+    run = vre("export", "--seed-config", str(seed_cfg), f"video={sample_video}", "output_dir=out2", "frames=0..2",
+              cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
     files = seed_reader_files(tmp_path / "out2")
     assert sorted(files) == ["edges_canny", "hsv(rgb)", "rgb"]
     edges = np.load(files["edges_canny"][1])["arr_0"]
     assert edges.shape == (180, 320, 1) and edges.dtype == np.float32
     assert (tmp_path / "out2" / "hsv(rgb)" / "jpg" / "1.jpg").is_file()
+    # refused before Hydra starts, so in this process
     assert main(["export", "--seed-config", str(CONFIGS / "paper_listing.yaml"), "pipeline=rgb_hsv"]) == 2
     err = capsys.readouterr().err
     assert err.strip().splitlines()[-1].startswith("vre export: error: --seed-config gives the pipeline; leave out "

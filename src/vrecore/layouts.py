@@ -16,21 +16,27 @@ import numpy as np
 
 from vrecore.representation import Representation
 
-__all__ = ["DISK_LAYOUTS", "SeedDiskLayout"]
+__all__ = ["DISK_LAYOUTS", "SeedDiskLayout", "disk_layout_field"]
 
 DISK_LAYOUTS = ("vre", "seed")
 
 
-@attrs.define(kw_only=True, eq=False)
+def disk_layout_field() -> str:
+    """The ``disk_layout`` parameter of a type mixing in `SeedDiskLayout` (declare it last, so that the
+    type's own parameters keep their order in `vre list`)."""
+    return attrs.field(default="vre", validator=attrs.validators.in_(DISK_LAYOUTS))  # type: ignore[no-any-return]
+
+
 class SeedDiskLayout(Representation):
-    """Adds ``disk_layout``: ``vre`` (the type's own disk form) or ``seed`` ((H, W, C) in `seed_disk_dtype`)."""
+    """Adds the stored forms of ``disk_layout``: ``vre`` (the type's own) or ``seed`` ((H, W, C) in
+    `seed_disk_dtype`). The type declares ``disk_layout: str = disk_layout_field()``."""
 
     seed_disk_dtype: ClassVar[str] = "float32"
     """The dtype the seed tool stores this type in."""
     # The layout changes only the stored form, which the fingerprint records anyway (dtype and shape).
     unfingerprinted_parameters: ClassVar[tuple[str, ...]] = ("disk_layout",)
 
-    disk_layout: str = attrs.field(default="vre", validator=attrs.validators.in_(DISK_LAYOUTS))
+    disk_layout: str
 
     def to_disk(self, memory: np.ndarray) -> np.ndarray:
         if self.disk_layout == "seed":

@@ -43,10 +43,14 @@ def main(argv: list[str]) -> int:
     ns = parser.parse_args(argv)
     from vrecore.data.dataset import MultiTaskDataset
 
-    logging.getLogger("vrecore.data").addHandler(_Lines())
-    dataset = MultiTaskDataset(ns.path, ns.tasks.split(",") if ns.tasks else None, handle_missing="fill_zero",
-                               stats_workers=ns.workers, to_tensor=False)
-    info = describe(dataset, stats=ns.stats)
+    logger, handler = logging.getLogger("vrecore.data"), _Lines()
+    logger.addHandler(handler)
+    try:
+        dataset = MultiTaskDataset(ns.path, ns.tasks.split(",") if ns.tasks else None, handle_missing="fill_zero",
+                                   stats_workers=ns.workers, to_tensor=False)
+        info = describe(dataset, stats=ns.stats)
+    finally:
+        logger.removeHandler(handler)
     if ns.json:
         print(json.dumps(info, indent=1))
         return 0

@@ -5,7 +5,7 @@ import attrs
 import numpy as np
 
 from vre_edges._frames import rgb_uint8
-from vrecore.layouts import SeedDiskLayout
+from vrecore.layouts import SeedDiskLayout, disk_layout_field
 from vrecore.representation import Batch, OutputSpec, Role
 
 APERTURE_SIZES = (3, 5, 7)
@@ -32,6 +32,7 @@ class Canny(SeedDiskLayout):
         default=3, validator=[attrs.validators.instance_of(int), attrs.validators.in_(APERTURE_SIZES)])
     l2_gradient: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     color: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    disk_layout: str = disk_layout_field()
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="bool")
