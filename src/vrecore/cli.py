@@ -24,6 +24,9 @@ commands:
   collage OUTPUT_DIR       per frame, one labelled picture of every representation (OUT/.collage/<frame>.jpg)
   video OUTPUT_DIR         a preview MP4 of the collages over time (OUT/preview.mp4)
   report OUTPUT_DIR        one self-contained HTML page: graph, timings, runs, samples (OUT/report.html)
+  read OUTPUT_DIR          tasks, shapes, dtypes, frames and missing frames of an export (--stats)
+  pack OUTPUT_DIR --to F   write an export as webdataset shards or a zarr store, for training at scale
+  convert-config CFG       translate the seed tool's config into a vre pipeline (or: export --seed-config CFG)
 
 examples:
   vre export video=clip.mp4 output_dir=out pipeline=rgb_hsv frames=0..100 image_format=jpg
@@ -42,6 +45,9 @@ COMMAND_MODULES: dict[str, str] = {
     "collage": "vrecore.visual.collage:main",
     "video": "vrecore.visual.preview_video:main",
     "report": "vrecore.visual.report:main",
+    "read": "vrecore.read_cli:main",
+    "pack": "vrecore.pack_cli:main",
+    "convert-config": "vrecore.convert_config_cli:main",
 }
 
 
@@ -98,6 +104,11 @@ def print_error(command: str, error: BaseException) -> None:
 
 # -- export ----------------------------------------------------------------------------------------
 def _export(args: list[str]) -> int:
+    if any(a == "--seed-config" or a.startswith("--seed-config=") for a in args):
+        from vrecore.convert_config_cli import seed_export_args
+
+        with seed_export_args(args) as hydra_args:
+            return _run_hydra("export", hydra_args)
     return _run_hydra("export", args)
 
 
@@ -200,7 +211,7 @@ def _multirun_summary(command: str, ledger: str) -> int:
     return max(int(r["exit_code"]) for r in rows)
 
 
-def _run_hydra(command: str, args: list[str], run_config: Any = None) -> int:
+def _run_hydra(command: str, args: list[str]) -> int:
     """Run a Hydra app (config ``conf/<command>.yaml``); its composition errors become one line.
 
     Hydra prints a config mistake (an unknown key, a missing preset) over several lines and exits

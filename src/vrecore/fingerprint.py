@@ -113,7 +113,7 @@ def graph_fingerprints(graph: Graph, video: Mapping[str, Any], frame_shape: tupl
             digests = [digest(prints[n]) for n in names]
             deps[role] = digests if isinstance(dep, tuple) else digests[0]
         shape, dtype = disk_form(node, frame_shape)
-        params = {k: v for k, v in node.parameters.items() if k not in rep.unfingerprinted_parameters}
+        params = {k: v for k, v in node.parameters.items() if k not in unfingerprinted(rep)}
         prints[node.name] = {
             "video": dict(video), "type": node.type_name, "parameters": _plain(params), "dependencies": deps,
             "output_size": list(node.settings.output_size) if node.settings.output_size else None,
@@ -123,6 +123,11 @@ def graph_fingerprints(graph: Graph, video: Mapping[str, Any], frame_shape: tupl
             "plugin": {"name": provider, "version": plugin_versions.get(provider, "unknown")},
         }
     return prints
+
+
+def unfingerprinted(rep: Any) -> set[str]:
+    """Parameters left out of ``rep``'s fingerprint: those every class of its type (mixins too) declares."""
+    return {p for cls in type(rep).__mro__ for p in vars(cls).get("unfingerprinted_parameters", ())}
 
 
 def describe_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any], *, names: Mapping[str, str] | None = None,

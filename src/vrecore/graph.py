@@ -23,7 +23,11 @@ OUTPUT_DTYPES = ("float16", "float32", "float64")
 DEFAULTS: dict[str, Any] = {"batch_size": 8, "binary_format": "npz", "image_format": "none",
                             "output_dtype": None, "output_size": None}
 _SPEC_KEYS = ("type", "dependencies", "parameters", "export", *DEFAULTS)
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# A representation's name is its output folder: nothing that could leave the output folder ('/', '\\', '..'
+# alone), hide it (a leading '.') or break a Hydra override (spaces, '=', quotes). Parentheses and '+' are
+# allowed because the seed tool's names use them ("buildings(nearby)", "normals_svd(depth_marigold)"); a shell
+# needs such names quoted.
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+()-]{0,127}$")
 
 
 @attrs.frozen
@@ -177,8 +181,8 @@ def _from_list(items: Sequence[Any]) -> dict[str, Any]:
 def _check_name(name: str) -> None:
     if not _SAFE_NAME.match(name) or name in (".", ".."):
         raise GraphError(
-            f"representation name {name!r} is not safe as a folder name; use letters, digits, '_', '-' "
-            f"and '.', starting with a letter or digit (no '/', '..', spaces or empty names)")
+            f"representation name {name!r} is not safe as a folder name; use letters, digits, '_', '-', '.', "
+            f"'+' and parentheses, starting with a letter or digit (no '/', '..', spaces or empty names)")
 
 
 def _load_class(registry: Registry, name: str, type_name: Any) -> type[Representation]:

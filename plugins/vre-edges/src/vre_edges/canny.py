@@ -5,20 +5,22 @@ import attrs
 import numpy as np
 
 from vre_edges._frames import rgb_uint8
-from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.layouts import SeedDiskLayout, disk_layout_field
+from vrecore.representation import Batch, OutputSpec, Role
 
 APERTURE_SIZES = (3, 5, 7)
 
 
 @attrs.define(kw_only=True, eq=False)
-class Canny(Representation):
+class Canny(SeedDiskLayout):
     """Canny edges (``cv2.Canny``) of ``cv2.cvtColor(rgb, COLOR_RGB2GRAY)``: one bool channel, True on an edge.
 
     ``threshold1`` / ``threshold2`` are the hysteresis thresholds on the Sobel gradient magnitude (their order
     does not matter, as in OpenCV), ``aperture_size`` the Sobel kernel size and ``l2_gradient`` picks the
     exact L2 magnitude instead of |dx| + |dy|. ``color`` runs ``cv2.Canny`` on the RGB image itself, as the seed
     tool does: OpenCV then takes, at each pixel, the gradient of the channel where it is strongest, so edges between
-    colours of equal brightness count too (it is about 3x slower).
+    colours of equal brightness count too (it is about 3x slower). ``disk_layout: seed`` stores float32
+    (H, W, 1) in {0, 1}, as the seed tool does (default ``vre``: bool (H, W)).
     """
 
     type_name = "edges/canny"
@@ -30,6 +32,7 @@ class Canny(Representation):
         default=3, validator=[attrs.validators.instance_of(int), attrs.validators.in_(APERTURE_SIZES)])
     l2_gradient: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
     color: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    disk_layout: str = disk_layout_field()
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="bool")

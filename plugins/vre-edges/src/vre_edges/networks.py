@@ -13,6 +13,7 @@ import numpy as np
 
 from vre_edges._frames import optional_size, resize_frames
 from vre_edges.variants import DEXINED_VARIANTS, HED_VARIANTS, converted_hed_h5
+from vrecore.layouts import SeedDiskLayout, disk_layout_field
 from vrecore.representation import Batch, OutputSpec
 from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
 
@@ -20,7 +21,7 @@ DEXINED_MODES = ("fused", "average")
 
 
 @attrs.define(kw_only=True, eq=False)
-class _EdgeNetwork(WeightedRepresentation):
+class _EdgeNetwork(SeedDiskLayout, WeightedRepresentation):
     """A network mapping uint8 frames to a one-channel edge probability in [0, 1] (float16 on disk)."""
 
     uses_frames = True
@@ -87,6 +88,7 @@ class HED(_EdgeNetwork):
     type_name = "edges/hed"
     variants = HED_VARIANTS
     variant: str = variant_field("bsds500")
+    disk_layout: str = disk_layout_field()
 
     def _load(self) -> Any:
         from vre_edges import _hed
@@ -118,6 +120,7 @@ class DexiNed(_EdgeNetwork):
     variants = DEXINED_VARIANTS
     variant: str = variant_field("biped")
     mode: str = attrs.field(default="fused", validator=attrs.validators.in_(DEXINED_MODES))
+    disk_layout: str = disk_layout_field()
 
     def _load(self) -> Any:
         from vre_edges import _dexined

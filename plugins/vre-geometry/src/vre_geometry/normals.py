@@ -20,9 +20,12 @@ DEFAULT_SENSOR_FOV = 75.0
 
 FOV_AXES = ("diagonal", "horizontal", "vertical")
 DISK_DTYPES = ("float16", "float32")
+CONVENTIONS = ("vre", "seed")
 NORMALS_CONVENTION = ("unit normals in the OpenGL camera frame (x right, y up, z towards the viewer), oriented "
                       "towards the camera, stored as (n + 1) / 2 in [0, 1]: a fronto-parallel surface is "
                       "(0.5, 0.5, 1.0)")
+SEED_NORMALS_CONVENTION = ("the seed tool's: vre's normals mirrored in x (v1 = 1 - vre's v1; the OpenCV camera frame "
+                           "with normals pointing away from the camera), stored as (n + 1) / 2 in [0, 1]")
 DEPTH_CONVENTION = ("the depth dependency is read as z-depth (distance along the optical axis, larger = "
                     "farther), z = depth * depth_scale + depth_offset; z <= 0, NaN, +-inf and z > max_distance "
                     "are invalid")
@@ -93,6 +96,8 @@ class _NormalsFromDepth(Representation):
     invalid_value: float | None = attrs.field(default=None, validator=_check_unit_interval)
     """Stored where the window holds no valid depth: None stores NaN, a number v stores (v, v, v)."""
     disk_dtype: str = attrs.field(default="float16", validator=one_of(DISK_DTYPES))
+    convention: str = attrs.field(default="vre", validator=one_of(CONVENTIONS))
+    """``vre`` (x right, y up, z towards the viewer) or ``seed``: the seed tool's, mirrored in x (1 - v1)."""
 
     def __attrs_post_init__(self) -> None:
         pinhole = {k: getattr(self, k) for k in ("fx", "fy", "cx", "cy") if getattr(self, k) is not None}
@@ -137,6 +142,8 @@ class _NormalsFromDepth(Representation):
         z = self._z_depth(depth)
         normals = self._normals(z, fx, fy, cx, cy)
         _fill_from_neighbours(normals, z, self._window())
+        if self.convention == "seed":
+            np.negative(normals[..., 0], out=normals[..., 0])
         normals += np.float32(1.0)  # (n + 1) / 2, in place; NaN stays NaN
         normals *= np.float32(0.5)
         if self.invalid_value is not None:
@@ -157,7 +164,8 @@ class _NormalsFromDepth(Representation):
             sensor = "the depth map" if self.sensor_size is None else \
                 f"a {self.sensor_size[0]}x{self.sensor_size[1]} sensor, rescaled per axis to the depth map"
             intrinsics = f"{fov} degrees across the {self.fov_axis} of {sensor}; principal point at the image centre"
-        return {**super().metadata(), "normals": NORMALS_CONVENTION, "depth": DEPTH_CONVENTION, "intrinsics": intrinsics,
+        convention = NORMALS_CONVENTION if self.convention == "vre" else SEED_NORMALS_CONVENTION
+        return {**super().metadata(), "normals": convention, "depth": DEPTH_CONVENTION, "intrinsics": intrinsics,
                 "invalid": ("NaN" if self.invalid_value is None else f"{self.invalid_value} in every channel")
                 + " where the window holds no valid depth"}
 

@@ -10,9 +10,11 @@ from vrecore import hookimpl
 def register_representations(register: Callable[..., None]) -> None:
     """Semantic experts, the label maps derived from them, and class masks."""
     register("semantic/phg-mae-distil", "vre_semantic.phg_mae:PHGMAEDistilSemantic",
-             description="PHG-MAE-Distil (the seed's safeuav): 8 Dronescapes classes, 150k-4.4M parameters")
+             description="PHG-MAE-Distil (the seed's safeuav): 8 Dronescapes classes, 150k-4.4M parameters",
+             aliases=("semantic-segmentation/safeuav",))
     register("semantic/mask2former", "vre_semantic.mask2former:Mask2FormerSemantic",
-             description="Mask2Former (transformers): COCO panoptic (133) or Mapillary Vistas (65) classes")
+             description="Mask2Former (transformers): COCO panoptic (133) or Mapillary Vistas (65) classes",
+             aliases=("semantic-segmentation/mask2former",))
     register("semantic/map", "vre_semantic.derived:SemanticMap",
              description="a semantic map relabelled into another label set by a class-name table")
     register("semantic/vote", "vre_semantic.derived:SemanticVote",

@@ -1,0 +1,179 @@
+"""`pack`: an export (or a folder of exports) as webdataset tar shards or a zarr store, for training at scale.
+
+The packs hold the stored (disk-form) arrays unchanged and what the export's metadata says about each
+task, so `MultiTaskDataset` reads a pack exactly as it reads the export (see `vrecore.data.packed` for the
+layouts). webdataset shards are what `webdataset.WebDataset` streams from object storage (one sample per
+frame, every task, samples shuffled across shards); a zarr store gives random access by frame (one array
+per task, one chunk per frame). Both libraries are the optional extra ``vrecore[pack]``.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import sys
+import tarfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vrecore.data.packed import PACK_FORMAT, PACK_VERSION, WEBDATASET_INDEX
+from vrecore.data.sources import ExportSource, _latest_fingerprints, find_exports
+from vrecore.errors import ConfigError
+
+__all__ = ["PACK_FORMATS", "pack"]
+
+PACK_FORMATS = ("webdataset", "zarr")
+_EXTRA = "pip install 'vrecore[pack]' (webdataset and zarr)"
+
+
+def pack(export: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str, *,
+         tasks: Sequence[str] | None = None, shard_size: int = 1000, shuffle: bool = True, seed: int = 0,
+         overwrite: bool = False, progress: bool | None = None) -> dict[str, Any]:
+    """Write the export at ``export`` (or every export in it) to ``dest`` as ``fmt`` (`PACK_FORMATS`);
+    returns a summary (frames and tasks per video, files written)."""
+    if fmt not in PACK_FORMATS:
+        raise ConfigError(f"pack format {fmt!r} is not one of {', '.join(PACK_FORMATS)}")
+    if shard_size < 1:
+        raise ConfigError(f"shard_size must be a positive number of samples, got {shard_size}")
+    root, out = Path(export), Path(dest)
+    exports = find_exports(root)
+    multi = exports[0][1] != root
+    sources = [ExportSource(path, video) for video, path in exports]
+    names = _task_names(sources, tasks)
+    if out.exists():
+        if not overwrite:
+            raise ConfigError(f"'{out}' exists; choose another destination or pass --overwrite to replace it")
+        if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
+            raise ConfigError(f"'{out}' is inside the export; choose a destination outside it")
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    videos = {s.video: _describe(s, [t for t in names if t in s.tasks]) for s in sources}
+    description = {"format": PACK_FORMAT, "version": PACK_VERSION, "multi": multi, "videos": videos}
+    show = sys.stderr.isatty() if progress is None else progress
+    if fmt == "zarr":
+        files = _write_zarr(sources, description, out, show)
+    else:
+        files = _write_webdataset(sources, description, out, shard_size, shuffle, seed, show)
+    return {"format": fmt, "dest": str(out), "videos": {v: {t: len(d["frames"]) for t, d in videos[v]["tasks"].items()}
+                                                          for v in videos}, "files": files}
+
+
+def _task_names(sources: list[ExportSource], tasks: Sequence[str] | None) -> list[str]:
+    stored = sorted(set().union(*(set(s.tasks) for s in sources)))
+    if tasks is None:
+        return stored
+    unknown = [t for t in tasks if t not in stored]
+    if unknown:
+        raise ConfigError(f"task(s) {', '.join(map(repr, unknown))} not stored; stored tasks: {', '.join(stored)}")
+    return list(tasks)
+
+
+def _describe(source: ExportSource, names: list[str]) -> dict[str, Any]:
+    """What the pack records about one video: the run's graph and, per task, its metadata and frames."""
+    tasks: dict[str, Any] = {}
+    for name in names:
+        stored = source.tasks[name]
+        frames = sorted(source.frames(name))
+        fps = _latest_fingerprints(source.root / name)
+        tasks[name] = {"type": stored.type_name, "parameters": dict(stored.parameters),
+                       "dependency_roles": dict(stored.dependency_roles), "metadata": dict(stored.metadata),
+                       "provider": stored.provider, "stored_dtype": stored.stored_dtype, "frames": frames,
+                       "fp": [fps.get(f) for f in frames]}
+    return {"graph": source.graph_config(), "tasks": tasks}
+
+
+def _progress(total: int, desc: str, show: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=not show, file=sys.stderr)
+
+
+def _write_zarr(sources: list[ExportSource], description: dict[str, Any], out: Path, show: bool) -> int:
+    try:
+        import zarr
+    except ImportError as e:
+        raise ConfigError(f"packing to zarr needs zarr: {_EXTRA}") from e
+    group = zarr.open_group(str(out), mode="w", attributes={"vre": description})
+    total = sum(len(t["frames"]) for v in description["videos"].values() for t in v["tasks"].values())
+    arrays = 0
+    with _progress(total, f"zarr {out.name}", show) as bar:
+        for source in sources:
+            for name, task in description["videos"][source.video]["tasks"].items():
+                frames = task["frames"]
+                if not frames:
+                    continue
+                first = source.read(name, frames[0])
+                array = group.create_array(f"{source.video}/{name}", shape=(len(frames), *first.shape),
+                                           dtype=first.dtype, chunks=(1, *first.shape),
+                                           attributes={"frames": frames})
+                for row, frame in enumerate(frames):
+                    data = first if row == 0 else source.read(name, frame)
+                    if data.shape != first.shape or data.dtype != first.dtype:
+                        raise ConfigError(f"{source.root / name}: frame {frame} is {data.dtype} {data.shape}, frame "
+                                          f"{frames[0]} {first.dtype} {first.shape}; one task's frames must agree "
+                                          f"(run `vre verify` on the export)")
+                    array[row] = data
+                    bar.update()
+                arrays += 1
+    return arrays
+
+
+def _write_webdataset(sources: list[ExportSource], description: dict[str, Any], out: Path, shard_size: int,
+                      shuffle: bool, seed: int, show: bool) -> int:
+    try:
+        import webdataset as wds
+    except ImportError as e:
+        raise ConfigError(f"packing to webdataset needs webdataset: {_EXTRA}") from e
+    samples = [(v, s, f) for v, s in enumerate(sources)
+               for f in sorted(set().union(*(set(t["frames"]) for t in description["videos"][s.video]["tasks"].values())))]
+    if shuffle:  # samples of all videos mixed across shards, so that a shard buffer shuffles well
+        random.Random(seed).shuffle(samples)
+    out.mkdir(parents=True)
+    pattern = str(out / "shard-%06d.tar")
+    frame_sets = {(s.video, name): set(t["frames"]) for s in sources
+                  for name, t in description["videos"][s.video]["tasks"].items()}
+    with _progress(len(samples), f"webdataset {out.name}", show) as bar, \
+            wds.ShardWriter(pattern, maxcount=shard_size, verbose=0) as sink:
+        for _, source, frame in samples:
+            sample: dict[str, Any] = {"__key__": f"{source.video}/{frame}"}
+            for name in description["videos"][source.video]["tasks"]:
+                if frame in frame_sets[(source.video, name)]:
+                    sample[f"{name}.npy"] = _npy(source.read(name, frame))
+            sink.write(sample)
+            bar.update()
+    shards = sorted(p.name for p in out.glob("shard-*.tar"))
+    _index_members(out, shards, description)
+    (out / WEBDATASET_INDEX).write_text(json.dumps(description))
+    return len(shards)
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
+    return buf.getvalue()
+
+
+def _index_members(out: Path, shards: list[str], description: dict[str, Any]) -> None:
+    """Record where each task's frame lies (shard, offset, size), for random access."""
+    where: dict[tuple[str, str, int], list[Any]] = {}
+    for shard in shards:
+        with tarfile.open(out / shard) as tar:
+            for member in tar:
+                base, _, ext = member.name.rpartition("/")
+                frame, dot, rest = ext.partition(".")
+                if not dot or not rest.endswith(".npy"):
+                    continue
+                where[(base, rest[:-4], int(frame))] = [shard, member.offset_data, member.size]
+    for video, v in description["videos"].items():
+        for name, task in v["tasks"].items():
+            task["members"] = [where[(video, name, f)] for f in task["frames"]]
+
+
+def pack_summary(summary: dict[str, Any], say: Callable[[str], None]) -> None:
+    """Print a pack's summary, one line per video."""
+    for video, tasks in summary["videos"].items():
+        say(f"{video}: " + ", ".join(f"{t} {n}" for t, n in tasks.items()))
