@@ -249,14 +249,14 @@ def test_dronescapes2_config():
             "semantic_mask2former_mapillary_49189528_1": {
                 **m2f, "parameters": {"variant": "49189528_1", "disk_form": "argmax"}},
             "depth_marigold": {"type": "depth/marigold", "batch_size": 5, "parameters": {
-                "variant": "lcm-v1-0", "denoising_steps": 4, "ensemble_size": 1, "processing_resolution": 768}},
+                "variant": "lcm-v1-0", "denoising_steps": 4, "ensemble_size": 1, "processing_resolution": 768,
+                "disk_layout": "seed"}},
             "normals_svd(depth_marigold)": {
                 "type": "normals/depth-svd", "dependencies": ["depth_marigold"], "output_dtype": "float16",
                 "parameters": {"convention": "seed", "sensor_fov": 75, "sensor_size": [3840, 2160],
                                "window_size": 11}},
         }}
-    assert translation.notes == ["'depth_marigold' (depth/marigold): stored (H, W) where the seed stores (H, W, 1) "
-                                 "(same values; add the axis when reading with the seed's loader)"]
+    assert translation.notes == [], "every type of this config stores what the seed stores"
 
 
 def test_seed_config_maps_frame_readers_to_an_rgb_dependency():
@@ -354,7 +354,7 @@ def test_convert_config_cli_writes_a_pipeline_that_builds(tmp_path, capsys):
     assert main(["convert-config", str(CONFIGS / "dronescapes2.yaml")]) == 0
     text = capsys.readouterr().out
     assert text.startswith("# @package _global_\n# Translated by `vre convert-config` from the seed tool's config "
-                           "dronescapes2.yaml.\n# note: 'depth_marigold'")
+                           "dronescapes2.yaml.\nbatch_size:")
     config = yaml.safe_load(text)
     config["device"] = "cpu"
     assert build_graph(config).names[-1] == "normals_svd(depth_marigold)"

@@ -104,7 +104,6 @@ class SeedType:
 
 
 _FLOW = {"delta": _same("delta"), "flow_delta_frames": _same("delta")}
-_DEPTH_NOTE = "stored (H, W) where the seed stores (H, W, 1) (same values; add the axis when reading with the seed's loader)"
 
 SEED_TYPES: dict[str, SeedType | None] = {
     "color/rgb": SeedType("color/rgb"),
@@ -118,12 +117,12 @@ SEED_TYPES: dict[str, SeedType | None] = {
     "edges/canny": SeedType("edges/canny", {k: _same(k) for k in ("threshold1", "threshold2", "aperture_size",
                                                                    "l2_gradient")},
                             reads_frames=True, fixed={"color": True, "disk_layout": "seed"}),
-    "edges/dexined": SeedType("edges/dexined", note=_DEPTH_NOTE.replace("(same values", "(edge probabilities")),
-    "depth/dpt": SeedType("depth/dpt", note=_DEPTH_NOTE),
+    "edges/dexined": SeedType("edges/dexined", fixed={"disk_layout": "seed"}),
+    "depth/dpt": SeedType("depth/dpt", fixed={"disk_layout": "seed"}),
     "depth/marigold": SeedType("depth/marigold", {
         "variant": _marigold_variant, "denoising_steps": _same("denoising_steps"),
         "ensemble_size": _same("ensemble_size"), "processing_resolution": _same("processing_resolution"),
-        "seed": _same("seed")}, note=_DEPTH_NOTE),
+        "seed": _same("seed")}, fixed={"disk_layout": "seed"}),
     "semantic-segmentation/safeuav": SeedType("semantic/phg-mae-distil", {
         "variant": _same("variant"), "disk_data_argmax": _disk_form}),
     "semantic-segmentation/mask2former": SeedType("semantic/mask2former", {
