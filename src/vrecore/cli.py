@@ -346,14 +346,23 @@ def _run_export_config(cfg: Any, outcome: dict[str, Any] | None = None) -> int:
     ``outcome`` receives the video, output folder, status and error (for a multirun's table)."""
     from omegaconf import OmegaConf
 
-    from vrecore.export import run_export
-    from vrecore.graph import build_graph
 
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     config: dict[str, Any] = {str(k): v for k, v in container.items()}
     outcome = {} if outcome is None else outcome
     outcome["video"] = config.get("video")
+    undo_logging = _cli_logging("export", errors=False)  # warnings (e.g. a frame quarantined) show; errors are ours
+    try:
+        return _export_from_config(config, outcome)
+    finally:
+        undo_logging()
+
+
+def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
+    from vrecore.export import run_export
+    from vrecore.graph import build_graph
+
     try:
         check_keys("export", config)
         video = config.get("video")
@@ -420,7 +429,10 @@ def _say(message: str) -> None:
 
 
 class _LevelFormatter:
-    """``vre stream: warning: ...`` lines for the vrecore loggers."""
+    """``vre COMMAND: warning: ...`` lines for the vrecore loggers."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
 
     def format(self, record: Any) -> str:
         text = record.getMessage()
@@ -428,11 +440,13 @@ class _LevelFormatter:
             import traceback
 
             text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return f"vre stream: {record.levelname.lower()}: {text}" if record.levelno >= 30 else f"vre stream: {text}"
+        prefix = f"vre {self.command}: "
+        return f"{prefix}{record.levelname.lower()}: {text}" if record.levelno >= 30 else f"{prefix}{text}"
 
 
-def _stream_logging(verbose: bool) -> Any:
-    """Show vrecore warnings (INFO too when verbose) on stderr; returns a function that undoes it."""
+def _cli_logging(command: str, *, verbose: bool = False, errors: bool = True) -> Any:
+    """Show vrecore warnings (INFO too when verbose; ERROR records unless ``errors`` is false, for a command
+    that reports its error itself in one line) on stderr; returns a function that undoes it."""
     import logging
 
     for name, logger in list(logging.Logger.manager.loggerDict.items()):
@@ -440,10 +454,13 @@ def _stream_logging(verbose: bool) -> Any:
             logger.disabled = False  # Hydra's disabled job_logging disables loggers created before it ran
     root = logging.getLogger("vrecore")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_LevelFormatter())  # type: ignore[arg-type]
+    handler.setFormatter(_LevelFormatter(command))  # type: ignore[arg-type]
+    handler.setLevel(logging.INFO if verbose else logging.WARNING)
+    if not errors:
+        handler.addFilter(lambda record: record.levelno < logging.ERROR)
     old = (root.level, root.propagate)
     root.addHandler(handler)
-    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    root.setLevel(min(root.level or logging.WARNING, logging.INFO if verbose else logging.WARNING))
     root.propagate = False
 
     def undo() -> None:
@@ -525,7 +542,7 @@ def _run_stream_config(cfg: Any) -> int:
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
     config: dict[str, Any] = {str(k): v for k, v in container.items()}
-    undo_logging = _stream_logging(bool(config.get("verbose")))
+    undo_logging = _cli_logging("stream", verbose=bool(config.get("verbose")))
     try:
         check_keys("stream", config)
         metrics = config.get("metrics_csv")
