@@ -499,5 +499,9 @@ class NetLoop:
             self._sel.unregister(self._server)
             self._server.close()
             self._server = None
+            # What the producer handed over just before close() may still wait behind the wake-up:
+            # take it and start sending before deciding that nothing is left.
+            self.protocol.woken()
+            self._flush_dirty()
         pending = any(c.out for c in self._conns if c.open)
         return not pending or now >= self._closing_at
