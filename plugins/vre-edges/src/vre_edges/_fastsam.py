@@ -257,7 +257,10 @@ def fastsam_checkpoint_files(checkpoint: Any) -> dict[str, dict[str, torch.Tenso
     if not isinstance(checkpoint, Mapping) or not ({"ema", "model"} & set(checkpoint)):
         raise WeightsError("the checkpoint is not an Ultralytics one (a dict with 'model' or 'ema')")
     model = checkpoint.get("ema") or checkpoint.get("model")
-    _check_yolov8_seg(model)
+    try:
+        _check_yolov8_seg(model)
+    except (TypeError, ValueError, AttributeError) as err:  # an attribute of an unexpected type
+        raise WeightsError(f"the checkpoint is not an Ultralytics YOLOv8-seg model ({err})") from err
     state = module_state_dict(model)
     try:
         arch = arch_of(state)
