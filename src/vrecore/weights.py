@@ -118,7 +118,8 @@ class ConvertRecipe:
     `vre convert-weights CHECKPOINT OUT --variant NAME` checks the checkpoint against ``sha256``, reads it
     with ``torch.load(weights_only=True)`` and writes the variant's files: the tensors under ``key`` (less
     ``strip_prefix``) for a one-file variant, or whatever ``transform`` (``"module:function"``, given the
-    loaded checkpoint, returning file name → tensors or text) makes.
+    loaded checkpoint, returning file name → tensors or text) makes. ``pickled_modules`` reads a checkpoint
+    that pickles whole modules of another package's classes, as inert stand-ins (`vrecore.weights_convert`).
     """
 
     url: str
@@ -130,6 +131,7 @@ class ConvertRecipe:
     key: str | None = None
     strip_prefix: str | None = None
     transform: str | None = None
+    pickled_modules: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -4,6 +4,12 @@ A plain conversion unwraps the tensors (``--key``, ``--strip-prefix``) into one 
 ``--variant NAME`` the variant's own recipe runs instead: the checkpoint is checked against the digest the
 variant declares for it, and the variant's transform (declared by its plugin as ``"module:function"``) turns
 it into exactly the files the variant loads (e.g. ``config.json`` + ``model.safetensors``).
+
+Some checkpoints pickle whole ``nn.Module`` objects of another package's classes (Ultralytics' ``.pt`` files),
+which weights_only refuses. ``--pickled-modules`` reads them still with ``torch.load(weights_only=True)``: every
+class or function the pickle names becomes an inert `StandIn` that only keeps what the pickle hands it, so no
+code of that package (which need not be installed) ever runs; `module_state_dict` then walks the stand-ins'
+``_parameters``, ``_buffers`` and ``_modules`` to the tensors, named as ``state_dict()`` names them.
 """
 from __future__ import annotations
 
@@ -12,14 +18,16 @@ import importlib
 import os
 import re
 import sys
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from vrecore.errors import WeightsError
 from vrecore.weights import load_safetensors
 
-__all__ = ["convert_checkpoint", "convert_for_variant", "convert_main", "read_checkpoint"]
+__all__ = ["StandIn", "convert_checkpoint", "convert_for_variant", "convert_main", "module_state_dict",
+           "pickled_globals", "read_checkpoint"]
 
 
 _NEST_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "params", "weights")
@@ -89,7 +97,8 @@ def _torch_load_safe(src: Path) -> Any:
             found = f" or is corrupt ({r.group(1)[:80]})" if r else ""
         raise WeightsError(
             f"checkpoint {src} needs unsafe unpickling{found}, which vre refuses (torch.load weights_only=True); "
-            "if you trust it, re-save just its tensors in a trusted environment "
+            "if it pickles whole modules (e.g. an Ultralytics .pt), --pickled-modules reads their tensors without "
+            "running their code; else re-save just its tensors in a trusted environment "
             "(torch.save(ckpt['state_dict'], 'plain.pth')) and convert that"
         ) from err
     except (RuntimeError, OSError, EOFError, ValueError) as err:
@@ -97,16 +106,168 @@ def _torch_load_safe(src: Path) -> Any:
         raise WeightsError(f"cannot read checkpoint {src} (corrupt or not a torch checkpoint: {msg})") from err
 
 
-def read_checkpoint(src: str | os.PathLike[str]) -> Any:
-    """The object stored in a checkpoint file: safetensors, or a torch pickle read with weights_only=True."""
+class StandIn:
+    """An inert object in place of a class or function a pickle names (its `pickled_name`): it keeps the arguments
+    and the state the pickle hands it and runs nothing else. Each pickled name gets its own subclass."""
+
+    pickled_name: ClassVar[str] = ""
+
+    def __init__(self, *args: Any) -> None:
+        # Called where the pickle calls the class or function it names (REDUCE): remember the arguments only.
+        self.__dict__["_vre_args"] = args
+
+    def __setstate__(self, state: Any) -> None:
+        # A dict (or a (dict, slots dict) pair, as pickle's own BUILD accepts) becomes attributes; anything
+        # else is kept as it is.
+        parts = state if isinstance(state, tuple) and len(state) == 2 else (state,)
+        if all(p is None or (isinstance(p, dict) and all(isinstance(k, str) for k in p)) for p in parts):
+            for part in parts:
+                self.__dict__.update(part or {})
+        else:
+            self.__dict__["_vre_state"] = state
+
+    def __repr__(self) -> str:
+        return f"<stand-in for {self.pickled_name}>"
+
+
+# torch refuses these modules' globals before looking at the allowed ones (torch._weights_only_unpickler).
+_BLOCKED_MODULES = ("os", "sys", "posix", "nt")
+
+
+def _data_pickle(src: Path) -> bytes:
+    """The pickle of a torch zip checkpoint (``<archive>/data.pkl``)."""
+    try:
+        with zipfile.ZipFile(src) as z:
+            names = [n for n in z.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
+            if len(names) != 1:
+                raise WeightsError(f"checkpoint {src} is a zip but not a torch checkpoint (no <archive>/data.pkl)")
+            return z.read(names[0])
+    except (zipfile.BadZipFile, OSError) as err:
+        raise WeightsError(f"cannot read checkpoint {src} as a torch zip checkpoint ({err}); "
+                           "--pickled-modules reads files written by torch.save since torch 1.6 only") from err
+
+
+def pickled_globals(src: str | os.PathLike[str]) -> list[str]:
+    """Every class or function the pickle of a torch zip checkpoint names, ``module.name``, in order of appearance.
+
+    Scans the pickle's opcodes with `pickletools` (nothing is unpickled). Names are given as the pickle spells
+    them; Python 2 spellings (``__builtin__``...) also in their Python 3 form, as torch's unpickler reads them.
+    """
+    import _compat_pickle
+    import pickletools
+
+    src = Path(src)
+    found: dict[str, None] = {}
+    try:
+        for op, arg, _ in pickletools.genops(_data_pickle(src)):
+            if op.name == "STACK_GLOBAL":
+                raise WeightsError(f"checkpoint {src} is pickled with protocol 4 or later, which "
+                                   "torch.load(weights_only=True) cannot read; re-save it with torch.save's default "
+                                   "protocol")
+            if op.name == "GLOBAL":
+                module, _, name = str(arg).partition(" ")
+                found[f"{module}.{name}"] = None
+                mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+                module, name = mapped or (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
+                found[f"{module}.{name}"] = None
+    except ValueError as err:  # pickletools' word for a truncated or corrupt pickle
+        raise WeightsError(f"cannot read checkpoint {src} (corrupt pickle: {err})") from err
+    return list(found)
+
+
+def _stand_ins(names: list[str]) -> list[tuple[type[StandIn], str]]:
+    return [(type(f"StandIn[{n}]", (StandIn,), {"pickled_name": n, "__module__": __name__}), n) for n in names]
+
+
+def _torch_load_modules(src: Path) -> Any:
+    """torch.load(weights_only=True) with every global of the pickle mapped to a `StandIn`.
+
+    torch's unpickler looks a name up in its own allowed set first (tensor rebuilding, OrderedDict, dtypes...),
+    so stand-ins only ever replace what weights_only would refuse.
+    """
+    import pickle
+
+    import torch
+
+    with open(src, "rb") as f:
+        if f.read(2) != b"PK":
+            raise WeightsError(f"checkpoint {src} is not a torch zip checkpoint; --pickled-modules reads files "
+                               "written by torch.save since torch 1.6 only")
+    names = pickled_globals(src)
+    blocked = [n for n in names if n.rpartition(".")[0] in _BLOCKED_MODULES]
+    if blocked:
+        raise WeightsError(f"checkpoint {src} calls {', '.join(blocked)}: it is not a checkpoint but a program; "
+                           "vre refuses it")
+    try:
+        with torch.serialization.safe_globals(_stand_ins(names)):  # type: ignore[arg-type]
+            return torch.load(src, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, TypeError, KeyError) as err:
+        msg = " ".join(str(err).split())[:200]
+        raise WeightsError(f"cannot read checkpoint {src} with stand-ins (corrupt, or not made of modules and "
+                           f"tensors: {msg})") from err
+
+
+def _is_module(obj: Any) -> bool:
+    state = vars(obj) if isinstance(obj, StandIn) else {}
+    return isinstance(state.get("_modules"), Mapping) and isinstance(state.get("_parameters"), Mapping)
+
+
+def module_state_dict(module: Any, *, float32: bool = True) -> dict[str, Any]:
+    """The tensors of a pickled ``nn.Module`` read with stand-ins, named as its ``state_dict()`` would name them:
+    its and its submodules' parameters and persistent buffers. Floating-point tensors become float32 unless
+    ``float32`` is False (integer buffers such as BatchNorm's ``num_batches_tracked`` keep their dtype)."""
+    import torch
+
+    if not _is_module(module):
+        raise WeightsError(f"{module!r} is not a pickled torch module (it has no _parameters and _modules)")
+    out: dict[str, Any] = {}
+
+    def walk(m: Any, prefix: str, path: tuple[int, ...]) -> None:
+        if id(m) in path:
+            raise WeightsError(f"module {prefix.rstrip('.')} ({m!r}) contains itself")
+        state = vars(m)
+        skip = state.get("_non_persistent_buffers_set") or set()
+        entries = [*state["_parameters"].items(),
+                   *((k, v) for k, v in (state.get("_buffers") or {}).items() if k not in skip)]
+        for name, tensor in entries:
+            if tensor is None:
+                continue
+            if not isinstance(tensor, torch.Tensor):
+                raise WeightsError(f"{prefix}{name} of {m!r} is a {type(tensor).__name__}, not a tensor")
+            tensor = tensor.detach()
+            out[prefix + name] = tensor.float() if float32 and tensor.is_floating_point() else tensor
+        for name, child in state["_modules"].items():
+            if child is not None:
+                if not _is_module(child):
+                    raise WeightsError(f"submodule {prefix}{name} of {m!r} is {child!r}, not a pickled torch module")
+                walk(child, f"{prefix}{name}.", (*path, id(m)))
+
+    walk(module, "", ())
+    return out
+
+
+def _modules_as_dicts(obj: Any) -> Any:
+    """``obj`` with every pickled module (at the top or in nested dicts) replaced by its `module_state_dict`."""
+    if _is_module(obj):
+        return module_state_dict(obj)
+    if isinstance(obj, Mapping):
+        return {k: _modules_as_dicts(v) for k, v in obj.items()}
+    return obj
+
+
+def read_checkpoint(src: str | os.PathLike[str], *, pickled_modules: bool = False) -> Any:
+    """The object stored in a checkpoint file: safetensors, or a torch pickle read with weights_only=True; with
+    ``pickled_modules``, a torch zip pickle whose foreign classes and functions are read as `StandIn` objects."""
     src = Path(src)
     if not src.is_file():
         raise WeightsError(f"checkpoint {src} does not exist or is not a file; check SRC")
-    return load_safetensors(src) if src.suffix == ".safetensors" else _torch_load_safe(src)
+    if src.suffix == ".safetensors":
+        return load_safetensors(src)
+    return _torch_load_modules(src) if pickled_modules else _torch_load_safe(src)
 
 
 def _tensors_of(obj: Any, src: Path, key: str | None, strip_prefix: str | None) -> dict[str, Any]:
-    tensors = _flatten_tensors(_unwrap(obj, src, key))
+    tensors = _flatten_tensors(_unwrap(_modules_as_dicts(obj), src, key))
     if not tensors:
         top = list(obj)[:10] if isinstance(obj, Mapping) else type(obj).__name__
         raise WeightsError(f"checkpoint {src}: no tensors found (top-level keys: {top}); pass --key to select them")
@@ -152,10 +313,12 @@ def convert_checkpoint(
     *,
     key: str | None = None,
     strip_prefix: str | None = None,
+    pickled_modules: bool = False,
 ) -> Path:
     """Convert a legacy ``.pth/.ckpt`` checkpoint into a ``.safetensors`` file and return ``dst``.
 
-    Loads with ``torch.load(src, map_location="cpu", weights_only=True)`` only. Unwraps common
+    Loads with ``torch.load(src, map_location="cpu", weights_only=True)`` only (with ``pickled_modules``,
+    pickled modules of any class are read as stand-ins and become their float32 state dicts). Unwraps common
     nestings (``state_dict``, ``model``, ``module``...; or the explicit ``key``, "/"-separated for
     deeper levels), flattens nested dicts of tensors with "." and drops non-tensors, strips a
     ``module.`` prefix present on every key (DataParallel) and ``strip_prefix`` when given, makes
@@ -166,7 +329,7 @@ def convert_checkpoint(
         raise WeightsError(f"output {dst} must end in .safetensors")
     if dst.resolve() == src.resolve():
         raise WeightsError(f"output {dst} is the input file; choose another DST")
-    obj = read_checkpoint(src)
+    obj = read_checkpoint(src, pickled_modules=pickled_modules)
     _write_file(dst, _tensors_of(obj, src, key, strip_prefix), src.name)
     return dst
 
@@ -194,7 +357,7 @@ def convert_for_variant(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     single = len(variant.filenames) == 1
     if single and dst.suffix != ".safetensors":
         raise WeightsError(f"output {dst} must end in .safetensors (weights {name!r} are one file)")
-    obj = read_checkpoint(src)
+    obj = read_checkpoint(src, pickled_modules=recipe.pickled_modules)
     if recipe.transform is not None:
         module, _, function = recipe.transform.partition(":")
         files = getattr(importlib.import_module(module), function)(obj)
@@ -215,7 +378,8 @@ def _summary(out: Path) -> str:
 
 
 def convert_main(argv: list[str]) -> int:
-    """``vre convert-weights SRC DST [--key K] [--strip-prefix P] [--variant NAME]``; returns the exit code."""
+    """``vre convert-weights SRC DST [--key K] [--strip-prefix P] [--pickled-modules] [--variant NAME]``; returns the
+    exit code."""
     parser = argparse.ArgumentParser(
         prog="vre convert-weights",
         description="Convert a legacy .pth/.ckpt checkpoint to .safetensors (torch.load weights_only=True only).",
@@ -224,6 +388,10 @@ def convert_main(argv: list[str]) -> int:
     parser.add_argument("dst", help="output .safetensors file (a folder for a --variant of several files)")
     parser.add_argument("--key", default=None, help="sub-dict holding the tensors, e.g. state_dict or model/ema")
     parser.add_argument("--strip-prefix", default=None, help="prefix removed from tensor names, e.g. model.")
+    parser.add_argument("--pickled-modules", action="store_true",
+                        help="the checkpoint pickles whole torch modules of another package's classes (e.g. "
+                             "Ultralytics .pt files): read them as inert stand-ins, without that code, and keep their "
+                             "tensors as float32")
     parser.add_argument("--variant", default=None, metavar="NAME",
                         help="make the files of this convert-locally weight variant (see `vre weights list`)")
     try:
@@ -232,11 +400,13 @@ def convert_main(argv: list[str]) -> int:
         return int(exc.code) if isinstance(exc.code, int) else 2
     try:
         if args.variant is not None:
-            if args.key or args.strip_prefix:
-                raise WeightsError("--variant applies the variant's own recipe: drop --key and --strip-prefix")
+            if args.key or args.strip_prefix or args.pickled_modules:
+                raise WeightsError("--variant applies the variant's own recipe: drop --key, --strip-prefix and "
+                                   "--pickled-modules")
             out = convert_for_variant(args.src, args.dst, args.variant)
         else:
-            out = convert_checkpoint(args.src, args.dst, key=args.key, strip_prefix=args.strip_prefix)
+            out = convert_checkpoint(args.src, args.dst, key=args.key, strip_prefix=args.strip_prefix,
+                                     pickled_modules=args.pickled_modules)
         summary = _summary(out)
     except WeightsError as err:
         print(f"error: {err}", file=sys.stderr)

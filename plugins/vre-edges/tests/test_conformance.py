@@ -50,3 +50,15 @@ class TestDexiNed(RepresentationTestSuite):
     @pytest.fixture(autouse=True)
     def _imported(self, dexined_imported: Path) -> None:
         pass
+
+
+class TestFastSAM(RepresentationTestSuite):
+    """A random FastSAM-s made in the test, imported as the s variant; the network sees 64 pixels on the longer side."""
+
+    type_name = "soft-segmentation/fastsam"
+    parameters = {"input_size": 64, "conf": 0.3}
+    atol = 0.0
+
+    @pytest.fixture(autouse=True)
+    def _imported(self, fastsam_imported: Path) -> None:
+        pass

