@@ -259,6 +259,17 @@ def test_dronescapes2_config():
     assert translation.notes == [], "every type of this config stores what the seed stores"
 
 
+def test_seed_fastsam_translates():
+    translation = translate_seed_config(yaml.safe_load("""
+representations:
+  fastsam(s): {type: soft-segmentation/fastsam, dependencies: [], parameters: {variant: fastsam-s, iou: 0.9, conf: 0.4}}
+"""))
+    assert translation.config["representations"]["fastsam(s)"] == {
+        "type": "soft-segmentation/fastsam", "parameters": {"variant": "fastsam-s", "iou": 0.9, "conf": 0.4}}
+    assert translation.notes == ["'fastsam(s)' (soft-segmentation/fastsam): FastSAM stores one instance map (uint16) "
+                                 "where the seed stores its 32 mask prototypes and boxes"]
+
+
 def test_seed_config_maps_frame_readers_to_an_rgb_dependency():
     translation = translate_seed_config(yaml.safe_load("""
 representations:
@@ -308,9 +319,6 @@ def with_(path: str, value: object) -> dict:
                                                      "format; nearest: dependencies"),
     (with_("representations.hsv.parameters", {"gamma": 2}), "representation 'hsv' (color/hsv): parameter 'gamma' is "
                                                              "not supported"),
-    (with_("representations.x", {"type": "soft-segmentation/fastsam", "dependencies": [],
-                                 "parameters": {"variant": "fastsam-s", "iou": 0.9, "conf": 0.4}}),
-     "representation 'x': type 'soft-segmentation/fastsam' is not supported: FastSAM is not provided by vre"),
     (with_("representations.x", {"type": "optical-flow/rife", "dependencies": [],
                                  "parameters": {"uhd": False, "compute_backward_flow": True}}),
      "representation 'x' (optical-flow/rife): parameter 'compute_backward_flow': only False is supported"),

@@ -113,7 +113,9 @@ SEED_TYPES: dict[str, SeedType | None] = {
         reads_frames=True),
     "soft-segmentation/generalized-boundaries": SeedType("soft-segmentation/generalized-boundaries", {
         k: _same(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True),
-    "soft-segmentation/fastsam": None,
+    "soft-segmentation/fastsam": SeedType("soft-segmentation/fastsam", {
+        "variant": _same("variant"), "iou": _same("iou"), "conf": _same("conf")},
+        note="FastSAM stores one instance map (uint16) where the seed stores its 32 mask prototypes and boxes"),
     "edges/canny": SeedType("edges/canny", {k: _same(k) for k in ("threshold1", "threshold2", "aperture_size",
                                                                    "l2_gradient")},
                             reads_frames=True, fixed={"color": True, "disk_layout": "seed"}),
@@ -149,8 +151,7 @@ SEED_TYPES: dict[str, SeedType | None] = {
 """Every type of the seed's repository (VRE 1.18.6) -> its vre translation (None: not provided by vre)."""
 
 _IMPLICIT_RGB = "\0rgb"  # stands for the rgb representation until its name is known
-_NOT_PROVIDED = {"soft-segmentation/fastsam": "FastSAM is not provided by vre (its weights are AGPL-licensed "
-                                              "ultralytics pickles); nearest: soft-segmentation/generalized-boundaries"}
+_NOT_PROVIDED: dict[str, str] = {}  # every type of the seed has a vre translation
 
 
 @attrs.frozen
