@@ -66,7 +66,7 @@ class WorkerRecord:
     tasks: int = 0
     frames: int = 0
     status: str = "starting"
-    """running, finished, failed (an error), died (killed or crashed)."""
+    """starting, running, finished, failed (an error), died (killed or crashed)."""
     error: str | None = None
     stats: dict[str, Any] = attrs.field(factory=dict)
 
@@ -89,7 +89,6 @@ def run_workers(job: WorkerJob, schedule: Schedule, slots: Sequence[WorkerSlot],
         p.start()
         procs[slot.index] = p
         records[slot.index].pid = p.pid
-        records[slot.index].status = "running"
     finished: set[int] = set()
     sent_sentinels = False
 
@@ -113,7 +112,9 @@ def run_workers(job: WorkerJob, schedule: Schedule, slots: Sequence[WorkerSlot],
                 _check_dead(procs, records, finished, schedule, slots, hand_out)
                 continue
             record = records[index]
-            if kind == "take":
+            if kind == "ready":
+                record.status = "running"
+            elif kind == "take":
                 schedule.take(index, rest[0])
             elif kind == "done":
                 report: TaskReport = rest[0]
@@ -163,8 +164,12 @@ def _check_dead(procs: Mapping[int, Any], records: Mapping[int, WorkerRecord], f
         tasks = schedule.orphaned(index, requeue=bool(alive))
         what = schedule.describe([t.id for t in tasks]) if tasks else "no task in flight"
         fate = "handed to another worker" if alive and held else "left for the re-run" if held else ""
+        hint = ""
+        if record.status == "starting" and code == 1:
+            hint = (" before it started: a script that runs an export with workers needs its code under "
+                    "`if __name__ == '__main__':` (worker processes import it again), as multiprocessing requires")
         record.status = "died"
-        record.error = (f"worker {index} (pid {p.pid}, {record.device}) died ({how}); "
+        record.error = (f"worker {index} (pid {p.pid}, {record.device}) died ({how}){hint}; "
                         f"{what}{' ' + fate if fate else ''}")
         log.error("%s", record.error)
         if not alive:
@@ -220,6 +225,7 @@ def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt
     try:
         with runlog.capturing():
             runner = open_worker(job, slot)
+            events.put(("ready", slot.index))
 
             def take() -> Iterator[Task]:
                 while not halt.is_set():  # halt: Ctrl-C or a failure; no new task starts
