@@ -28,7 +28,6 @@ import os
 import re
 import socket
 import uuid
-import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.npz import load_npz, npz_bytes
+from vrecore.npz import crc32, load_npz, npz_bytes
 
 __all__ = ["DirectoryStore", "FileFacts", "Store", "required_folders"]
 
@@ -373,7 +372,7 @@ def _write_parts(f: Any, parts: Iterable[bytes | memoryview]) -> int:
     crc = 0
     for p in parts:
         f.write(p)
-        crc = zlib.crc32(p, crc)
+        crc = crc32(p, crc)
     return crc
 
 

@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import io
 import logging
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
 
-from vrecore.npz import load_npz
+from vrecore.npz import crc32, load_npz
 from vrecore.store import FileFacts, Store
 
 __all__ = ["DiskForm", "RepresentationCheck", "check_content", "check_frames", "latest_records", "quarantine"]
@@ -140,7 +139,7 @@ def check_frames(store: Store, name: str, subs: Sequence[str], frames: Iterable[
             except OSError as e:
                 problems.append(f"{where}: cannot be read ({e.strerror or e})")
                 continue
-            crc = zlib.crc32(data)
+            crc = crc32(data)
             if recorded is not None and crc != recorded[2] and recorded[2] != 0:
                 problems.append(f"{where}: content changed since it was written (CRC-32 {crc:08x}, "
                                 f"written {recorded[2]:08x})")
