@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +28,8 @@ try:
 except ImportError:  # running from a checkout without the plugin installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "vre-edges" / "src"))
     from vre_edges.fastsam import FastSAM
+from timing import median_ms
+
 from vrecore.representation import Batch
 
 WIDTH, HEIGHT = 960, 540
@@ -42,20 +42,6 @@ def sample_frames(n: int) -> np.ndarray:
     with tempfile.TemporaryDirectory() as tmp:
         with open_video(make_sample_clip(Path(tmp) / "clip.mp4", width=WIDTH, height=HEIGHT, frames=n)) as source:
             return source.get_batch(list(range(n)))
-
-
-def median_ms(run: Callable[[int], object], starts: list[int], batch: int, repeats: int,
-              sync: Callable[[], None]) -> float:
-    """Median ms per frame of ``run(start)`` over batches of ``batch`` frames, after a warm-up batch."""
-    def timed(start: int) -> float:
-        sync()
-        t = time.perf_counter()
-        run(start)
-        sync()
-        return time.perf_counter() - t
-
-    timed(starts[0])
-    return statistics.median(timed(s) / batch for _ in range(repeats) for s in starts) * 1e3
 
 
 def bench(variant: str, frames: np.ndarray, args: argparse.Namespace, weights: Path,

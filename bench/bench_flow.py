@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,8 @@ try:
 except ImportError:  # running from a checkout without the plugin installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "plugins" / "vre-flow" / "src"))
     from vre_flow.testing import make_test_weights, neighbour_batch
+from timing import median_ms
+
 from vre_flow.classical import DISFlow, FarnebackFlow
 from vre_flow.learned import RAFTFlow, RIFEFlow
 from vre_flow.sift import SIFT
@@ -60,15 +60,7 @@ def per_frame_ms(rep: Representation, frames: np.ndarray, batch: int, repeats: i
     # Batches of frames that all have a frame after them: forward flow only, as for every frame but the last.
     starts = list(range(0, len(frames) - batch, batch))
 
-    def timed(start: int) -> float:
-        sync()
-        t = time.perf_counter()
-        run(start)
-        sync()
-        return time.perf_counter() - t
-
-    timed(starts[0])
-    return statistics.median(timed(s) / batch for _ in range(repeats) for s in starts) * 1e3
+    return median_ms(run, starts, batch, repeats, sync)
 
 
 def main() -> None:

@@ -11,6 +11,7 @@ import attrs
 import numpy as np
 
 from vre_edges.variants import FASTSAM_VARIANTS
+from vrecore.engine import release_accelerator_memory
 from vrecore.errors import WeightsError
 from vrecore.representation import Batch, OutputSpec
 from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
@@ -111,12 +112,8 @@ class FastSAM(WeightedRepresentation):
         self._model = load_into(YoloV8Seg(arch), state, variant.name).eval().to(self._device)
 
     def teardown(self) -> None:
-        on_cuda = self._device is not None and self._device.type == "cuda"
         self._model = None
-        if on_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        release_accelerator_memory()
 
     def compute(self, batch: Batch) -> np.ndarray:
         if self._model is None:

@@ -13,6 +13,7 @@ import numpy as np
 
 from vre_edges._frames import optional_size, resize_frames
 from vre_edges.variants import DEXINED_VARIANTS, HED_VARIANTS, converted_hed_h5
+from vrecore.engine import release_accelerator_memory
 from vrecore.layouts import SeedDiskLayout, disk_layout_field
 from vrecore.representation import Batch, OutputSpec
 from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
@@ -43,12 +44,8 @@ class _EdgeNetwork(SeedDiskLayout, WeightedRepresentation):
         self._model = self._load().eval().to(self._device)
 
     def teardown(self) -> None:
-        on_cuda = self._device is not None and self._device.type == "cuda"
         self._model = None
-        if on_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        release_accelerator_memory()
 
     def compute(self, batch: Batch) -> np.ndarray:
         if self._model is None:

@@ -12,6 +12,7 @@ import numpy as np
 
 from vre_flow.flow import OpticalFlow
 from vre_flow.variants import RAFT_VARIANTS, RIFE_VARIANTS
+from vrecore.engine import release_accelerator_memory
 from vrecore.representation import optional_size
 from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
 
@@ -44,12 +45,8 @@ class _LearnedFlow(WeightedRepresentation, OpticalFlow):
         self._model = model.eval().to(self._device)
 
     def teardown(self) -> None:
-        on_cuda = self._device is not None and self._device.type == "cuda"
         self._model = None
-        if on_cuda:
-            import torch
-
-            torch.cuda.empty_cache()
+        release_accelerator_memory()
 
     def _flows(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
         if self._model is None:
