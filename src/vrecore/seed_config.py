@@ -154,6 +154,23 @@ _IMPLICIT_RGB = "\0rgb"  # stands for the rgb representation until its name is k
 _NOT_PROVIDED: dict[str, str] = {}  # every type of the seed has a vre translation
 
 
+
+def _setting_blocks(source: Mapping[str, Any], blocks: tuple[str, ...], where: str,
+                    problems: list[str]) -> dict[str, Any]:
+    """The engine settings a seed config gives in ``blocks`` of ``source``; each unsupported key is a problem."""
+    settings: dict[str, Any] = {}
+    for block in blocks:
+        values = source.get(block) or {}
+        if not isinstance(values, Mapping):
+            problems.append(f"{where}'{block}' must be a mapping, got {values!r}")
+            continue
+        for key, value in values.items():
+            if key not in SETTING_KEYS:
+                problems.append(f"{where}'{block}.{key}' is not supported{_nearest(key, SETTING_KEYS)}")
+            else:
+                settings[key] = value
+    return settings
+
 @attrs.frozen
 class SeedTranslation:
     """A seed config as a vre pipeline (``config``) and what the reader should know about it (``notes``)."""
@@ -199,17 +216,8 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     reps = seed.get("representations")
     if not isinstance(reps, Mapping) or not reps:
         raise ConfigError("the seed config has no representations; it needs a 'representations:' mapping")
-    defaults: dict[str, Any] = {}
-    for block in ("globals", "default_compute_parameters", "default_io_parameters", "default_learned_parameters"):
-        values = seed.get(block) or {}
-        if not isinstance(values, Mapping):
-            problems.append(f"'{block}' must be a mapping, got {values!r}")
-            continue
-        for key, value in values.items():
-            if key not in SETTING_KEYS:
-                problems.append(f"'{block}.{key}' is not supported{_nearest(key, SETTING_KEYS)}")
-            else:
-                defaults[key] = value
+    defaults = _setting_blocks(seed, ("globals", "default_compute_parameters", "default_io_parameters",
+                                      "default_learned_parameters"), "", problems)
     global_settings = _settings("the defaults", defaults, problems)
     if "stored_dtype" in global_settings:
         problems.append(f"default output_dtype {global_settings.pop('stored_dtype')!r} is not supported: it applies to "
@@ -261,17 +269,8 @@ def _representation(name: str, spec: Any, seed_defaults: Mapping[str, Any], defa
         problems.append(f"{where} has no type")
         return None
     params = dict(spec.get("parameters") or {})
-    settings: dict[str, Any] = {}
-    for block in ("compute_parameters", "io_parameters", "learned_parameters"):
-        values = spec.get(block) or {}
-        if not isinstance(values, Mapping):
-            problems.append(f"{where}: '{block}' must be a mapping, got {values!r}")
-            continue
-        for key, value in values.items():
-            if key not in SETTING_KEYS:
-                problems.append(f"{where}: '{block}.{key}' is not supported{_nearest(key, SETTING_KEYS)}")
-            else:
-                settings[key] = value
+    settings = _setting_blocks(spec, ("compute_parameters", "io_parameters", "learned_parameters"), f"{where}: ",
+                               problems)
     entry: dict[str, Any] = {}
     if type_name in SEED_TYPES:
         seed_type = SEED_TYPES[type_name]
