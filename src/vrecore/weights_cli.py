@@ -185,7 +185,7 @@ def _files_of(variant: Any, path: Path) -> dict[str, Path]:
 
 
 def _import(ns: argparse.Namespace) -> int:
-    from vrecore.weights import find_variant, size_text
+    from vrecore.weights import check_loadable, find_variant, size_text
     from vrecore.weights_store import Lock, imported_dir, place_files, sha256_file
 
     declared = find_variant(ns.name)
@@ -204,14 +204,7 @@ def _import(ns: argparse.Namespace) -> int:
             raise WeightsError(f"{files[fname]} has sha256 {got}, but the lock file {lock.path} recorded {recorded} "
                                f"for {fname} of weights {variant.name!r}; add --replace if this file is meant to "
                                "replace the recorded one")
-    # The file must load into the model, through the same code as an export (and name the problem when not).
-    rep = declared.cls(name="vre-weights-import", variant=declared.key, weights_path=str(ns.file))
-    try:
-        rep.setup("cpu")
-    except WeightsError as err:
-        raise WeightsError(f"{ns.file} is not usable as weights {variant.name!r}: {err}") from None
-    finally:
-        rep.teardown()
+    check_loadable(declared, ns.file, ns.file)  # the check `vre convert-weights --variant` makes too
     folder = imported_dir(variant.name)
     place_files(files, folder)
     lock.record(variant.name, {"source": "imported", "files": {

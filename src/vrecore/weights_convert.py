@@ -7,9 +7,15 @@ it into exactly the files the variant loads (e.g. ``config.json`` + ``model.safe
 
 Some checkpoints pickle whole ``nn.Module`` objects of another package's classes (Ultralytics' ``.pt`` files),
 which weights_only refuses. ``--pickled-modules`` reads them still with ``torch.load(weights_only=True)``: every
-class or function the pickle names becomes an inert `StandIn` that only keeps what the pickle hands it, so no
+class of a package the pickle names becomes an inert `StandIn` that only keeps what the pickle hands it, so no
 code of that package (which need not be installed) ever runs; `module_state_dict` then walks the stand-ins'
-``_parameters``, ``_buffers`` and ``_modules`` to the tensors, named as ``state_dict()`` names them.
+``_parameters``, ``_buffers`` and ``_modules`` to the tensors, named as ``state_dict()`` names them. One rule
+for what else a pickle names (`refused_global`): anything that is not a class of a package (a function, a
+builtin, anything of the standard library: os, subprocess, builtins, importlib...) is refused, naming it.
+
+Whatever a conversion writes goes to a temporary folder beside the output first; with ``--variant`` it must
+load into the variant's model there (`vrecore.weights.check_loadable`, the check `vre weights import` makes)
+before it is moved into place: a refused or failed conversion leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -17,9 +23,11 @@ import argparse
 import importlib
 import os
 import re
+import shutil
 import sys
+import uuid
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -27,7 +35,7 @@ from vrecore.errors import WeightsError
 from vrecore.weights import load_safetensors
 
 __all__ = ["StandIn", "convert_checkpoint", "convert_for_variant", "convert_main", "module_state_dict",
-           "pickled_globals", "read_checkpoint"]
+           "pickled_globals", "read_checkpoint", "refused_global"]
 
 
 _NEST_KEYS = ("state_dict", "model_state_dict", "model", "module", "net", "network", "params", "weights")
@@ -107,8 +115,8 @@ def _torch_load_safe(src: Path) -> Any:
 
 
 class StandIn:
-    """An inert object in place of a class or function a pickle names (its `pickled_name`): it keeps the arguments
-    and the state the pickle hands it and runs nothing else. Each pickled name gets its own subclass."""
+    """An inert object in place of a class a pickle names (its `pickled_name`): it keeps the arguments and the state
+    the pickle hands it and runs nothing else. Each pickled name gets its own subclass."""
 
     pickled_name: ClassVar[str] = ""
 
@@ -130,10 +138,6 @@ class StandIn:
         return f"<stand-in for {self.pickled_name}>"
 
 
-# torch refuses these modules' globals before looking at the allowed ones (torch._weights_only_unpickler).
-_BLOCKED_MODULES = ("os", "sys", "posix", "nt")
-
-
 def _data_pickle(src: Path) -> bytes:
     """The pickle of a torch zip checkpoint (``<archive>/data.pkl``)."""
     try:
@@ -147,17 +151,12 @@ def _data_pickle(src: Path) -> bytes:
                            "--pickled-modules reads files written by torch.save since torch 1.6 only") from err
 
 
-def pickled_globals(src: str | os.PathLike[str]) -> list[str]:
-    """Every class or function the pickle of a torch zip checkpoint names, ``module.name``, in order of appearance.
-
-    Scans the pickle's opcodes with `pickletools` (nothing is unpickled). Names are given as the pickle spells
-    them; Python 2 spellings (``__builtin__``...) also in their Python 3 form, as torch's unpickler reads them.
-    """
+def _spellings(src: Path) -> dict[str, str]:
+    """Every global the pickle names, as it spells it → its Python 3 name (as torch's unpickler reads it)."""
     import _compat_pickle
     import pickletools
 
-    src = Path(src)
-    found: dict[str, None] = {}
+    found: dict[str, str] = {}
     try:
         for op, arg, _ in pickletools.genops(_data_pickle(src)):
             if op.name == "STACK_GLOBAL":
@@ -166,43 +165,97 @@ def pickled_globals(src: str | os.PathLike[str]) -> list[str]:
                                    "protocol")
             if op.name == "GLOBAL":
                 module, _, name = str(arg).partition(" ")
-                found[f"{module}.{name}"] = None
                 mapped = _compat_pickle.NAME_MAPPING.get((module, name))
-                module, name = mapped or (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
-                found[f"{module}.{name}"] = None
+                py3 = mapped or (_compat_pickle.IMPORT_MAPPING.get(module, module), name)
+                found[f"{module}.{name}"] = ".".join(py3)
     except ValueError as err:  # pickletools' word for a truncated or corrupt pickle
         raise WeightsError(f"cannot read checkpoint {src} (corrupt pickle: {err})") from err
+    return found
+
+
+def pickled_globals(src: str | os.PathLike[str]) -> list[str]:
+    """Every class or function the pickle of a torch zip checkpoint names, ``module.name``, in order of appearance.
+
+    Scans the pickle's opcodes with `pickletools` (nothing is unpickled). Names are given as the pickle spells
+    them; Python 2 spellings (``__builtin__``...) also in their Python 3 form, as torch's unpickler reads them.
+    """
+    found: dict[str, None] = {}
+    for spelled, py3 in _spellings(Path(src)).items():
+        found.update({spelled: None, py3: None})
     return list(found)
 
 
-def _stand_ins(names: list[str]) -> list[tuple[type[StandIn], str]]:
-    return [(type(f"StandIn[{n}]", (StandIn,), {"pickled_name": n, "__module__": __name__}), n) for n in names]
+def refused_global(name: str) -> str | None:
+    """Why the global ``name`` (``module.attribute``, Python 3 spelling) of a pickle may not become a `StandIn`, or
+    None for a class of a package (not of the standard library), the one thing a stand-in replaces.
+
+    Nothing is imported to tell (the package need not be installed, and importing it would run it): a class is
+    what PEP 8 spells as one, a CapWords name; anything else is a function.
+    """
+    module, _, attribute = name.rpartition(".")
+    top = module.partition(".")[0]
+    if top in sys.stdlib_module_names:
+        return "a global of the standard library"
+    if not attribute.lstrip("_")[:1].isupper():
+        return "a function (only classes become stand-ins)"
+    return None
+
+
+def _stand_in(name: str) -> type[StandIn]:
+    return type(f"StandIn[{name}]", (StandIn,), {"pickled_name": name, "__module__": __name__})
+
+
+def _class_attribute(owner: Any, name: Any) -> type[StandIn]:
+    """The pickle's ``getattr(Class, "name")``, protocol 2's way to name a class's attribute (Ultralytics' Segment
+    keeps ``detect = Detect.forward``): an inert stand-in named ``module.Class.name``, which torch's unpickler will
+    not call; getattr of anything but a stand-in class is refused."""
+    import pickle
+
+    if not (isinstance(owner, type) and issubclass(owner, StandIn) and isinstance(name, str)):
+        raise pickle.UnpicklingError(f"the pickle calls builtins.getattr on {owner!r}, not on a class; vre refuses it")
+    return _stand_in(f"{owner.pickled_name}.{name}")
 
 
 def _torch_load_modules(src: Path) -> Any:
-    """torch.load(weights_only=True) with every global of the pickle mapped to a `StandIn`.
+    """torch.load(weights_only=True) with every class of a package the pickle names mapped to a `StandIn`.
 
     torch's unpickler looks a name up in its own allowed set first (tensor rebuilding, OrderedDict, dtypes...),
-    so stand-ins only ever replace what weights_only would refuse.
+    so stand-ins only ever replace what weights_only would refuse; of that, anything but a class is refused.
     """
     import pickle
 
     import torch
+    from torch._weights_only_unpickler import _get_allowed_globals
 
     with open(src, "rb") as f:
         if f.read(2) != b"PK":
             raise WeightsError(f"checkpoint {src} is not a torch zip checkpoint; --pickled-modules reads files "
                                "written by torch.save since torch 1.6 only")
-    names = pickled_globals(src)
-    blocked = [n for n in names if n.rpartition(".")[0] in _BLOCKED_MODULES]
-    if blocked:
-        raise WeightsError(f"checkpoint {src} calls {', '.join(blocked)}: it is not a checkpoint but a program; "
-                           "vre refuses it")
+    allowed = _get_allowed_globals()
+    safe: list[tuple[Any, str]] = []
+    for name in dict.fromkeys(_spellings(src).values()):
+        if name in allowed:
+            continue
+        if name == "builtins.getattr":
+            safe.append((_class_attribute, name))
+            continue
+        why = refused_global(name)
+        if why is not None:
+            raise WeightsError(f"checkpoint {src} names {name}, {why}: a checkpoint that names it is a program, "
+                               "and vre refuses it (--pickled-modules reads classes of a model's package only)")
+        safe.append((_stand_in(name), name))
     try:
-        with torch.serialization.safe_globals(_stand_ins(names)):  # type: ignore[arg-type]
+        with torch.serialization.safe_globals(safe):  # type: ignore[arg-type]
             return torch.load(src, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, TypeError, KeyError) as err:
-        msg = " ".join(str(err).split())[:200]
+        text = " ".join(str(err).split())
+        called = re.search(r"(?:reduce|new object) for (?:unrecognized function |nn\.Parameter or .*? but got )"
+                           r"<class '[\w.]*StandIn\[([\w.]+)\]'>", text)
+        if called:  # a stand-in the pickle calls: torch refuses, and says so in a paragraph
+            raise WeightsError(f"checkpoint {src} calls {called.group(1)}: a checkpoint that calls it is a program, "
+                               "and vre refuses it (--pickled-modules reads classes of a model's package only)") from err
+        explained = re.search(r"WeightsUnpickler error: (.+?)(?: Check the documentation|$)", text)
+        msg = (explained.group(1) if explained else text)[:200]
         raise WeightsError(f"cannot read checkpoint {src} with stand-ins (corrupt, or not made of modules and "
                            f"tensors: {msg})") from err
 
@@ -263,7 +316,29 @@ def read_checkpoint(src: str | os.PathLike[str], *, pickled_modules: bool = Fals
         raise WeightsError(f"checkpoint {src} does not exist or is not a file; check SRC")
     if src.suffix == ".safetensors":
         return load_safetensors(src)
-    return _torch_load_modules(src) if pickled_modules else _torch_load_safe(src)
+    obj = _torch_load_modules(src) if pickled_modules else _torch_load_safe(src)
+    _check_tree(obj, src)
+    return obj
+
+
+_MAX_DEPTH = 100
+
+
+def _check_tree(obj: Any, src: Path) -> None:
+    """Refuse a checkpoint whose dicts contain themselves, or nest deeper than any checkpoint does (both would end
+    the walks below in a RecursionError)."""
+    stack: list[tuple[Any, tuple[str, ...], frozenset[int]]] = [(obj, (), frozenset())]
+    while stack:
+        node, where, above = stack.pop()
+        if not isinstance(node, Mapping):
+            continue
+        if id(node) in above:
+            raise WeightsError(f"cannot convert {src}: the checkpoint has a cycle at {'.'.join(where)} (a dict that "
+                               "contains itself); re-save its tensors alone (torch.save(state_dict, 'plain.pth'))")
+        if len(where) > _MAX_DEPTH:
+            raise WeightsError(f"cannot convert {src}: the checkpoint nests dicts deeper than {_MAX_DEPTH} levels at "
+                               f"{'.'.join(where[:5])}...; re-save its tensors alone")
+        stack.extend((v, (*where, str(k)), above | {id(node)}) for k, v in node.items())
 
 
 def _tensors_of(obj: Any, src: Path, key: str | None, strip_prefix: str | None) -> dict[str, Any]:
@@ -280,31 +355,57 @@ def _tensors_of(obj: Any, src: Path, key: str | None, strip_prefix: str | None) 
     return tensors
 
 
-def _write_file(dst: Path, content: Mapping[str, Any] | str, src_name: str) -> None:
-    """Write tensors as safetensors (contiguous, unshared) or text, under a temporary name first."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    try:
-        if isinstance(content, str):
-            tmp.write_text(content, encoding="utf-8")
-        else:
-            from safetensors.torch import save_file
+def _write_one(path: Path, content: Mapping[str, Any] | str, src_name: str) -> None:
+    """Write tensors as safetensors (contiguous, unshared) or text."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, str):
+        path.write_text(content, encoding="utf-8")
+    else:
+        from safetensors.torch import save_file
 
-            out: dict[str, Any] = {}
-            seen_storage: set[tuple[int, int]] = set()
-            for k, t in content.items():
-                t = t.detach().to("cpu")
-                ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) if t.numel() else (0, id(t))
-                t = t.clone().contiguous() if (ident in seen_storage or not t.is_contiguous()) else t
-                seen_storage.add(ident)
-                out[k] = t
-            save_file(out, str(tmp), metadata={"format": "pt", "vre_converted_from": src_name})
-        os.chmod(tmp, 0o644)  # safetensors writes 0600; converted weights are meant to be shared
-        os.replace(tmp, dst)
-    except Exception as err:  # noqa: BLE001 - reported as one line
-        tmp.unlink(missing_ok=True)
+        out: dict[str, Any] = {}
+        seen_storage: set[tuple[int, int]] = set()
+        for k, t in content.items():
+            t = t.detach().to("cpu")
+            ident = (t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()) if t.numel() else (0, id(t))
+            t = t.clone().contiguous() if (ident in seen_storage or not t.is_contiguous()) else t
+            seen_storage.add(ident)
+            out[k] = t
+        save_file(out, str(path), metadata={"format": "pt", "vre_converted_from": src_name})
+    os.chmod(path, 0o644)  # safetensors writes 0600; converted weights are meant to be shared
+
+
+def _write_files(dst: Path, files: Mapping[str, Mapping[str, Any] | str], src_name: str, *, single: bool,
+                 check: Callable[[Path], None] | None = None) -> None:
+    """Write ``files`` (name → tensors or text) into a temporary folder beside ``dst``, ``check`` that folder, then
+    move them to ``dst`` (the file of a one-file output, else the folder receiving them). A refusal or a failure
+    leaves nothing behind: no temporary, no folder made for ``dst``."""
+    made = [p for p in (dst.parent, *dst.parent.parents) if not os.path.lexists(p)]
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.vre-tmp"
+    try:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        for name, content in files.items():
+            _write_one(tmp.joinpath(*name.split("/")), content, src_name)
+        if check is not None:
+            check(tmp)
+        for name in files:
+            target = dst if single else dst.joinpath(*name.split("/"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp.joinpath(*name.split("/")), target)
+    except Exception as err:
+        # Clean-up is best effort: on a read-only disk it fails too, and must not hide why the write failed.
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        if isinstance(err, WeightsError):
+            raise WeightsError(f"{err}; nothing written") from None
         msg = " ".join(str(err).split())[:200]
-        raise WeightsError(f"cannot write {dst} from {src_name}: {msg}") from err
+        raise WeightsError(f"cannot write {dst} from {src_name}: {msg}; nothing written") from err
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def convert_checkpoint(
@@ -330,7 +431,7 @@ def convert_checkpoint(
     if dst.resolve() == src.resolve():
         raise WeightsError(f"output {dst} is the input file; choose another DST")
     obj = read_checkpoint(src, pickled_modules=pickled_modules)
-    _write_file(dst, _tensors_of(obj, src, key, strip_prefix), src.name)
+    _write_files(dst, {dst.name: _tensors_of(obj, src, key, strip_prefix)}, src.name, single=True)
     return dst
 
 
@@ -340,9 +441,10 @@ def convert_for_variant(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     The checkpoint must have the sha256 the variant declares for it (when it declares one). ``dst`` is the
     ``.safetensors`` file of a one-file variant, else a folder that receives the variant's files.
     """
-    from vrecore.weights import find_variant, sha256_file
+    from vrecore.weights import check_loadable, find_variant, sha256_file
 
-    variant = find_variant(name).variant
+    declared = find_variant(name)
+    variant = declared.variant
     recipe = variant.convert
     if recipe is None:
         raise WeightsError(f"weights {name!r} are published ready to load ({variant.source}): nothing to convert; "
@@ -366,8 +468,9 @@ def convert_for_variant(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     if set(files) != set(variant.filenames):
         raise WeightsError(f"the conversion of {src} made {sorted(files)}, but weights {name!r} need "
                            f"{list(variant.filenames)}; this is a bug of the plugin declaring {name!r}")
-    for filename, content in files.items():
-        _write_file(dst if single else dst.joinpath(*filename.split("/")), content, src.name)
+    # The files must load into the variant's model (names, shapes, dtypes), as `vre weights import` then checks.
+    _write_files(dst, files, src.name, single=single,
+                 check=lambda folder: check_loadable(declared, folder, f"the conversion of {src}"))
     return dst
 
 

@@ -73,15 +73,24 @@ def _exclusive(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _replace_fix(path: Path) -> str:
+    """How to get past an unusable JSON file of vre's: delete it when vre's cache holds it, else never (a project's
+    lock is the user's file, maybe under version control)."""
+    if Path(os.path.realpath(path)).is_relative_to(os.path.realpath(weights_dir())):
+        return f"delete it (vre made it: {path}) and run `vre weights fetch NAME ...` to record the weights again"
+    return ("fix it (e.g. restore it from version control), or move it aside: `vre weights fetch NAME ...` then "
+            "records the weights in a new one")
+
+
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError):
         return {}
     except (OSError, ValueError) as err:
-        raise WeightsError(f"cannot read {path} ({' '.join(str(err).split())[:120]}); fix or delete it") from err
+        raise WeightsError(f"cannot read {path} ({' '.join(str(err).split())[:120]}); {_replace_fix(path)}") from err
     if not isinstance(data, dict):
-        raise WeightsError(f"{path} is not a JSON object; fix or delete it")
+        raise WeightsError(f"{path} is not a JSON object; {_replace_fix(path)}")
     return data
 
 
@@ -111,7 +120,7 @@ class Lock:
         data = _read_json(self.path)
         if data and data.get("version") != _LOCK_VERSION:
             raise WeightsError(f"{self.path} has lock version {data.get('version')!r}, this vre reads version "
-                               f"{_LOCK_VERSION}; delete it and run `vre weights fetch` again")
+                               f"{_LOCK_VERSION}: use the vre that wrote it, or {_replace_fix(self.path)}")
         return _weights_of(data)
 
     def get(self, name: str) -> dict[str, Any] | None:
