@@ -220,14 +220,16 @@ def zeros(mb: int = ZEROS_MB) -> Iterable[bytes]:
     return (block for _ in range(mb))
 
 
-def peak_mb(read) -> float:
+def refused_within(read) -> tuple[StorageError, float]:
+    """The StorageError ``read()`` raises, and the peak of memory it allocated meanwhile (MB)."""
     tracemalloc.start()
     try:
-        read()
-    finally:
+        with pytest.raises(StorageError) as e:
+            read()
         peak = tracemalloc.get_traced_memory()[1]
+    finally:
         tracemalloc.stop()
-    return peak / 2**20
+    return e.value, peak / 2**20
 
 
 @pytest.fixture
@@ -250,17 +252,9 @@ def test_a_member_declaring_a_huge_shape_is_refused_before_inflating(bombed, fra
         ds = MultiTaskDataset(bombed, ["hsv"], to_tensor=False)
         reads += [lambda: ds[[0, 1, 2]], lambda: ds.get_item(1)]  # a DataLoader's batch, and one item
     for read in reads:
-        error: list[BaseException] = []
-
-        def attempt(read=read) -> None:
-            try:
-                read()
-            except StorageError as e:
-                error.append(e)
-
-        assert peak_mb(attempt) < 24  # a frame of hsv is 2.6 MB; the member claims 64
-        assert len(error) == 1
-        message = str(error[0])
+        error, peak = refused_within(read)
+        assert peak < 24  # a frame of hsv is 2.6 MB; the member claims 64
+        message = str(error)
         assert message.startswith(f"{path} cannot be read (its array is float32 ({rows}, 640, 3), the representation "
                                   f"stores float32 (360, 640, 3))") and "\n" not in message
 
@@ -275,16 +269,9 @@ def test_a_member_inflating_past_its_array_is_refused(bombed):
     crafted_npz(path, FRAME, "<f4", zeros(), declared=len(header.getvalue()) + nbytes)  # 64 MB of data behind a 2.6 MB array
     ds = MultiTaskDataset(bombed, ["hsv"], to_tensor=False)
     for read in (lambda: ds[[0, 1]], lambda: ds.get_item(1)):
-        error: list[BaseException] = []
-
-        def attempt(read=read) -> None:
-            try:
-                read()
-            except StorageError as e:
-                error.append(e)
-
-        assert peak_mb(attempt) < 24
-        assert len(error) == 1 and "holds more data than its array" in str(error[0]), error
+        error, peak = refused_within(read)
+        assert peak < 24
+        assert "holds more data than its array" in str(error)
 
 
 def test_a_member_with_trailing_bytes_is_refused(bombed):

@@ -193,7 +193,7 @@ def _read_member(member: _Member, size: int, expected: DiskForm | None, out: np.
         target = out
     else:
         target = np.empty(shape[::-1] if fortran else shape, dtype)
-    member.fill(memoryview(target.reshape(-1).view(np.uint8)))
+    member.fill(target.reshape(-1).view(np.uint8).data)
     member.finish()
     return target.T if fortran else target
 
