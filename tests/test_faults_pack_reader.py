@@ -330,3 +330,22 @@ def test_vre_read_refuses_negative_workers(export, capsys):
     assert main(["read", str(export), "--stats", "--workers", "-3"]) == 2
     assert one_error(capsys, "read") == "vre read: error: --workers must be 0 or more, got -3"
     assert tree(export) == before
+
+
+def test_a_webdataset_member_declaring_more_than_it_holds_is_refused(export, tmp_path, capsys):
+    from vrecore.data import MultiTaskDataset
+
+    dest = tmp_path / "packed"
+    assert pack(capsys, export, "--to", "webdataset", "-o", dest, "--tasks", "hsv", "--no-shuffle") == 0
+    shard, offset, size = json.loads((dest / "vre_pack.json").read_text())["videos"]["exp"]["tasks"]["hsv"][
+        "members"][1]
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (360 * 2**14, 640, 3)})  # 45 GB claimed
+    data = bytearray((dest / shard).read_bytes())
+    assert data[offset:offset + 6] == b"\x93NUMPY" and len(header.getvalue()) == 128
+    data[offset:offset + 128] = header.getvalue()  # same header size: the tar stays valid
+    (dest / shard).write_bytes(bytes(data))
+    ds = MultiTaskDataset(dest, to_tensor=False)
+    error, peak = refused_within(lambda: ds[1])
+    assert peak < 24 and f"{dest / shard}: the member of frame 1 of task 'hsv' cannot be read (truncated" in str(error)

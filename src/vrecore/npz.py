@@ -16,7 +16,7 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
-__all__ = ["DiskForm", "crc32", "load_npz", "npz_bytes", "read_npz_into", "write_npz"]
+__all__ = ["DiskForm", "crc32", "load_npy", "load_npz", "npz_bytes", "read_npz_into", "write_npz"]
 
 DiskForm = tuple[tuple[int, ...], np.dtype]
 """What one stored frame must be: its shape and dtype (a representation's disk form)."""
@@ -118,6 +118,14 @@ def read_npz_into(path: str | os.PathLike[str], out: np.ndarray, *, expected: Di
     if not out.flags.c_contiguous:
         return False
     return _read_npz(path, expected, out) is not None
+
+
+def load_npy(data: bytes, *, expected: DiskForm | None = None) -> np.ndarray:
+    """The array of an ``.npy`` file's bytes (a webdataset member), never unpickling; a header declaring more
+    than ``data`` holds, or bytes after the array, are refused (ValueError) before anything is allocated."""
+    array = _read_member(_Streamed(io.BytesIO(data)), len(data), expected, None)
+    assert array is not None  # without ``out`` there is always an array
+    return array
 
 
 _LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # a zip member's local header (APPNOTE 4.3.7)

@@ -12,7 +12,6 @@ Both hold the stored (disk-form) arrays of an export and what its metadata says 
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from vrecore.data.sources import FrameKey, StoredTask
-from vrecore.errors import ConfigError
+from vrecore.errors import ConfigError, StorageError
+from vrecore.npz import load_npy
 
 __all__ = ["PACK_FORMAT", "PACK_MANIFEST", "PACK_TOOL", "WEBDATASET_INDEX", "PackedSource", "open_packed_sources"]
 
@@ -81,7 +81,11 @@ class PackedSource:
         if f is None:
             f = self._handle[shard] = open(self.root / shard, "rb")  # noqa: SIM115 - kept open for the next reads
         f.seek(offset)
-        return np.load(io.BytesIO(f.read(size)), allow_pickle=False)
+        try:
+            return load_npy(f.read(size))
+        except ValueError as e:
+            raise StorageError(f"{self.root / shard}: the member of frame {frame} of task '{task}' cannot be read "
+                               f"({e}); pack the export again") from e
 
 
 def open_packed_sources(path: Path) -> tuple[list[PackedSource], bool] | None:
