@@ -10,12 +10,16 @@ from __future__ import annotations
 import io
 import os
 import struct
+import zipfile
 import zlib
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 
-__all__ = ["crc32", "load_npz", "npz_bytes", "write_npz"]
+__all__ = ["DiskForm", "crc32", "load_npy", "load_npz", "npz_bytes", "read_npz_into", "write_npz"]
+
+DiskForm = tuple[tuple[int, ...], np.dtype]
+"""What one stored frame must be: its shape and dtype (a representation's disk form)."""
 
 try:
     from isal import isal_zlib as _deflate_lib
@@ -82,12 +86,212 @@ def write_npz(path: str | os.PathLike[str], array: np.ndarray, *, compress: bool
             f.write(p)
 
 
-def load_npz(path: str | os.PathLike[str] | IO[bytes]) -> np.ndarray:
+def load_npz(path: str | os.PathLike[str] | IO[bytes], *, expected: DiskForm | None = None) -> np.ndarray:
     """The ``arr_0`` array of an npz written by vre (or the seed tool), never unpickling.
 
     The whole member is read, so zip's CRC-32 catches damaged data; an npz holding objects (which
-    only pickle could load) raises ValueError.
+    only pickle could load) raises ValueError. With ``expected`` (a representation's disk form) a member
+    whose npy header declares another shape or dtype is refused (ValueError) before any of its data is
+    inflated, inflation stops at the array's size, and bytes after the array are refused: a small
+    crafted file cannot make the reader allocate more than one frame.
     """
-    with np.load(path, allow_pickle=False) as z:
-        key: Any = "arr_0" if "arr_0" in z.files else z.files[0]
-        return z[key]
+    if expected is None or not isinstance(path, (str, os.PathLike)):
+        with np.load(path, allow_pickle=False) as z:
+            key: Any = "arr_0" if "arr_0" in z.files else z.files[0]
+            array = z[key]
+        if expected is not None:
+            _check_form(tuple(array.shape), array.dtype, expected)
+        return array
+    array = _read_npz(path, expected, None)
+    assert array is not None  # without ``out`` there is always an array
+    return array
+
+
+def read_npz_into(path: str | os.PathLike[str], out: np.ndarray, *, expected: DiskForm | None = None) -> bool:
+    """Read an npz's only array into ``out`` when its dtype and element count match ``out`` (C-contiguous);
+    False (``out`` untouched) for anything else. The zip member's CRC-32 is checked, as numpy.load does;
+    ``expected`` as in `load_npz`.
+
+    numpy.load reads a member in chunks through zipfile and inflates with zlib: two copies of a stored
+    array, and a slow inflate of a deflated one. Here a member's bytes go straight into the caller's
+    buffer (a slot of a batch), inflated by ISA-L when deflated."""
+    if not out.flags.c_contiguous:
+        return False
+    return _read_npz(path, expected, out) is not None
+
+
+def load_npy(data: bytes, *, expected: DiskForm | None = None) -> np.ndarray:
+    """The array of an ``.npy`` file's bytes (a webdataset member), never unpickling; a header declaring more
+    than ``data`` holds, or bytes after the array, are refused (ValueError) before anything is allocated."""
+    array = _read_member(_Streamed(io.BytesIO(data)), len(data), expected, None)
+    assert array is not None  # without ``out`` there is always an array
+    return array
+
+
+_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # a zip member's local header (APPNOTE 4.3.7)
+_MAX_NPY_HEADER = 1 << 16  # numpy itself refuses headers over 10,000 bytes (max_header_size)
+_CHUNK = 1 << 22  # inflated per call: the inflate never holds more than this beyond the array
+
+
+class _Member(Protocol):
+    def fill(self, view: memoryview) -> None: ...
+    def finish(self) -> None: ...
+
+
+def _read_npz(path: str | os.PathLike[str], expected: DiskForm | None, out: np.ndarray | None) -> np.ndarray | None:
+    """The npz's array (in ``out`` when given; None when it does not fit ``out``), read within its bounds."""
+    with zipfile.ZipFile(path) as z:
+        infos = z.infolist()
+        if not infos:
+            raise ValueError("an npz without an array")
+        info = next((i for i in infos if i.filename == "arr_0.npy"), infos[0])
+        if out is not None and len(infos) != 1:
+            return None
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            with z.open(info) as stream:
+                return _read_member(_Streamed(stream), info.file_size, expected, out)
+    with open(path, "rb", buffering=0) as f:
+        if not 0 <= info.header_offset <= os.fstat(f.fileno()).st_size - info.compress_size:
+            raise ValueError("truncated npz (its zip directory points outside the file)")
+        f.seek(info.header_offset)
+        local = _LOCAL_HEADER.unpack(_read_exactly(f, _LOCAL_HEADER.size))
+        if local[0] != 0x04034B50:
+            raise ValueError("not an npz (no zip member where its directory says)")
+        f.seek(info.header_offset + _LOCAL_HEADER.size + local[9] + local[10])
+        member: _Member = _Inflated(f, info.compress_size, info.CRC) if info.compress_type == zipfile.ZIP_DEFLATED \
+            else _Stored(f, info.CRC)
+        return _read_member(member, info.file_size, expected, out)
+
+
+def _read_member(member: _Member, size: int, expected: DiskForm | None, out: np.ndarray | None) -> np.ndarray | None:
+    """Parse the npy header, check it against ``expected`` and the member's size, then read the data."""
+    prefix = bytearray(10)
+    member.fill(memoryview(prefix))
+    if bytes(prefix[:6]) != b"\x93NUMPY" or prefix[6] not in (1, 2):
+        raise ValueError("not an npy array (no NUMPY magic of version 1 or 2)")
+    if prefix[6] == 1:
+        length, more = struct.unpack("<H", prefix[8:10])[0], b""
+    else:
+        tail = bytearray(2)
+        member.fill(memoryview(tail))
+        more = bytes(tail)
+        length = struct.unpack("<I", bytes(prefix[8:10]) + more)[0]
+    if length > _MAX_NPY_HEADER:
+        raise ValueError(f"its npy header claims {length} bytes (a crafted or damaged file)")
+    text = bytearray(length)
+    member.fill(memoryview(text))
+    stream = io.BytesIO(bytes(prefix) + more + bytes(text))
+    version = np.lib.format.read_magic(stream)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, fortran, dtype = read_header(stream)
+    if dtype.hasobject:
+        raise ValueError("it holds Python objects, which only pickle could load")
+    if expected is not None:
+        _check_form(tuple(shape), dtype, expected)
+    header_size = len(prefix) + len(more) + length
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if header_size + nbytes < size:
+        raise ValueError(f"its member holds {size - header_size - nbytes} bytes after its array (a crafted or "
+                         f"damaged file)")
+    if header_size + nbytes > size:
+        raise ValueError(f"truncated npz (its member has {size} bytes, its array needs {header_size + nbytes})")
+    if out is not None:
+        if fortran or dtype != out.dtype or out.size != int(np.prod(shape, dtype=object)):
+            return None
+        target = out
+    else:
+        target = np.empty(shape[::-1] if fortran else shape, dtype)
+    member.fill(target.reshape(-1).view(np.uint8).data)
+    member.finish()
+    return target.T if fortran else target
+
+
+def _check_form(shape: tuple[int, ...], dtype: np.dtype, expected: DiskForm) -> None:
+    want_shape, want_dtype = tuple(expected[0]), np.dtype(expected[1])
+    if shape != want_shape or dtype != want_dtype:
+        raise ValueError(f"its array is {dtype} {shape}, the representation stores {want_dtype} {want_shape}")
+
+
+def _read_exactly(f: Any, size: int) -> bytes:
+    data = f.read(size)
+    if len(data) != size:
+        raise ValueError(f"truncated npz ({len(data)} of {size} bytes)")
+    return data
+
+
+class _Stored:
+    """A stored member's bytes, read from the file at its data."""
+
+    def __init__(self, f: Any, crc: int) -> None:
+        self._f, self._expected_crc, self._crc = f, crc, 0
+
+    def fill(self, view: memoryview) -> None:
+        done = 0
+        while done < len(view):
+            n = self._f.readinto(view[done:])
+            if not n:
+                raise ValueError(f"truncated npz ({done} of {len(view)} bytes)")
+            done += n
+        self._crc = crc32(view, self._crc)
+
+    def finish(self) -> None:
+        if self._crc != self._expected_crc:
+            raise ValueError("CRC-32 mismatch (the file was damaged after it was written)")
+
+
+class _Inflated:
+    """A deflated member inflated by ISA-L in bounded steps: never more than asked for, plus one chunk."""
+
+    def __init__(self, f: Any, compressed: int, crc: int) -> None:
+        self._f, self._left, self._expected_crc, self._crc = f, compressed, crc, 0
+        self._inflate = _deflate_lib.decompressobj(-15)
+
+    def _input(self) -> bytes:
+        tail: bytes = self._inflate.unconsumed_tail
+        if tail:
+            return tail
+        data: bytes = self._f.read(min(self._left, _CHUNK))
+        self._left -= len(data)
+        return data
+
+    def fill(self, view: memoryview) -> None:
+        done = 0
+        while done < len(view):
+            data = self._input()
+            chunk = self._inflate.decompress(data, min(len(view) - done, _CHUNK))
+            if not chunk and (not data or self._inflate.eof):
+                raise ValueError(f"truncated npz ({done} of {len(view)} bytes)")
+            view[done:done + len(chunk)] = chunk
+            self._crc = crc32(chunk, self._crc)
+            done += len(chunk)
+
+    def finish(self) -> None:
+        while not self._inflate.eof:
+            data = self._input()
+            if self._inflate.decompress(data, 1):
+                raise ValueError("its member holds more data than its array (a crafted or damaged file)")
+            if not data and not self._inflate.eof:
+                raise ValueError("truncated npz (its deflated data ends early)")
+        if self._inflate.unused_data or self._inflate.unconsumed_tail or self._left:
+            raise ValueError("its member holds bytes after its deflated data (a crafted or damaged file)")
+        if self._crc != self._expected_crc:
+            raise ValueError("CRC-32 mismatch (the file was damaged after it was written)")
+
+
+class _Streamed:
+    """A member of another compression, through zipfile (which stops at its declared size and checks its CRC)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def fill(self, view: memoryview) -> None:
+        done = 0
+        while done < len(view):
+            n = self._stream.readinto(view[done:])
+            if not n:
+                raise ValueError(f"truncated npz ({done} of {len(view)} bytes)")
+            done += n
+
+    def finish(self) -> None:
+        if self._stream.read(1):
+            raise ValueError("its member holds more data than its array (a crafted or damaged file)")

@@ -41,6 +41,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for --stats")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     ns = parser.parse_args(argv)
+    if ns.workers < 0:
+        from vrecore.errors import ConfigError
+
+        raise ConfigError(f"--workers must be 0 or more, got {ns.workers}")
     from vrecore.data.dataset import MultiTaskDataset
 
     logger, handler = logging.getLogger("vrecore.data"), _Lines()

@@ -63,6 +63,13 @@ class MultiTaskDataset:
                  to_tensor: bool = True) -> None:
         if handle_missing not in HANDLE_MISSING:
             raise ConfigError(f"handle_missing {handle_missing!r} is not one of {', '.join(HANDLE_MISSING)}")
+        if isinstance(stats_workers, bool) or not isinstance(stats_workers, int) or stats_workers < 0:
+            raise ConfigError(f"stats_workers must be 0 or more, got {stats_workers!r}")
+        tasks, videos = _names("tasks", tasks), _names("videos", videos)  # a string is one name, not its letters
+        if isinstance(one_hot, str):
+            one_hot = [one_hot]
+        if isinstance(virtual_tasks, str):
+            virtual_tasks = [virtual_tasks]
         self.path = Path(path)
         self.handle_missing = handle_missing
         self.channels_first = channels_first
@@ -107,7 +114,7 @@ class MultiTaskDataset:
             raise ConfigError(f"one_hot names {', '.join(map(repr, wrong))}, not {what} of the dataset "
                               f"(class tasks: {classes})")
         self._normalization = self._normalization_of(normalization)
-        self._given_statistics = dict(statistics or {})
+        self._given_statistics = _given_statistics(statistics)
         self._statistics: dict[str, TaskStatistics] | None = None
 
     # -- what the dataset holds ----------------------------------------------------------------------
@@ -426,8 +433,11 @@ class MultiTaskDataset:
             return {}
         if isinstance(normalization, str):
             modes: dict[str, Any] = {"*": normalization}
-        else:
+        elif isinstance(normalization, Mapping):
             modes = dict(normalization)
+        else:
+            raise ConfigError(f"normalization must be None, 'min_max', 'standardization' or {{task: mode}}, got "
+                              f"{normalization!r}")
         default = modes.pop("*", None)
         for task, mode in modes.items():
             if task not in self.task_names:
@@ -705,6 +715,30 @@ def split_videos(videos: Sequence[str], fractions: Mapping[str, float], *, seed:
         out[k] = sorted(order[start:start + counts[k]])
         start += counts[k]
     return out
+
+
+def _names(what: str, names: Any) -> list[str] | None:
+    """A ``tasks`` or ``videos`` argument as a list of names: one string is one name."""
+    if names is None:
+        return None
+    if isinstance(names, str):
+        return [names]
+    if not isinstance(names, Iterable) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{what} must be a name or a list of names, got {names!r}")
+    return list(names)
+
+
+def _given_statistics(statistics: Any) -> dict[str, TaskStatistics]:
+    """The ``statistics`` argument checked: {task: TaskStatistics}."""
+    if statistics is None:
+        return {}
+    if not isinstance(statistics, Mapping):
+        raise ConfigError(f"statistics must be {{task: TaskStatistics}}, got {statistics!r}")
+    for task, stats in statistics.items():
+        if not isinstance(stats, TaskStatistics):
+            raise ConfigError(f"statistics[{task!r}] must be a TaskStatistics (e.g. another dataset's .statistics), "
+                              f"got {stats!r}")
+    return dict(statistics)
 
 
 def _select_videos(sources: list[Any], videos: Sequence[str]) -> list[Any]:

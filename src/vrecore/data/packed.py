@@ -12,7 +12,6 @@ Both hold the stored (disk-form) arrays of an export and what its metadata says 
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,18 @@ from typing import Any
 import numpy as np
 
 from vrecore.data.sources import FrameKey, StoredTask
-from vrecore.errors import ConfigError
+from vrecore.errors import ConfigError, StorageError
+from vrecore.npz import load_npy
 
-__all__ = ["PACK_FORMAT", "WEBDATASET_INDEX", "PackedSource", "open_packed_sources"]
+__all__ = ["PACK_FORMAT", "PACK_MANIFEST", "PACK_TOOL", "WEBDATASET_INDEX", "PackedSource", "open_packed_sources"]
 
 PACK_FORMAT = "vre-pack"
 PACK_VERSION = 1
 WEBDATASET_INDEX = "vre_pack.json"
+PACK_MANIFEST = "vre_pack_manifest.json"
+"""Written into every pack: the tool, format, source export, time and top-level entries; --overwrite replaces
+only a folder holding it (and nothing else)."""
+PACK_TOOL = "vre pack"
 
 
 class PackedSource:
@@ -77,7 +81,11 @@ class PackedSource:
         if f is None:
             f = self._handle[shard] = open(self.root / shard, "rb")  # noqa: SIM115 - kept open for the next reads
         f.seek(offset)
-        return np.load(io.BytesIO(f.read(size)), allow_pickle=False)
+        try:
+            return load_npy(f.read(size))
+        except ValueError as e:
+            raise StorageError(f"{self.root / shard}: the member of frame {frame} of task '{task}' cannot be read "
+                               f"({e}); pack the export again") from e
 
 
 def open_packed_sources(path: Path) -> tuple[list[PackedSource], bool] | None:
@@ -108,5 +116,43 @@ def _sources(path: Path, kind: str, description: Any) -> tuple[list[PackedSource
     if description.get("version") != PACK_VERSION:
         raise ConfigError(f"'{path}' was packed in format version {description.get('version')}, this vre reads "
                           f"version {PACK_VERSION}; pack the export again")
-    sources = [PackedSource(path, video, kind, v) for video, v in description["videos"].items()]
+    videos = description.get("videos")
+    if not isinstance(videos, dict) or not videos:
+        raise ConfigError(f"'{path}' describes no videos: it is not a complete `vre pack` output; pack the export "
+                          f"again")
+    damaged = f"'{path}' is an incomplete or damaged pack"
+    try:
+        sources = [PackedSource(path, video, kind, v) for video, v in videos.items()]
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ConfigError(f"{damaged} (its description lacks {e}); pack the export again") from e
+    if kind == "zarr":
+        import zarr
+
+        group = zarr.open_group(str(path), mode="r")
+        for source in sources:
+            for task, rows in source._frames.items():
+                if not rows:
+                    continue
+                key = f"{source.video}/{task}"
+                try:
+                    array = group[key]
+                    if not isinstance(array, zarr.Array):
+                        raise KeyError(key)
+                    length = array.shape[0]
+                except (KeyError, IndexError) as e:
+                    raise ConfigError(f"'{path}' has no array '{key}' that its description lists ({damaged}); pack "
+                                      f"the export again") from e
+                if length != len(rows):
+                    raise ConfigError(f"{damaged}: array '{key}' has {length} rows, its description lists "
+                                      f"{len(rows)} frames; pack the export again")
+    else:
+        for source in sources:
+            for task, t in source._description["tasks"].items():
+                members = t.get("members")
+                if not isinstance(members, list) or len(members) != len(t["frames"]):
+                    raise ConfigError(f"{damaged}: '{WEBDATASET_INDEX}' lacks the index of task '{task}' of video "
+                                      f"'{source.video}'; pack the export again")
+                missing = sorted({m[0] for m in members} - {p.name for p in path.glob("shard-*.tar")})
+                if missing:
+                    raise ConfigError(f"{damaged}: shard '{missing[0]}' is missing; pack the export again")
     return sources, bool(description.get("multi"))

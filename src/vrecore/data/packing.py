@@ -8,22 +8,26 @@ per task, one chunk per frame). Both libraries are the optional extra ``vrecore[
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import random
+import secrets
 import shutil
 import sys
 import tarfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vrecore.data.packed import PACK_FORMAT, PACK_VERSION, WEBDATASET_INDEX
+from vrecore.data.packed import PACK_FORMAT, PACK_MANIFEST, PACK_TOOL, PACK_VERSION, WEBDATASET_INDEX
 from vrecore.data.sources import ExportSource, _latest_fingerprints, find_exports
-from vrecore.errors import ConfigError
+from vrecore.data.statistics import CACHE_FILE
+from vrecore.errors import ConfigError, StorageError
 
 __all__ = ["PACK_FORMATS", "pack"]
 
@@ -45,21 +49,120 @@ def pack(export: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str,
     multi = exports[0][1] != root
     sources = [ExportSource(path, video) for video, path in exports]
     names = _task_names(sources, tasks)
-    if out.exists():
-        if not overwrite:
-            raise ConfigError(f"'{out}' exists; choose another destination or pass --overwrite to replace it")
-        if out.resolve() == root.resolve() or root.resolve() in out.resolve().parents:
-            raise ConfigError(f"'{out}' is inside the export; choose a destination outside it")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    replacing = _check_destination(out, root, overwrite)
     videos = {s.video: _describe(s, [t for t in names if t in s.tasks]) for s in sources}
     description = {"format": PACK_FORMAT, "version": PACK_VERSION, "multi": multi, "videos": videos}
     show = sys.stderr.isatty() if progress is None else progress
-    if fmt == "zarr":
-        files = _write_zarr(sources, description, out, show)
-    else:
-        files = _write_webdataset(sources, description, out, shard_size, shuffle, seed, show)
+    # written beside the destination under a temporary name and renamed into place when complete: a failed
+    # pack leaves nothing half-made, and the pack it replaces stays whole until then
+    made = _make_parents(out.parent)
+    staging = out.parent / f".{out.name}.vre-pack-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.mkdir(staging)
+        if fmt == "zarr":
+            files = _write_zarr(sources, description, staging, out.name, show)
+        else:
+            files = _write_webdataset(sources, description, staging, out.name, shard_size, shuffle, seed, show)
+        entries = sorted([*os.listdir(staging), PACK_MANIFEST])
+        manifest = {"tool": PACK_TOOL, "format": fmt, "source": str(root.resolve()),
+                    "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "entries": entries}
+        (staging / PACK_MANIFEST).write_text(json.dumps(manifest, indent=1))
+        _move_into_place(staging, out, replacing)
+    except BaseException as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(e, OSError):
+            raise StorageError(f"'{out}' cannot be written ({e.strerror or e}); nothing was written: choose a "
+                               f"writable destination with -o") from e
+        raise
     return {"format": fmt, "dest": str(out), "videos": {v: {t: len(d["frames"]) for t, d in videos[v]["tasks"].items()}
                                                           for v in videos}, "files": files}
+
+
+def _check_destination(out: Path, root: Path, overwrite: bool) -> bool:
+    """Whether ``out`` is a previous pack to replace (False: it does not exist); refuses anything else, so that
+    --overwrite never deletes what `vre pack` did not make."""
+    if not out.exists() and not out.is_symlink():
+        return False
+    if not overwrite:
+        raise ConfigError(f"'{out}' exists; choose another destination or pass --overwrite to replace it")
+    refuse = "refusing to replace it: choose another destination (--overwrite replaces only a previous pack)"
+    if out.is_symlink():
+        raise ConfigError(f"'{out}' is a symbolic link, not a pack made by `vre pack`; {refuse}")
+    target, export = out.resolve(), root.resolve()
+    if target == export or export in target.parents:
+        raise ConfigError(f"'{out}' is inside the export; choose a destination outside it")
+    if target in export.parents:
+        raise ConfigError(f"'{out}' was not made by `vre pack` (it holds the export '{root}'); {refuse}")
+    if not out.is_dir():
+        raise ConfigError(f"'{out}' was not made by `vre pack` (it is a file, not a pack folder); {refuse}")
+    manifest = _read_manifest(out)
+    if manifest is None:
+        raise ConfigError(f"'{out}' was not made by `vre pack` (no valid {PACK_MANIFEST} in it); {refuse}")
+    known = {*manifest["entries"], PACK_MANIFEST, CACHE_FILE}
+    foreign = sorted(set(os.listdir(out)) - known)
+    if foreign:
+        more = f" (and {len(foreign) - 1} more)" if len(foreign) > 1 else ""
+        raise ConfigError(f"'{out}' holds '{foreign[0]}'{more}, which `vre pack` did not write; refusing to replace "
+                          f"it: move that out first or choose another destination")
+    return True
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest `vre pack` writes into every pack, or None when ``folder`` has no valid one."""
+    path = folder / PACK_MANIFEST
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(manifest, dict) or manifest.get("tool") != PACK_TOOL or manifest.get("format") not in \
+            PACK_FORMATS or not isinstance(manifest.get("entries"), list) or \
+            not all(isinstance(e, str) for e in manifest["entries"]):
+        return None
+    return manifest
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    made = []
+    try:
+        for path in reversed(missing):
+            os.mkdir(path)
+            made.append(path)
+    except OSError as e:
+        for path in reversed(made):
+            with contextlib.suppress(OSError):
+                path.rmdir()
+        raise StorageError(f"'{missing[0]}' cannot be created ({e.strerror or e}); choose a writable destination "
+                           f"with -o") from e
+    return made
+
+
+def _move_into_place(staging: Path, out: Path, replacing: bool) -> None:
+    """Rename the complete pack to ``out``; a previous pack there is moved aside first and deleted last."""
+    if not replacing:
+        os.rename(staging, out)
+        return
+    aside = out.parent / f".{out.name}.vre-pack-old-{os.getpid()}-{secrets.token_hex(4)}"
+    os.rename(out, aside)
+    try:
+        os.rename(staging, out)
+    except BaseException:
+        os.rename(aside, out)
+        raise
+    try:
+        shutil.rmtree(aside)
+    except OSError as e:
+        raise StorageError(f"the new pack is complete at '{out}', but the previous one, moved to '{aside}', cannot "
+                           f"be deleted ({e.strerror or e}); delete it yourself") from e
 
 
 def _task_names(sources: list[ExportSource], tasks: Sequence[str] | None) -> list[str]:
@@ -92,7 +195,7 @@ def _progress(total: int, desc: str, show: bool) -> Any:
     return tqdm(total=total, desc=desc, unit="frame", disable=not show, file=sys.stderr)
 
 
-def _write_zarr(sources: list[ExportSource], description: dict[str, Any], out: Path, show: bool) -> int:
+def _write_zarr(sources: list[ExportSource], description: dict[str, Any], out: Path, label: str, show: bool) -> int:
     try:
         import zarr
     except ImportError as e:
@@ -100,7 +203,7 @@ def _write_zarr(sources: list[ExportSource], description: dict[str, Any], out: P
     group = zarr.open_group(str(out), mode="w", attributes={"vre": description})
     total = sum(len(t["frames"]) for v in description["videos"].values() for t in v["tasks"].values())
     arrays = 0
-    with _progress(total, f"zarr {out.name}", show) as bar:
+    with _progress(total, f"zarr {label}", show) as bar:
         for source in sources:
             for name, task in description["videos"][source.video]["tasks"].items():
                 frames = task["frames"]
@@ -122,8 +225,8 @@ def _write_zarr(sources: list[ExportSource], description: dict[str, Any], out: P
     return arrays
 
 
-def _write_webdataset(sources: list[ExportSource], description: dict[str, Any], out: Path, shard_size: int,
-                      shuffle: bool, seed: int, show: bool) -> int:
+def _write_webdataset(sources: list[ExportSource], description: dict[str, Any], out: Path, label: str,
+                      shard_size: int, shuffle: bool, seed: int, show: bool) -> int:
     try:
         import webdataset as wds
     except ImportError as e:
@@ -132,11 +235,10 @@ def _write_webdataset(sources: list[ExportSource], description: dict[str, Any], 
                for f in sorted(set().union(*(set(t["frames"]) for t in description["videos"][s.video]["tasks"].values())))]
     if shuffle:  # samples of all videos mixed across shards, so that a shard buffer shuffles well
         random.Random(seed).shuffle(samples)
-    out.mkdir(parents=True)
     pattern = str(out / "shard-%06d.tar")
     frame_sets = {(s.video, name): set(t["frames"]) for s in sources
                   for name, t in description["videos"][s.video]["tasks"].items()}
-    with _progress(len(samples), f"webdataset {out.name}", show) as bar, \
+    with _progress(len(samples), f"webdataset {label}", show) as bar, \
             wds.ShardWriter(pattern, maxcount=shard_size, verbose=0) as sink:
         for _, source, frame in samples:
             sample: dict[str, Any] = {"__key__": f"{source.video}/{frame}"}

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
-import struct
 import zipfile
-import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -16,7 +13,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.npz import load_npz
+from vrecore.npz import DiskForm, load_npz, read_npz_into
 
 __all__ = ["ExportSource", "FrameKey", "StoredTask", "find_exports", "is_export"]
 
@@ -40,6 +37,17 @@ class StoredTask:
     provider: str | None
     """The distribution that made it (from the fingerprint), named when its type is not installed."""
     stored_dtype: str | None
+    stored_shape: tuple[int, ...] | None = None
+    """The shape of every stored frame (from the fingerprint), when the export records it."""
+
+    def disk_form(self) -> DiskForm | None:
+        """(shape, dtype) every stored frame must have, when the export records both."""
+        if self.stored_shape is None or self.stored_dtype is None:
+            return None
+        try:
+            return self.stored_shape, np.dtype(self.stored_dtype)
+        except TypeError:  # a dtype name this numpy does not know: no form to check against
+            return None
 
     def spec(self) -> dict[str, Any]:
         """The pipeline entry that rebuilds this representation."""
@@ -96,10 +104,12 @@ class ExportSource:
     def _stored_task(self, name: str) -> StoredTask:
         meta = self.metadata(name)
         fingerprint = meta.get("fingerprint") or {}
+        stored = fingerprint.get("stored") or {}
+        shape = stored.get("shape")
         return StoredTask(name=name, type_name=meta.get("type"), parameters=meta.get("parameters") or {},
                           dependency_roles=meta.get("dependency_roles") or {}, metadata=meta.get("metadata") or {},
                           provider=(fingerprint.get("plugin") or {}).get("name"),
-                          stored_dtype=(fingerprint.get("stored") or {}).get("dtype"))
+                          stored_dtype=stored.get("dtype"), stored_shape=_shape(shape))
 
     def metadata(self, name: str) -> dict[str, Any]:
         """The representation's metadata document ({} when it has none, e.g. an export of another tool)."""
@@ -158,7 +168,7 @@ class ExportSource:
         """The stored (disk-form) array of one frame."""
         path = self.path(task, frame)
         try:
-            return load_npz(path)
+            return load_npz(path, expected=self._disk_form(task))
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise self._unreadable(path, e) from e
 
@@ -167,9 +177,13 @@ class ExportSource:
         False otherwise (the caller then reads it with `read`)."""
         path = self.path(task, frame)
         try:
-            return read_npz_into(path, out)
+            return read_npz_into(path, out, expected=self._disk_form(task))
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise self._unreadable(path, e) from e
+
+    def _disk_form(self, task: str) -> DiskForm | None:
+        stored = self.tasks.get(task)
+        return stored.disk_form() if stored is not None else None
 
     def _unreadable(self, path: Path, error: BaseException) -> StorageError:
         why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
@@ -177,92 +191,11 @@ class ExportSource:
                             f"frames aside and computes them again")
 
 
-_LOCAL_HEADER = struct.Struct("<IHHHHHIIIHH")  # a zip member's local header (APPNOTE 4.3.7)
-
-try:  # ISA-L's inflate and CRC-32 (python-isal, a vrecore dependency): ~4x zlib's on these arrays
-    from isal import isal_zlib as _inflate_lib
-except ImportError:  # pragma: no cover - keep working without it
-    _inflate_lib = zlib  # type: ignore[assignment,misc]
-
-
-def read_npz_into(path: Path, out: np.ndarray) -> bool:
-    """Read an npz's only array into ``out`` when its dtype and element count match ``out`` (C-contiguous);
-    False (``out`` untouched) for anything else. The zip member's CRC-32 is checked, as numpy.load does.
-
-    numpy.load reads a member in chunks through zipfile and inflates with zlib: two copies of a stored
-    array, and a slow inflate of a deflated one. Here a stored member's bytes go straight into the caller's
-    buffer (a slot of a batch) with one copy, and a deflated one is inflated by ISA-L in one call."""
-    if not out.flags.c_contiguous:
-        return False
-    with zipfile.ZipFile(path) as z:
-        infos = z.infolist()
-        if len(infos) != 1 or infos[0].compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            return False
-        info = infos[0]
-    with open(path, "rb", buffering=0) as f:
-        if not 0 <= info.header_offset <= os.fstat(f.fileno()).st_size - info.compress_size:
-            raise ValueError(f"{path}: truncated npz (its zip directory points outside the file)")
-        f.seek(info.header_offset)
-        local = _LOCAL_HEADER.unpack(f.read(_LOCAL_HEADER.size))
-        if local[0] != 0x04034B50:
-            raise ValueError(f"{path}: not an npz (no zip member where its directory says)")
-        f.seek(info.header_offset + _LOCAL_HEADER.size + local[9] + local[10])
-        if info.compress_type == zipfile.ZIP_DEFLATED:
-            member = _inflate_lib.decompress(_read_exactly(f, info.compress_size, path), -15)
-            return _copy_member(path, memoryview(member), info.CRC, out)
-        start = f.tell()
-        parsed = _npy_header(f)
-        if parsed is None or not _fits(parsed, out):
-            return False
-        header_size = f.tell() - start
-        f.seek(start)
-        crc = _inflate_lib.crc32(_read_exactly(f, header_size, path))
-        view = out.reshape(-1).view(np.uint8).data
-        if header_size + len(view) != info.file_size:
-            raise ValueError(f"{path}: the npz member's size does not match its array")
-        done = 0
-        while done < len(view):
-            n = f.readinto(view[done:])
-            if not n:
-                raise ValueError(f"{path}: truncated npz ({done} of {len(view)} bytes of array data)")
-            done += n
-    if _inflate_lib.crc32(view, crc) != info.CRC:
-        raise ValueError(f"{path}: CRC-32 mismatch (the file was damaged after it was written)")
-    return True
-
-
-def _read_exactly(f: Any, size: int, path: Path) -> bytes:
-    data = f.read(size)
-    if len(data) != size:
-        raise ValueError(f"{path}: truncated npz ({len(data)} of {size} bytes)")
-    return data
-
-
-def _npy_header(f: Any) -> tuple[tuple[int, ...], bool, np.dtype] | None:
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        return np.lib.format.read_array_header_1_0(f)
-    if version == (2, 0):
-        return np.lib.format.read_array_header_2_0(f)
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """A recorded shape as a tuple of sizes (None when absent or not a list of non-negative integers)."""
+    if isinstance(value, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in value):
+        return tuple(value)
     return None
-
-
-def _fits(parsed: tuple[tuple[int, ...], bool, np.dtype], out: np.ndarray) -> bool:
-    shape, fortran, dtype = parsed
-    return not fortran and dtype == out.dtype and not dtype.hasobject and int(np.prod(shape)) == out.size
-
-
-def _copy_member(path: Path, member: memoryview, crc: int, out: np.ndarray) -> bool:
-    """Copy an inflated npy member into ``out`` (when it fits), after checking its CRC-32."""
-    if _inflate_lib.crc32(member) != crc:
-        raise ValueError(f"{path}: CRC-32 mismatch (the file was damaged after it was written)")
-    stream = io.BytesIO(member)
-    parsed = _npy_header(stream)
-    if parsed is None or not _fits(parsed, out):
-        return False
-    data = np.frombuffer(member, dtype=out.dtype, count=out.size, offset=stream.tell())
-    np.copyto(out.reshape(-1), data)
-    return True
 
 
 def _latest_fingerprints(folder: Path) -> dict[int, str | None]:
