@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 import textwrap
@@ -145,3 +146,56 @@ def test_the_engine_frees_accelerator_memory_through_the_one_helper():
     import vrecore.learned
 
     assert vrecore.engine.release_accelerator_memory is vrecore.learned.release_accelerator_memory
+
+
+# -- the third-party example of docs/plugins.md ---------------------------------------------------------
+
+
+def _example_files() -> dict[str, str]:
+    """Path → text of each file of the complete plugin in docs/plugins.md (a fenced block whose first line, a
+    comment, names it; the file is the rest of the block)."""
+    text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
+    example = text[text.index("## A complete third-party plugin"):]
+    files = {}
+    for block in example.split("```")[1::2]:
+        body = block.split("\n", 1)[1]
+        first, _, rest = body.partition("\n")
+        if first.startswith("# ") and first.rstrip().endswith((".toml", ".py", ".yaml")):
+            files[first[2:].strip()] = rest
+    return files
+
+
+def test_the_documented_third_party_plugin_exports_and_imports_only_the_surface(tmp_path, sample_video):
+    import tomllib
+
+    files = _example_files()
+    project = tomllib.loads(files["pyproject.toml"])
+    assert project["build-system"]["build-backend"] == "hatchling.build"
+    name, version = project["project"]["name"], project["project"]["version"]
+    (entry_name, entry_module), = project["project"]["entry-points"]["vre"].items()
+    site = tmp_path / "site"
+    for path, content in files.items():
+        if path.startswith("src/"):
+            target = site / path.removeprefix("src/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+            if path.endswith(".py"):
+                assert forbidden_imports(content) == [], path
+    for package in (site / entry_module / "conf", site / entry_module / "conf" / "pipeline"):
+        (package / "__init__.py").write_text("")
+    info = site / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (info / "entry_points.txt").write_text(f"[vre]\n{entry_name} = {entry_module}\n")
+
+    out = tmp_path / "out"
+    export = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", f"video={sample_video}", f"output_dir={out}",
+                             "pipeline=motion", "frames=0..3"], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(site)})
+    assert export.returncode == 0, export.stderr
+    from vrecore import load_npz, open_video
+
+    frames = open_video(sample_video).get_batch([0, 1, 5])
+    grey = frames.mean(axis=-1, dtype=np.float32) / 255
+    np.testing.assert_allclose(load_npz(out / "motion" / "npz" / "0.npz"), np.abs(grey[1] - grey[0]), atol=1e-3)
+    np.testing.assert_allclose(load_npz(out / "motion5" / "npz" / "0.npz"), np.abs(grey[2] - grey[0]), atol=1e-3)
