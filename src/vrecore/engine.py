@@ -25,6 +25,7 @@ import numpy as np
 from vrecore.errors import ConfigError, VreError, WeightsError
 from vrecore.fingerprint import stored_dtype
 from vrecore.graph import Graph, Node
+from vrecore.learned import release_accelerator_memory
 from vrecore.representation import Batch, Representation
 from vrecore.runlog import ranges
 
@@ -79,13 +80,6 @@ def is_out_of_memory(e: BaseException) -> bool:
     """Whether ``e`` is an out-of-memory error (host MemoryError, torch's OutOfMemoryError, CUDA text)."""
     return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
         isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
-
-
-def release_accelerator_memory() -> None:
-    """Return cached accelerator memory after an out-of-memory error (no-op without torch/CUDA)."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def preflight(nodes: Sequence[Node]) -> None:

@@ -24,7 +24,8 @@ from vrecore.weights import WeightedRepresentation, WeightVariant, variant_field
 
 __all__ = ["BrokenSetup", "FailOn", "GreyMean", "Learned", "LocalHub", "MissingWeights", "NeighbourDelta",
            "OutOfMemoryAbove", "OutOfMemoryOnce", "RepresentationTestSuite", "Scaled", "Slow", "WeightedGrey",
-           "populate_hub_cache", "register_test_types", "scale_weights", "unregister_test_types", "use_hub_cache",
+           "populate_hub_cache", "register_plugin", "register_test_types", "scale_weights", "unregister_plugin",
+           "unregister_test_types", "use_hub_cache",
            "write_test_types_distribution"]
 
 
@@ -471,23 +472,34 @@ def write_test_types_distribution(site: Path) -> Path:
     return Path(site)
 
 
-def register_test_types(registry: Any = None) -> Any:
-    """Register the test types (distribution "vrecore-testing") into ``registry`` (default: the global one)."""
+def register_plugin(plugin: Any, distribution: str, version: str = "0", registry: Any = None) -> Any:
+    """Register a throwaway plugin object (its ``@hookimpl`` methods) as ``distribution`` into ``registry``
+    (default: the global one), unless one is registered under that name; returns the registry."""
     from vrecore.registry import get_registry
 
     registry = registry or get_registry()
-    if not registry.has_plugin(TEST_DISTRIBUTION):
-        registry.register_plugin(TEST_TYPES_PLUGIN, TEST_DISTRIBUTION, "1.0")  # as its dist-info says
+    if not registry.has_plugin(distribution):
+        registry.register_plugin(plugin, distribution, version)
     return registry
+
+
+def unregister_plugin(distribution: str, registry: Any = None) -> None:
+    """Undo `register_plugin` (nothing happens when no plugin is registered as ``distribution``)."""
+    from vrecore.registry import get_registry
+
+    registry = registry or get_registry()
+    if registry.has_plugin(distribution):
+        registry.unregister_plugin(distribution)
+
+
+def register_test_types(registry: Any = None) -> Any:
+    """Register the test types (distribution "vrecore-testing") into ``registry`` (default: the global one)."""
+    return register_plugin(TEST_TYPES_PLUGIN, TEST_DISTRIBUTION, "1.0", registry)  # the version its dist-info says
 
 
 def unregister_test_types(registry: Any = None) -> None:
     """Undo `register_test_types`."""
-    from vrecore.registry import get_registry
-
-    registry = registry or get_registry()
-    if registry.has_plugin(TEST_DISTRIBUTION):
-        registry.unregister_plugin(TEST_DISTRIBUTION)
+    unregister_plugin(TEST_DISTRIBUTION, registry)
 
 
 # ============================================================================================

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vrecore.errors import PluginError
+from vrecore.plugin import PluginError
 
 __all__ = ["DEPTH_CONVENTION", "MARIGOLD_INSTALL_HINT", "check_percentiles", "missing_diffusers_error",
            "to_percentiles"]

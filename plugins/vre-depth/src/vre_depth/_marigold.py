@@ -12,8 +12,7 @@ import numpy as np
 import torch
 
 from vre_depth._models import stretch
-from vrecore.errors import WeightsError
-from vrecore.weights import ResolvedWeights
+from vrecore.plugin import ResolvedWeights, WeightsError
 
 __all__ = ["MarigoldNet", "load_pipeline"]
 
@@ -33,22 +32,16 @@ class MarigoldNet:
         # latent's step noise from that latent's own generator.
         generators = [torch.Generator().manual_seed(int(np.random.SeedSequence([seed, int(i), k]).generate_state(1)[0]))
                       for i in indices for k in range(ensemble_size)]
-        with torch.inference_mode():
-            images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255
-            out = self.pipe(images, num_inference_steps=steps, ensemble_size=ensemble_size,
-                            processing_resolution=resolution, match_input_resolution=False,
-                            batch_size=len(generators), generator=generators, output_type="pt")
-            # A featureless frame is all far, as for the other depth types.
-            return stretch(out.prediction[:, 0], percentiles, flat_value=1.0).unsqueeze(-1).cpu().numpy()
-
-    def close(self) -> None:
-        """Drop the pipeline and give its accelerator memory back."""
-        self.pipe = None
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        # Called under torch.inference_mode by LearnedRepresentation.compute.
+        images = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float() / 255
+        out = self.pipe(images, num_inference_steps=steps, ensemble_size=ensemble_size,
+                        processing_resolution=resolution, match_input_resolution=False,
+                        batch_size=len(generators), generator=generators, output_type="pt")
+        # A featureless frame is all far, as for the other depth types.
+        return stretch(out.prediction[:, 0], percentiles, flat_value=1.0).unsqueeze(-1).cpu().numpy()
 
 
-def load_pipeline(weights: ResolvedWeights, device: str) -> MarigoldNet:
+def load_pipeline(weights: ResolvedWeights, device: str | torch.device) -> MarigoldNet:
     """Load the MarigoldDepthPipeline of resolved weights (a folder laid out like the Hub repo), safetensors only."""
     from safetensors import SafetensorError
 

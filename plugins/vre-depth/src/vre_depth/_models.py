@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vrecore.errors import WeightsError
-from vrecore.weights import ResolvedWeights, WeightVariant
+from vrecore.plugin import ResolvedWeights, WeightsError, WeightVariant
 
 __all__ = ["DepthNet", "disparity_to_depth", "load_depth_net", "model_input_size", "stretch"]
 
@@ -94,17 +93,10 @@ class DepthNet:
         return torch.addcmul(self.shift, x, self.scale)
 
     def predict(self, frames: np.ndarray, input_size: int, percentiles: Sequence[float], epsilon: float) -> np.ndarray:
-        """uint8 (B, H, W, 3) frames → float32 (B, h, w, 1) relative depth at the model's resolution."""
-        with torch.inference_mode():
-            disparity = self.model(pixel_values=self.pixel_values(frames, input_size)).predicted_depth
-            depth = disparity_to_depth(disparity, percentiles, epsilon)
-            return depth.unsqueeze(-1).cpu().numpy()
-
-    def close(self) -> None:
-        """Drop the model and give its accelerator memory back."""
-        self.model = None
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        """uint8 (B, H, W, 3) frames → float32 (B, h, w, 1) relative depth at the model's resolution (called under
+        ``torch.inference_mode`` by `LearnedRepresentation.compute`)."""
+        disparity = self.model(pixel_values=self.pixel_values(frames, input_size)).predicted_depth
+        return disparity_to_depth(disparity, percentiles, epsilon).unsqueeze(-1).cpu().numpy()
 
 
 def _one_line(err: BaseException, limit: int = 200) -> str:
@@ -132,7 +124,7 @@ def _check_loading(variant: WeightVariant, model: Any, info: Mapping[str, Any], 
                     ", ".join(unexpected[:4]))
 
 
-def load_depth_net(weights: ResolvedWeights, device: str) -> DepthNet:
+def load_depth_net(weights: ResolvedWeights, device: str | torch.device) -> DepthNet:
     """Load resolved weights (config.json + model.safetensors), safetensors only, onto ``device``.
 
     Every failure (weights missing or corrupt, another architecture, tensors that do not fit) is a

@@ -1,7 +1,8 @@
 """Marigold diffusion depth (optional extra ``vre-depth[marigold]``): 0 = near, 1 = far.
 
 diffusers and torch are imported only by `setup()` (through `vre_depth._marigold`); a missing
-diffusers is reported when the representation is created, before any frame is decoded.
+diffusers is reported when the representation is created, before any frame is decoded. `LearnedRepresentation`
+places and frees the pipeline.
 """
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ import numpy as np
 from vre_depth._common import DEPTH_CONVENTION, check_percentiles, missing_diffusers_error, to_percentiles
 from vre_depth.colormap import colorize
 from vre_depth.variants import MARIGOLD_DEFAULT, MARIGOLD_VARIANTS
-from vrecore.layouts import SeedDiskLayout, disk_layout_field
-from vrecore.representation import Batch, OutputSpec
-from vrecore.weights import WeightedRepresentation, variant_field
+from vrecore.plugin import Batch, LearnedRepresentation, OutputSpec, SeedDiskLayout, disk_layout_field, variant_field
 
 __all__ = ["Marigold"]
 
@@ -38,7 +37,7 @@ def _int_at_least(low: int, *, optional: bool = False, multiple_of: int = 1) -> 
 
 
 @attrs.define(kw_only=True, eq=False)
-class Marigold(SeedDiskLayout, WeightedRepresentation):
+class Marigold(SeedDiskLayout, LearnedRepresentation):
     """Marigold (Stable Diffusion fine-tuned for depth): affine-invariant depth, stretched per frame.
 
     Marigold predicts depth itself (not disparity) in [0, 1] with 0 = near; each frame is stretched
@@ -65,7 +64,6 @@ class Marigold(SeedDiskLayout, WeightedRepresentation):
     percentiles: tuple[float, float] = attrs.field(default=(2.0, 98.0), converter=to_percentiles,
                                                    validator=check_percentiles)
     """Depth percentiles stretched to 0 and 1; pixels beyond them clip."""
-    _pipe: Any = attrs.field(default=None, init=False, repr=False)
     disk_layout: str = disk_layout_field()
 
     def __attrs_post_init__(self) -> None:
@@ -74,23 +72,16 @@ class Marigold(SeedDiskLayout, WeightedRepresentation):
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")
 
-    def setup(self, device: str) -> None:
+    def load_model(self, device: Any) -> Any:
         _require_diffusers()  # it may have gone since the representation was made
         from vre_depth._marigold import load_pipeline
 
-        self._pipe = load_pipeline(self.weights(), device)
+        return load_pipeline(self.weights(), device)
 
-    def teardown(self) -> None:
-        if self._pipe is not None:
-            self._pipe.close()
-        self._pipe = None
-
-    def compute(self, batch: Batch) -> np.ndarray:
+    def predict(self, batch: Batch) -> np.ndarray:
         # Returned at the processing resolution: the engine resizes to the frame size.
-        if self._pipe is None:
-            raise RuntimeError(f"Marigold '{self.name}': setup() must be called before compute()")
         assert batch.frames is not None
-        return self._pipe.predict(batch.frames, batch.indices, steps=self.denoising_steps,
+        return self.model.predict(batch.frames, batch.indices, steps=self.denoising_steps,
                                   ensemble_size=self.ensemble_size, resolution=self.processing_resolution,
                                   seed=self.seed, percentiles=self.percentiles)
 

@@ -1,6 +1,7 @@
 """Relative depth from DPT (MiDaS) and Depth Anything V2 through transformers: 0 = near, 1 = far.
 
-torch and transformers are imported only by `setup()` (through `vre_depth._models`).
+torch and transformers are imported only by `setup()` (through `vre_depth._models`); `LearnedRepresentation`
+places and frees the model.
 """
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ import numpy as np
 from vre_depth._common import DEPTH_CONVENTION, check_percentiles, to_percentiles
 from vre_depth.colormap import colorize
 from vre_depth.variants import DA2_DEFAULT, DA2_VARIANTS, DPT_DEFAULT, DPT_VARIANTS
-from vrecore.layouts import SeedDiskLayout, disk_layout_field
-from vrecore.representation import Batch, OutputSpec
-from vrecore.weights import WeightedRepresentation, variant_field
+from vrecore.plugin import Batch, LearnedRepresentation, OutputSpec, SeedDiskLayout, disk_layout_field, variant_field
 
 __all__ = ["DPT", "DepthAnythingV2"]
 
@@ -26,7 +25,7 @@ def _check_input_size(instance: Any, attribute: Any, value: int) -> None:
 
 
 @attrs.define(kw_only=True, eq=False)
-class _RelativeDepth(SeedDiskLayout, WeightedRepresentation):
+class _RelativeDepth(SeedDiskLayout, LearnedRepresentation):
     """Shared by the transformers experts, which predict relative inverse depth (disparity).
 
     ``weights_path``: a local folder with config.json and model.safetensors, used instead of the Hub.
@@ -43,28 +42,25 @@ class _RelativeDepth(SeedDiskLayout, WeightedRepresentation):
     epsilon: float = attrs.field(default=0.05, converter=float, validator=attrs.validators.gt(0.0))
     """Offset of the normalised disparity before inversion: the farthest pixels are (1 + epsilon) / epsilon
     times as far as the nearest."""
-    _net: Any = attrs.field(default=None, init=False, repr=False)
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")
 
-    def setup(self, device: str) -> None:
+    @property
+    def _net(self) -> Any:
+        """The loaded `vre_depth._models.DepthNet` (its name before `LearnedRepresentation`; tests patch its model)."""
+        return self._model
+
+    def load_model(self, device: Any) -> Any:
         from vre_depth._models import load_depth_net
 
-        self._net = load_depth_net(self.weights(), device)
+        return load_depth_net(self.weights(), device)
 
-    def teardown(self) -> None:
-        if self._net is not None:
-            self._net.close()
-        self._net = None
-
-    def compute(self, batch: Batch) -> np.ndarray:
+    def predict(self, batch: Batch) -> np.ndarray:
         # Returned at the model's resolution: the engine resizes to the frame size (bilinear), which also
         # undoes DPT's square squash.
-        if self._net is None:
-            raise RuntimeError(f"{type(self).__name__} '{self.name}': setup() must be called before compute()")
         assert batch.frames is not None
-        return self._net.predict(batch.frames, self.input_size, self.percentiles, self.epsilon)
+        return self.model.predict(batch.frames, self.input_size, self.percentiles, self.epsilon)
 
     def make_images(self, memory: np.ndarray) -> np.ndarray:
         return colorize(memory[..., 0])

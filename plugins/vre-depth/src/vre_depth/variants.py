@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vrecore.weights import WeightVariant
+from vrecore.plugin import WeightVariant
 
 __all__ = ["DA2_DEFAULT", "DA2_VARIANTS", "DPT_DEFAULT", "DPT_VARIANTS", "MARIGOLD_DEFAULT", "MARIGOLD_VARIANTS"]
 

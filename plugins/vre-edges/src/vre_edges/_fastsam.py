@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from vre_edges._yolov8_seg import BN_EPS, STRIDES, YoloV8Seg, arch_of
-from vrecore.errors import WeightsError
+from vrecore.plugin import WeightsError
 
 __all__ = [
     "MAX_DETECTIONS",
@@ -251,8 +251,7 @@ def fastsam_checkpoint_files(checkpoint: Any) -> dict[str, dict[str, torch.Tenso
     """``model.safetensors`` of an Ultralytics FastSAM checkpoint read with stand-ins: the float32 state dict of
     its EMA model (else its model, as Ultralytics loads it), after checking the architecture (`_check_yolov8_seg`)
     and that `YoloV8Seg` loads the tensors strictly."""
-    from vrecore.weights import load_into
-    from vrecore.weights_convert import module_state_dict
+    from vrecore.plugin import load_into, module_state_dict
 
     if not isinstance(checkpoint, Mapping) or not ({"ema", "model"} & set(checkpoint)):
         raise WeightsError("the checkpoint is not an Ultralytics one (a dict with 'model' or 'ema')")

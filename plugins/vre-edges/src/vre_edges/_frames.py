@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from vrecore.representation import optional_size
+from vrecore.plugin import optional_size
 
 __all__ = ["optional_size", "resize_frames", "rgb_uint8"]
 

@@ -5,8 +5,7 @@ import attrs
 import numpy as np
 
 from vre_edges._frames import rgb_uint8
-from vrecore.layouts import SeedDiskLayout, disk_layout_field
-from vrecore.representation import Batch, OutputSpec, Role
+from vrecore.plugin import Batch, OutputSpec, Role, SeedDiskLayout, disk_layout_field
 
 APERTURE_SIZES = (3, 5, 7)
 

@@ -1,7 +1,8 @@
 """soft-segmentation/fastsam: every instance mask FastSAM finds in a frame, as one map of instance numbers.
 
-torch and the network are imported in setup()/compute() only. The weights are Ultralytics' FastSAM-s.pt /
-FastSAM-x.pt, converted once (`vre_edges.variants.FASTSAM_VARIANTS`) and loaded from safetensors, strictly.
+torch and the network are imported in setup()/compute() only (`LearnedRepresentation` places and frees the
+network). The weights are Ultralytics' FastSAM-s.pt / FastSAM-x.pt, converted once
+(`vre_edges.variants.FASTSAM_VARIANTS`) and loaded from safetensors, strictly.
 """
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ import attrs
 import numpy as np
 
 from vre_edges.variants import FASTSAM_VARIANTS
-from vrecore.engine import release_accelerator_memory
-from vrecore.errors import WeightsError
-from vrecore.representation import Batch, OutputSpec
-from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
+from vrecore.plugin import Batch, LearnedRepresentation, OutputSpec, WeightsError, load_into, load_safetensors, variant_field
 
 __all__ = ["FastSAM", "instance_palette", "render_instances"]
 
@@ -61,7 +59,7 @@ def _check_input_size(instance: Any, attribute: attrs.Attribute, value: int) -> 
 
 
 @attrs.define(kw_only=True, eq=False)
-class FastSAM(WeightedRepresentation):
+class FastSAM(LearnedRepresentation):
     """FastSAM (Zhao et al. 2023; a YOLOv8-seg network) in its "everything" mode, as the seed tool runs it: one
     channel, uint16, at each pixel the number of the smallest mask covering it (1 = the most confident mask, 2 the
     next...; 0: no mask). The steps and their constants are described in `vre_edges._fastsam`.
@@ -83,8 +81,6 @@ class FastSAM(WeightedRepresentation):
     conf: float = attrs.field(default=0.4, converter=float, validator=_check_unit)
     iou: float = attrs.field(default=0.9, converter=float, validator=_check_unit)
     input_size: int = attrs.field(default=1024, validator=_check_input_size)
-    _model: Any = attrs.field(default=None, init=False, repr=False)
-    _device: Any = attrs.field(default=None, init=False, repr=False)
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="uint16")
@@ -93,9 +89,7 @@ class FastSAM(WeightedRepresentation):
         return {**super().metadata(), "values": "0: no mask; k: the k-th most confident mask, the smallest covering "
                                                 "the pixel"}
 
-    def setup(self, device: str) -> None:
-        import torch
-
+    def load_model(self, device: Any) -> Any:
         from vre_edges._yolov8_seg import YoloV8Seg, arch_of
 
         variant = self.weight_variant
@@ -108,25 +102,15 @@ class FastSAM(WeightedRepresentation):
             raise WeightsError(f"weights {variant.name!r} hold a YOLOv8{arch.scale}-seg network, not the "
                                f"{variant.meta['architecture']} of variant {self.variant!r}; choose variant "
                                f"{arch.scale!r} or other weights")
-        self._device = torch.device(device)
-        self._model = load_into(YoloV8Seg(arch), state, variant.name).eval().to(self._device)
+        return load_into(YoloV8Seg(arch), state, variant.name)
 
-    def teardown(self) -> None:
-        self._model = None
-        release_accelerator_memory()
-
-    def compute(self, batch: Batch) -> np.ndarray:
-        if self._model is None:
-            raise RuntimeError(f"{self.type_name} '{self.name}': compute() before setup(device)")
-        import torch
-
+    def predict(self, batch: Batch) -> np.ndarray:
         from vre_edges._fastsam import instance_maps, network_size, preprocess
 
         assert batch.frames is not None
         size = network_size(batch.frames.shape[1], batch.frames.shape[2], self.input_size)
-        with torch.inference_mode():
-            pred, proto = self._model(preprocess(batch.frames, size, self._device))
-            ids = instance_maps(pred, proto, self.conf, self.iou, self._model.arch.nc)
+        pred, proto = self.model(preprocess(batch.frames, size, self.device))
+        ids = instance_maps(pred, proto, self.conf, self.iou, self.model.arch.nc)
         # At the network's size; the engine resizes to the frame (or output_size), nearest for integers.
         return ids.cpu().numpy().astype(np.uint16)[..., None]
 

@@ -2,7 +2,7 @@
 
 torch and the model code are imported in setup()/compute() only, so that listing or configuring these types
 stays light. Weights come from the declared variants (`vre_edges.variants`) and are always loaded from
-safetensors with `vrecore.weights.load_safetensors` + `load_into`.
+safetensors with `load_safetensors` + `load_into`; `LearnedRepresentation` places the network and frees it.
 """
 from __future__ import annotations
 
@@ -13,23 +13,27 @@ import numpy as np
 
 from vre_edges._frames import optional_size, resize_frames
 from vre_edges.variants import DEXINED_VARIANTS, HED_VARIANTS, converted_hed_h5
-from vrecore.engine import release_accelerator_memory
-from vrecore.layouts import SeedDiskLayout, disk_layout_field
-from vrecore.representation import Batch, OutputSpec
-from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
+from vrecore.plugin import (
+    Batch,
+    LearnedRepresentation,
+    OutputSpec,
+    SeedDiskLayout,
+    disk_layout_field,
+    load_into,
+    load_safetensors,
+    variant_field,
+)
 
 DEXINED_MODES = ("fused", "average")
 
 
 @attrs.define(kw_only=True, eq=False)
-class _EdgeNetwork(SeedDiskLayout, WeightedRepresentation):
+class _EdgeNetwork(SeedDiskLayout, LearnedRepresentation):
     """A network mapping uint8 frames to a one-channel edge probability in [0, 1] (float16 on disk)."""
 
     uses_frames = True
 
     input_size: tuple[int, int] | None = attrs.field(default=None, converter=optional_size)
-    _model: Any = attrs.field(default=None, init=False, repr=False)
-    _device: Any = attrs.field(default=None, init=False, repr=False)
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")
@@ -37,31 +41,11 @@ class _EdgeNetwork(SeedDiskLayout, WeightedRepresentation):
     def from_disk(self, disk: np.ndarray) -> np.ndarray:
         return super().from_disk(disk).astype(np.float32)
 
-    def setup(self, device: str) -> None:
-        import torch
-
-        self._device = torch.device(device)
-        self._model = self._load().eval().to(self._device)
-
-    def teardown(self) -> None:
-        self._model = None
-        release_accelerator_memory()
-
-    def compute(self, batch: Batch) -> np.ndarray:
-        if self._model is None:
-            raise RuntimeError(f"{self.type_name} '{self.name}': compute() before setup(device)")
-        import torch
-
+    def predict(self, batch: Batch) -> np.ndarray:
         assert batch.frames is not None
-        x = self._preprocess(resize_frames(batch.frames, self.input_size)).to(self._device)
-        with torch.inference_mode():
-            edges = self._edges(x)
+        x = self._preprocess(resize_frames(batch.frames, self.input_size)).to(self.device)
         # At the network's size; the engine resizes to the frame (or output_size).
-        return edges.float().permute(0, 2, 3, 1).cpu().numpy()
-
-    def _load(self) -> Any:
-        """The network (a torch.nn.Module) holding its weights."""
-        raise NotImplementedError
+        return self._edges(x).float().permute(0, 2, 3, 1).cpu().numpy()
 
     def _preprocess(self, frames: np.ndarray) -> Any:
         """uint8 RGB frames (B, H, W, 3) -> the network's float input tensor (B, 3, H, W) on the CPU."""
@@ -87,7 +71,7 @@ class HED(_EdgeNetwork):
     variant: str = variant_field("bsds500")
     disk_layout: str = disk_layout_field()
 
-    def _load(self) -> Any:
+    def load_model(self, device: Any) -> Any:
         from vre_edges import _hed
 
         path = self.weights().path
@@ -100,7 +84,7 @@ class HED(_EdgeNetwork):
         return _hed.preprocess(frames)
 
     def _edges(self, x: Any) -> Any:
-        return self._model(x)
+        return self.model(x)
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -119,7 +103,7 @@ class DexiNed(_EdgeNetwork):
     mode: str = attrs.field(default="fused", validator=attrs.validators.in_(DEXINED_MODES))
     disk_layout: str = disk_layout_field()
 
-    def _load(self) -> Any:
+    def load_model(self, device: Any) -> Any:
         from vre_edges import _dexined
 
         return load_into(_dexined.DexiNed(), load_safetensors(self.weights().path), self.weight_variant.name)
@@ -130,4 +114,4 @@ class DexiNed(_EdgeNetwork):
         return _dexined.preprocess(frames)
 
     def _edges(self, x: Any) -> Any:
-        return self._model.edges(x, mode=self.mode)
+        return self.model.edges(x, mode=self.mode)

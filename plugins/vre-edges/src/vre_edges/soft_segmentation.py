@@ -17,7 +17,7 @@ from threadpoolctl import threadpool_limits
 from vre_edges._frames import optional_size, rgb_uint8
 from vre_edges._generalized_boundaries import generalized_boundaries, generalized_boundaries_preview
 from vre_edges._halftone import halftone, halftone_preview
-from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.plugin import Batch, OutputSpec, Representation, Role
 
 _positive_int = [attrs.validators.instance_of(int), attrs.validators.ge(1)]
 _flag = attrs.validators.instance_of(bool)

@@ -21,9 +21,7 @@ import os
 import uuid
 from pathlib import Path
 
-from vrecore.errors import WeightsError
-from vrecore.weights import ConvertRecipe, PackageSource, WeightVariant
-from vrecore.weights_store import sha256_file, weights_dir
+from vrecore.plugin import ConvertRecipe, PackageSource, WeightsError, WeightVariant, sha256_file, weights_dir
 
 __all__ = ["DEXINED_VARIANTS", "FASTSAM_VARIANTS", "HED_PIP_HINT", "HED_VARIANTS", "converted_hed_h5"]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vrecore import hookimpl
+from vrecore.plugin import hookimpl
 
 
 @hookimpl

@@ -20,7 +20,7 @@ import attrs
 import numpy as np
 
 from vre_flow.colorwheel import flow_to_color
-from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.plugin import Batch, OutputSpec, Representation
 
 __all__ = ["AT_END", "UNITS", "OpticalFlow"]
 

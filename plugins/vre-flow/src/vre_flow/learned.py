@@ -1,7 +1,7 @@
 """optical-flow/raft and optical-flow/rife: learned flows, batched with torch on the device given to setup().
 
 torch and the networks are imported in setup()/compute() only, so that listing or configuring these types stays
-light. Weights are converted safetensors (`vre_flow.variants`), loaded with `vrecore.weights`.
+light. Weights are converted safetensors (`vre_flow.variants`); `LearnedRepresentation` places and frees the network.
 """
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import numpy as np
 
 from vre_flow.flow import OpticalFlow
 from vre_flow.variants import RAFT_VARIANTS, RIFE_VARIANTS
-from vrecore.engine import release_accelerator_memory
-from vrecore.representation import optional_size
-from vrecore.weights import WeightedRepresentation, load_into, load_safetensors, variant_field
+from vrecore.plugin import Batch, LearnedRepresentation, load_into, load_safetensors, optional_size, variant_field
 
 __all__ = ["RAFTFlow", "RIFEFlow"]
 
@@ -30,38 +28,25 @@ def _pad_to(x: Any, multiple: int, *, centred: bool, mode: str) -> tuple[Any, tu
 
 
 @attrs.define(kw_only=True, eq=False)
-class _LearnedFlow(WeightedRepresentation, OpticalFlow):
+class _LearnedFlow(LearnedRepresentation, OpticalFlow):
     """A network mapping pairs of uint8 frames to flow; weights from a declared variant or ``weights_path``."""
 
-    _model: Any = attrs.field(default=None, init=False, repr=False)
-    _device: Any = attrs.field(default=None, init=False, repr=False)
+    def load_model(self, device: Any) -> Any:
+        return load_into(self._network(), load_safetensors(self.weights().path), self.weight_variant.name)
 
-    def setup(self, device: str) -> None:
-        import torch
-
-        model = self._network()
-        load_into(model, load_safetensors(self.weights().path), self.weight_variant.name)
-        self._device = torch.device(device)
-        self._model = model.eval().to(self._device)
-
-    def teardown(self) -> None:
-        self._model = None
-        release_accelerator_memory()
+    def predict(self, batch: Batch) -> np.ndarray:
+        return OpticalFlow.compute(self, batch)
 
     def _flows(self, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-        if self._model is None:
-            raise RuntimeError(f"{self.type_name} '{self.name}': compute() before setup(device)")
         import torch
 
         if len(sources) == 0:
             return np.zeros((0, *self._output_size(sources.shape[1:3]), 2), np.float32)
 
         def tensor(frames: np.ndarray) -> Any:
-            return torch.from_numpy(np.ascontiguousarray(frames)).to(self._device).permute(0, 3, 1, 2).float()
+            return torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
 
-        with torch.inference_mode():
-            flow = self._infer(tensor(sources), tensor(targets))
-        return flow.float().permute(0, 2, 3, 1).cpu().numpy()
+        return self._infer(tensor(sources), tensor(targets)).float().permute(0, 2, 3, 1).cpu().numpy()
 
     def _output_size(self, frame_size: tuple[int, int]) -> tuple[int, int]:
         """(h, w) of the flow `_infer` returns for frames of ``frame_size``."""
@@ -105,7 +90,7 @@ class RAFTFlow(_LearnedFlow):
         h, w = sources.shape[-2:]
         # RAFT works at 1/8: pad by repeating the border, centred, as the official evaluation does.
         (a, pad), (b, _) = (_pad_to(x, 8, centred=True, mode="replicate") for x in (sources, targets))
-        flow = self._model(a, b, iters=self.iters)
+        flow = self.model(a, b, iters=self.iters)
         return flow[..., pad[2]:pad[2] + h, pad[0]:pad[0] + w]
 
 
@@ -137,6 +122,6 @@ class RIFEFlow(_LearnedFlow):
         # Zeros after the bottom and right edges, as the seed pads; the network needs multiples of 32 at its input.
         pairs, _ = _pad_to(torch.cat([sources, targets], dim=1) / 255.0, 64 if self.uhd else 32, centred=False,
                            mode="constant")
-        flow = 2.0 * self._model(pairs, uhd=self.uhd)[:, 2:4]
+        flow = 2.0 * self.model(pairs, uhd=self.uhd)[:, 2:4]
         oh, ow = self._output_size((h, w))
         return flow[..., :oh, :ow]

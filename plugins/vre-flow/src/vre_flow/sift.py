@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.plugin import Batch, OutputSpec, Representation
 
 __all__ = ["SIFT"]
 

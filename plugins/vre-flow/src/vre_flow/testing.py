@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from vrecore.representation import Batch
+from vrecore.plugin import Batch
 
 __all__ = ["end_point_error", "make_test_weights", "moving_clip", "neighbour_batch", "save_frames",
            "untrained_network", "warp"]

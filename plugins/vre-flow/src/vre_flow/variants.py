@@ -8,7 +8,7 @@ imports torch.
 """
 from __future__ import annotations
 
-from vrecore.weights import ConvertRecipe, WeightVariant
+from vrecore.plugin import ConvertRecipe, WeightVariant
 
 __all__ = ["RAFT_VARIANTS", "RIFE_VARIANTS"]
 

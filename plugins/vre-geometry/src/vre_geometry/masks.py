@@ -7,7 +7,7 @@ import attrs
 import numpy as np
 
 from vre_geometry._params import boolean, check_colors, finite, to_colors
-from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.plugin import Batch, OutputSpec, Representation, Role
 
 __all__ = ["DepthRange", "SafeLanding", "class_labels", "gate_of"]
 

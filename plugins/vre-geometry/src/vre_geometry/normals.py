@@ -8,7 +8,7 @@ import attrs
 import numpy as np
 
 from vre_geometry._params import finite, one_of, positive
-from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.plugin import Batch, OutputSpec, Representation, Role
 
 __all__ = ["DEFAULT_SENSOR_FOV", "NORMALS_CONVENTION", "NormalsFromDepthGradient", "NormalsFromDepthSVD"]
 

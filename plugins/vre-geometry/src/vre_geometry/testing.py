@@ -9,8 +9,8 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vrecore.hookspecs import hookimpl
-from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.plugin import Batch, OutputSpec, Representation, hookimpl
+from vrecore.testing import register_plugin, unregister_plugin
 
 __all__ = ["SCENE_CLASSES", "Scene", "SceneDepth", "SceneSemantic", "register_scene_types", "render_scene",
            "unregister_scene_types", "write_scene_types_distribution"]
@@ -155,21 +155,12 @@ SCENE_TYPES_PLUGIN = _SceneTypesPlugin()
 
 def register_scene_types(registry: Any = None) -> Any:
     """Add test/scene-depth and test/scene-semantic to ``registry`` (default: the global one)."""
-    from vrecore.registry import get_registry
-
-    registry = registry or get_registry()
-    if not registry.has_plugin(TEST_DISTRIBUTION):
-        registry.register_plugin(SCENE_TYPES_PLUGIN, TEST_DISTRIBUTION)
-    return registry
+    return register_plugin(SCENE_TYPES_PLUGIN, TEST_DISTRIBUTION, registry=registry)
 
 
 def unregister_scene_types(registry: Any = None) -> None:
     """Undo `register_scene_types`."""
-    from vrecore.registry import get_registry
-
-    registry = registry or get_registry()
-    if registry.has_plugin(TEST_DISTRIBUTION):
-        registry.unregister_plugin(TEST_DISTRIBUTION)
+    unregister_plugin(TEST_DISTRIBUTION, registry)
 
 
 def write_scene_types_distribution(site: Path) -> Path:

@@ -26,7 +26,7 @@ import attrs
 import torch
 
 from vre_semantic.labels import MAPILLARY_VISTAS_CLASSES
-from vrecore.errors import WeightsError
+from vrecore.plugin import WeightsError
 
 __all__ = ["Layout", "seed_checkpoint_to_transformers", "seed_names"]
 

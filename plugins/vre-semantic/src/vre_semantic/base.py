@@ -7,7 +7,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vrecore.representation import OutputSpec, Representation
+from vrecore.plugin import OutputSpec, Representation
 
 __all__ = ["DISK_FORMS", "SemanticMapRepresentation", "colorize", "labels_of", "one_hot"]
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from vre_semantic.base import SemanticMapRepresentation, colorize, labels_of, one_hot
 from vre_semantic.labels import load_table, palette
-from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.plugin import Batch, OutputSpec, Representation, Role
 
 __all__ = ["ClassMask", "SemanticMap", "SemanticVote"]
 

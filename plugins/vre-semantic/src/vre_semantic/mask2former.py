@@ -13,9 +13,7 @@ import numpy as np
 
 from vre_semantic.base import SemanticMapRepresentation
 from vre_semantic.variants import MASK2FORMER_ALIASES, MASK2FORMER_DEFAULT, MASK2FORMER_VARIANTS
-from vrecore.errors import WeightsError
-from vrecore.representation import Batch
-from vrecore.weights import WeightedRepresentation, WeightVariant, variant_field
+from vrecore.plugin import Batch, LearnedRepresentation, WeightsError, WeightVariant, variant_field
 
 __all__ = ["Mask2FormerSemantic", "inference_size"]
 
@@ -48,7 +46,7 @@ def _one_line(err: BaseException, n: int = 200) -> str:
 
 
 @attrs.define(kw_only=True, eq=False)
-class Mask2FormerSemantic(WeightedRepresentation, SemanticMapRepresentation):
+class Mask2FormerSemantic(LearnedRepresentation, SemanticMapRepresentation):
     """Mask2Former (transformers ``Mask2FormerForUniversalSegmentation``) as a semantic map.
 
     ``variant``: ``swin-large-mapillary-vistas-semantic`` (default, 65 classes),
@@ -69,19 +67,16 @@ class Mask2FormerSemantic(WeightedRepresentation, SemanticMapRepresentation):
     variant: str = variant_field(MASK2FORMER_DEFAULT)
     min_size: int | None = attrs.field(default=None, validator=_positive_or_none)
     max_size: int | None = attrs.field(default=None, validator=_positive_or_none)
-    _model: Any = attrs.field(init=False, default=None, repr=False)
-    _device: str = attrs.field(init=False, default="cpu", repr=False)
 
     def label_set(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
         meta = self.weight_variant.meta
         return tuple(meta["classes"]), tuple(meta["colors"])
 
     # -- weights -----------------------------------------------------------------------------------
-    def setup(self, device: str) -> None:
+    def load_model(self, device: Any) -> Any:
         weights = self.weights()
         config = self._read_config(weights.path, weights.variant)
-        self._model = self._load_model(weights.path, config, weights.variant).to(device)
-        self._device = device
+        return self._load_model(weights.path, config, weights.variant)
 
     def _read_config(self, folder: Path, variant: WeightVariant) -> Any:
         from transformers import Mask2FormerConfig
@@ -149,44 +144,38 @@ class Mask2FormerSemantic(WeightedRepresentation, SemanticMapRepresentation):
             parts += [f"{len(mismatched)} shape mismatch(es): {', '.join(mismatched[:4])}"] if mismatched else []
             raise WeightsError(f"weights {variant.name!r} do not fit {config.backbone_config.model_type} Mask2Former "
                                f"from {folder}: {'; '.join(parts)}; check that the files match the variant")
-        return model.eval()
-
-    def teardown(self) -> None:
-        self._model = None
+        return model
 
     # -- inference ---------------------------------------------------------------------------------
-    def compute(self, batch: Batch) -> np.ndarray:
+    def predict(self, batch: Batch) -> np.ndarray:
         import torch
         import torch.nn.functional as F
 
-        if self._model is None:
-            raise RuntimeError(f"'{self.name}': setup() was not called before compute()")
         meta = self.weight_variant.meta
-        frames = torch.as_tensor(batch.frames, device=self._device)
+        frames = torch.as_tensor(batch.frames, device=self.device)
         n, height, width = frames.shape[:3]
         h, w = inference_size(height, width, self.min_size or meta["min_size"], self.max_size or meta["max_size"])
         ph, pw = (math.ceil(v / SIZE_DIVISIBILITY) * SIZE_DIVISIBILITY for v in (h, w))
         out = np.empty((n, height, width, len(meta["classes"])), dtype=np.float32)
-        with torch.inference_mode():
-            x = frames.permute(0, 3, 1, 2).float()
-            if (h, w) != (height, width):
-                x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=h < height)
-            mean = torch.tensor(meta["pixel_mean"], device=x.device).view(1, 3, 1, 1)
-            std = torch.tensor(meta["pixel_std"], device=x.device).view(1, 3, 1, 1)
-            x = F.pad((x - mean) / std, (0, pw - w, 0, ph - h))
-            pred = self._model(pixel_values=x)
-            class_probs = pred.class_queries_logits.softmax(dim=-1)[..., :-1]  # drop "no object"
-            # One bilinear resampling from the mask grid (which spans the padded input) straight to the frame
-            # pixels: frame pixel centre (i + 0.5) sits at (i + 0.5) * h / height in the resized input.
-            ys = (torch.arange(height, device=x.device) + 0.5) * (h / height) * (2.0 / ph) - 1.0
-            xs = (torch.arange(width, device=x.device) + 0.5) * (w / width) * (2.0 / pw) - 1.0
-            grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
-            for b in range(n):  # one frame at a time keeps the (queries, H, W) mask stack to one frame
-                masks = F.grid_sample(pred.masks_queries_logits[b:b + 1], grid, mode="bilinear",
-                                      padding_mode="border", align_corners=False)[0].sigmoid()
-                scores = masks.flatten(1).T @ class_probs[b]  # (H*W, C): sum over queries of p(class) * mask
-                scores = scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
-                out[b] = scores.view(height, width, -1).cpu().numpy()
+        x = frames.permute(0, 3, 1, 2).float()
+        if (h, w) != (height, width):
+            x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False, antialias=h < height)
+        mean = torch.tensor(meta["pixel_mean"], device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(meta["pixel_std"], device=x.device).view(1, 3, 1, 1)
+        x = F.pad((x - mean) / std, (0, pw - w, 0, ph - h))
+        pred = self.model(pixel_values=x)
+        class_probs = pred.class_queries_logits.softmax(dim=-1)[..., :-1]  # drop "no object"
+        # One bilinear resampling from the mask grid (which spans the padded input) straight to the frame
+        # pixels: frame pixel centre (i + 0.5) sits at (i + 0.5) * h / height in the resized input.
+        ys = (torch.arange(height, device=x.device) + 0.5) * (h / height) * (2.0 / ph) - 1.0
+        xs = (torch.arange(width, device=x.device) + 0.5) * (w / width) * (2.0 / pw) - 1.0
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None]
+        for b in range(n):  # one frame at a time keeps the (queries, H, W) mask stack to one frame
+            masks = F.grid_sample(pred.masks_queries_logits[b:b + 1], grid, mode="bilinear",
+                                  padding_mode="border", align_corners=False)[0].sigmoid()
+            scores = masks.flatten(1).T @ class_probs[b]  # (H*W, C): sum over queries of p(class) * mask
+            scores = scores / scores.sum(dim=1, keepdim=True).clamp_min(1e-12)
+            out[b] = scores.view(height, width, -1).cpu().numpy()
         return out
 
     def metadata(self) -> dict[str, Any]:

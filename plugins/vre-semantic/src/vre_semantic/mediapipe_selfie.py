@@ -8,9 +8,7 @@ import attrs
 import numpy as np
 
 from vre_semantic.base import SemanticMapRepresentation
-from vrecore.errors import PluginError, WeightsError
-from vrecore.representation import Batch
-from vrecore.weights import PackageSource, WeightedRepresentation, WeightVariant, variant_field
+from vrecore.plugin import Batch, PackageSource, PluginError, WeightedRepresentation, WeightsError, WeightVariant, variant_field
 
 __all__ = ["INSTALL_HINT", "MEDIAPIPE_SELFIE_VARIANTS", "MediaPipeSelfie"]
 

@@ -15,7 +15,7 @@ from vre_semantic.labels import (
     MAPILLARY_VISTAS_CLASSES,
     MAPILLARY_VISTAS_COLORS,
 )
-from vrecore.weights import ConvertRecipe, WeightVariant
+from vrecore.plugin import ConvertRecipe, WeightVariant
 
 __all__ = [
     "MASK2FORMER_ALIASES",

@@ -1,0 +1,91 @@
+"""The one module a vre plugin imports: hook marker, representation bases, weights, errors and layout helpers.
+
+A plugin's code imports from ``vrecore.plugin`` only (its tests add `vrecore.testing` and the public
+``vrecore`` API), so that the core's modules can move without breaking it: ``hookimpl`` marks the hooks
+(`register_representations`, `register_config_paths`); `Representation` with its value types (`Role`,
+`OutputSpec`, `Batch`, whose ``neighbours`` carry the frames a type asks for with `frame_offsets`) is the
+base of every type; `WeightedRepresentation` declares weights as data (`WeightVariant` and its sources) and
+`LearnedRepresentation` adds a torch model's set-up and tear-down; the errors are the one-line ones the CLI
+prints; `SeedDiskLayout` gives a type the seed tool's stored form. Each name loads on first use, and none
+imports torch or model code. docs/plugins.md describes each name.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for type checkers
+    from vrecore.errors import ConfigError, PluginError, SourceError, VreError, WeightsError
+    from vrecore.hookspecs import hookimpl
+    from vrecore.layouts import SeedDiskLayout, disk_layout_field
+    from vrecore.learned import LearnedRepresentation
+    from vrecore.representation import Batch, OutputSpec, Representation, Role, optional_size
+    from vrecore.weights import (
+        ConvertRecipe,
+        PackageSource,
+        ResolvedWeights,
+        WeightedRepresentation,
+        WeightVariant,
+        load_into,
+        load_safetensors,
+        variant_field,
+    )
+    from vrecore.weights_convert import module_state_dict
+    from vrecore.weights_store import sha256_file, weights_dir
+
+_LAZY = {
+    "hookimpl": "vrecore.hookspecs",
+    "Representation": "vrecore.representation", "Role": "vrecore.representation",
+    "OutputSpec": "vrecore.representation", "Batch": "vrecore.representation",
+    "optional_size": "vrecore.representation",
+    "WeightedRepresentation": "vrecore.weights", "WeightVariant": "vrecore.weights",
+    "ConvertRecipe": "vrecore.weights", "PackageSource": "vrecore.weights",
+    "ResolvedWeights": "vrecore.weights", "variant_field": "vrecore.weights",
+    "load_into": "vrecore.weights", "load_safetensors": "vrecore.weights",
+    "module_state_dict": "vrecore.weights_convert",
+    "sha256_file": "vrecore.weights_store", "weights_dir": "vrecore.weights_store",
+    "LearnedRepresentation": "vrecore.learned",
+    "SeedDiskLayout": "vrecore.layouts", "disk_layout_field": "vrecore.layouts",
+    "VreError": "vrecore.errors", "ConfigError": "vrecore.errors", "PluginError": "vrecore.errors",
+    "SourceError": "vrecore.errors", "WeightsError": "vrecore.errors",
+}
+
+__all__ = [
+    "Batch",
+    "ConfigError",
+    "ConvertRecipe",
+    "LearnedRepresentation",
+    "OutputSpec",
+    "PackageSource",
+    "PluginError",
+    "Representation",
+    "ResolvedWeights",
+    "Role",
+    "SeedDiskLayout",
+    "SourceError",
+    "VreError",
+    "WeightVariant",
+    "WeightedRepresentation",
+    "WeightsError",
+    "disk_layout_field",
+    "hookimpl",
+    "load_into",
+    "load_safetensors",
+    "module_state_dict",
+    "optional_size",
+    "sha256_file",
+    "variant_field",
+    "weights_dir",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'vrecore.plugin' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
