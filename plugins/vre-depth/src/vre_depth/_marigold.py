@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from vre_depth._models import stretch
-from vrecore.plugin import ResolvedWeights, WeightsError
+from vrecore.plugin import ResolvedWeights, WeightsError, damaged_fix
 
 __all__ = ["MarigoldNet", "load_pipeline"]
 
@@ -52,8 +52,8 @@ def load_pipeline(weights: ResolvedWeights, device: str | torch.device) -> Marig
         msg = " ".join(str(err).split())[:200]
         raise WeightsError(
             f"weights {variant.name!r} ({where}): cannot load the Marigold pipeline from {folder} "
-            f"({type(err).__name__}: {msg}); the files are corrupt or do not belong together: delete them and "
-            "fetch again, or fix weights_path=") from err
+            f"({type(err).__name__}: {msg}); the files are corrupt or do not belong together: "
+            f"{damaged_fix(variant, folder)}") from err
     if pipe.config.prediction_type != "depth":
         raise WeightsError(f"weights {variant.name!r} ({where}) predict {pipe.config.prediction_type!r}, not depth; "
                            "use a Marigold depth checkpoint")

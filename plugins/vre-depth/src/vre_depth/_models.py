@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vrecore.plugin import ResolvedWeights, WeightsError, WeightVariant
+from vrecore.plugin import ResolvedWeights, WeightsError, WeightVariant, damaged_fix
 
 __all__ = ["DepthNet", "disparity_to_depth", "load_depth_net", "model_input_size", "stretch"]
 
@@ -141,7 +141,7 @@ def load_depth_net(weights: ResolvedWeights, device: str | torch.device) -> Dept
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
         raise WeightsError(
             f"weights {variant.name!r} ({where}): cannot load the model from {folder} ({_one_line(err)}); the files are "
-            "corrupt or not a transformers depth checkpoint: delete them and fetch again, or fix weights_path=") from err
+            f"corrupt or not a transformers depth checkpoint: {damaged_fix(variant, folder)}") from err
     expected = variant.meta["model_type"]
     if model.config.model_type != expected:
         raise WeightsError(

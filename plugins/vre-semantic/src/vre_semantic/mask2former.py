@@ -13,7 +13,7 @@ import numpy as np
 
 from vre_semantic.base import SemanticMapRepresentation
 from vre_semantic.variants import MASK2FORMER_ALIASES, MASK2FORMER_DEFAULT, MASK2FORMER_VARIANTS
-from vrecore.plugin import Batch, LearnedRepresentation, WeightsError, WeightVariant, variant_field
+from vrecore.plugin import Batch, LearnedRepresentation, WeightsError, WeightVariant, damaged_fix, variant_field
 
 __all__ = ["Mask2FormerSemantic", "inference_size"]
 
@@ -85,8 +85,8 @@ class Mask2FormerSemantic(LearnedRepresentation, SemanticMapRepresentation):
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise WeightsError(f"weights {variant.name!r}: cannot read {path} ({_one_line(err)}); delete it and "
-                               f"fetch again, or point weights_path= to a folder with a valid config.json") from err
+            raise WeightsError(f"weights {variant.name!r}: cannot read {path} ({_one_line(err)}); "
+                               f"{damaged_fix(variant, path)}") from err
         if not isinstance(raw, dict) or raw.get("model_type") != "mask2former":
             kind = raw.get("model_type") if isinstance(raw, dict) else type(raw).__name__
             raise WeightsError(f"weights {variant.name!r}: {path} describes a {kind!r} model, not mask2former; "
@@ -125,8 +125,8 @@ class Mask2FormerSemantic(LearnedRepresentation, SemanticMapRepresentation):
                 dtype=torch.float32)
         except Exception as err:  # transformers raises many types (OSError, SafetensorError, RuntimeError...)
             raise WeightsError(f"weights {variant.name!r}: cannot load {file} ({type(err).__name__}: "
-                               f"{_one_line(err)}); the file is corrupt or not this model: delete it and fetch "
-                               f"again, or fix weights_path=") from err
+                               f"{_one_line(err)}); the file is corrupt or not this model: "
+                               f"{damaged_fix(variant, file)}") from err
         finally:
             hf_logging.set_verbosity(verbosity)
             if bars:
