@@ -17,6 +17,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
 from vrecore.npz import load_npz
+from vrecore.safe_paths import open_regular
 
 __all__ = ["ExportSource", "FrameKey", "StoredTask", "find_exports", "is_export"]
 
@@ -158,7 +159,8 @@ class ExportSource:
         """The stored (disk-form) array of one frame."""
         path = self.path(task, frame)
         try:
-            return load_npz(path)
+            with open_regular(path) as f:
+                return load_npz(f)
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
             raise self._unreadable(path, e) from e
 
@@ -194,12 +196,12 @@ def read_npz_into(path: Path, out: np.ndarray) -> bool:
     buffer (a slot of a batch) with one copy, and a deflated one is inflated by ISA-L in one call."""
     if not out.flags.c_contiguous:
         return False
-    with zipfile.ZipFile(path) as z:
+    with open_regular(path) as f, zipfile.ZipFile(f) as z:
         infos = z.infolist()
         if len(infos) != 1 or infos[0].compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             return False
         info = infos[0]
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path, buffering=0) as f:
         if not 0 <= info.header_offset <= os.fstat(f.fileno()).st_size - info.compress_size:
             raise ValueError(f"{path}: truncated npz (its zip directory points outside the file)")
         f.seek(info.header_offset)
