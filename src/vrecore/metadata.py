@@ -64,6 +64,7 @@ def regenerate_metadata(output_dir: str | os.PathLike[str]) -> dict[str, int]:
     if not root.is_dir():
         raise ConfigError(f"output_dir '{output_dir}' is not a folder; give the folder of an export")
     store = DirectoryStore(root)
+    store.check_writable()  # a read-only folder or a link below it: one line before anything is written
     counts: dict[str, int] = {}
     for folder in representation_folders(root):
         name = folder.name

@@ -16,6 +16,8 @@ from typing import IO, Any, Protocol
 
 import numpy as np
 
+from vrecore.safe_paths import open_regular
+
 __all__ = ["DiskForm", "crc32", "load_npy", "load_npz", "npz_bytes", "read_npz_into", "write_npz"]
 
 DiskForm = tuple[tuple[int, ...], np.dtype]
@@ -95,6 +97,9 @@ def load_npz(path: str | os.PathLike[str] | IO[bytes], *, expected: DiskForm | N
     inflated, inflation stops at the array's size, and bytes after the array are refused: a small
     crafted file cannot make the reader allocate more than one frame.
     """
+    if isinstance(path, (str, os.PathLike)) and expected is None:
+        with open_regular(path) as f:  # a named pipe in place of a frame file must not block the reader
+            return load_npz(f)
     if expected is None or not isinstance(path, (str, os.PathLike)):
         with np.load(path, allow_pickle=False) as z:
             key: Any = "arr_0" if "arr_0" in z.files else z.files[0]
@@ -140,7 +145,7 @@ class _Member(Protocol):
 
 def _read_npz(path: str | os.PathLike[str], expected: DiskForm | None, out: np.ndarray | None) -> np.ndarray | None:
     """The npz's array (in ``out`` when given; None when it does not fit ``out``), read within its bounds."""
-    with zipfile.ZipFile(path) as z:
+    with open_regular(path) as file, zipfile.ZipFile(file) as z:
         infos = z.infolist()
         if not infos:
             raise ValueError("an npz without an array")
@@ -150,7 +155,7 @@ def _read_npz(path: str | os.PathLike[str], expected: DiskForm | None, out: np.n
         if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             with z.open(info) as stream:
                 return _read_member(_Streamed(stream), info.file_size, expected, out)
-    with open(path, "rb", buffering=0) as f:
+    with open_regular(path, buffering=0) as f:
         if not 0 <= info.header_offset <= os.fstat(f.fileno()).st_size - info.compress_size:
             raise ValueError("truncated npz (its zip directory points outside the file)")
         f.seek(info.header_offset)

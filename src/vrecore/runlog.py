@@ -14,6 +14,7 @@ from typing import Any
 
 import attrs
 
+from vrecore.safe_paths import open_append
 from vrecore.store import Store
 
 __all__ = ["ExportResult", "RepresentationStats", "RunLog", "new_run_id", "ranges"]
@@ -113,7 +114,15 @@ class ExportResult:
 
 
 class _QuietFileHandler(logging.FileHandler):
-    """A log file that stays silent when it cannot be written (a full disk is reported once, by the run)."""
+    """A log file that stays silent when it cannot be written (a full disk is reported once, by the run); opened
+    below the output folder without following a link."""
+
+    def __init__(self, root: Path, rel: str) -> None:
+        self._root, self._rel = root, rel
+        super().__init__(root / rel, encoding="utf-8")
+
+    def _open(self) -> Any:
+        return os.fdopen(open_append(self._root, self._rel), "a", encoding="utf-8")
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
         pass
@@ -125,14 +134,15 @@ class RunLog:
     def __init__(self, store: Store, run_id: str, *, suffix: str = "") -> None:
         self.store, self.run_id = store, run_id
         self.started = datetime.now(timezone.utc)
-        self.log_file = store.logs / f"log_{run_id}{suffix}.txt"
+        self._log_rel = f"{store.logs.name}/log_{run_id}{suffix}.txt"
+        self.log_file = store.root / self._log_rel
         self.metadata_file = store.logs / f"run_metadata_{run_id}.json"
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def capturing(self) -> Iterator[None]:
         """Send vrecore's log records (INFO and up) to the run's log file meanwhile."""
-        handler = _QuietFileHandler(self.log_file)
+        handler = _QuietFileHandler(self.store.root, self._log_rel)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger("vrecore")
         old_level = root.level

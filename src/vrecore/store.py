@@ -11,6 +11,9 @@ folder for a folder of frames)::
     <out>/.logs/run_metadata_<run>.json, log_<run>.txt
     <out>/.quarantine/<run>/<name>/<sub>/<file>   bad files moved aside (never deleted)
 
+Nothing below the output folder is reached through a symbolic link (`vrecore.safe_paths`: a link there
+is refused in one line, never followed out of the folder).
+
 Each file is written under a temporary name and renamed, so a frame exists under its final name
 only when complete, whatever kills the process; its record is appended after the rename with one
 write() on an O_APPEND descriptor, so concurrent processes never mix lines. Temporary names carry
@@ -30,13 +33,25 @@ import socket
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
 from vrecore.npz import crc32, load_npz, npz_bytes
+from vrecore.safe_paths import (
+    SymlinkRefused,
+    append,
+    atomic_write,
+    create_new,
+    directory,
+    move,
+    open_lock,
+    open_regular,
+    read_regular,
+    remove,
+)
 
 __all__ = ["DirectoryStore", "FileFacts", "Store", "required_folders"]
 
@@ -44,6 +59,8 @@ RECORDS_FILE = ".frames.jsonl"
 METADATA_FILE = ".repr_metadata.json"
 _LEGACY = {"frames.jsonl": RECORDS_FILE, "representation_metadata.json": METADATA_FILE}  # vre 0.1 names
 FORMAT_FOLDERS = ("npz", "jpg", "png")
+_OWN_FOLDERS = (".logs", ".quarantine")
+_OWN_FILES = (*FORMAT_FOLDERS, RECORDS_FILE, METADATA_FILE, ".lock", *_LEGACY)
 _HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
 _TMP = re.compile(r"^(\d+)\.[a-z]+\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[0-9a-f]+$")
 
@@ -71,10 +88,9 @@ class Store(ABC):
 
     @property
     def logs(self) -> Path:
-        """The local folder of run logs and run metadata."""
-        path = self.root / ".logs"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """The local folder of run logs and run metadata (created; never a link)."""
+        with directory(self.root, ".logs", create=True):
+            return self.root / ".logs"
 
     # -- frames ----------------------------------------------------------------------------------
     @abstractmethod
@@ -132,9 +148,9 @@ class Store(ABC):
 
     def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
         """Write a run's metadata as JSON into `logs`, atomically; returns its path."""
-        path = self.logs / f"run_metadata_{run_id}.json"
-        _atomic(path, lambda f: f.write(json.dumps(metadata, indent=1, default=str).encode()))
-        return path
+        rel = f".logs/run_metadata_{run_id}.json"
+        _atomic(self.root, rel, lambda f: f.write(json.dumps(metadata, indent=1, default=str).encode()))
+        return self.root / rel
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
@@ -168,30 +184,48 @@ class DirectoryStore(Store):
             raise ConfigError(f"representation name {name!r} would write outside output_dir; rename it")
         return path
 
+    def refuse_links(self) -> None:
+        """Raise SymlinkRefused now, before any work, for a link where vre writes: ``.logs``, ``.quarantine``, and in
+        each representation folder its frame folders, records, metadata and lock (frames: `stat_frames`)."""
+        with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(self.root) as top:
+            for entry in top:
+                if entry.name in _OWN_FOLDERS and entry.is_symlink():
+                    raise SymlinkRefused(self.root / entry.name)
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                with os.scandir(entry.path) as inside:
+                    for item in inside:
+                        if item.name in _OWN_FILES and item.is_symlink():
+                            raise SymlinkRefused(self.root / entry.name / item.name)
+
     def check_writable(self) -> None:
-        """Raise a one-line StorageError now if nothing can be written (read-only folder, full disk)."""
-        probe = self.root / f".write-test-{_HOST}-{os.getpid()}"
+        """Raise a one-line StorageError now if nothing can be written (read-only folder, full disk, a link below
+        the folder where vre writes)."""
+        self.refuse_links()
+        probe = f".write-test-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
-            with open(probe, "wb") as f:
-                f.write(bytes(256 * 1024))  # room for a few frames, or the disk is as good as full
-                f.flush()
-                os.fsync(f.fileno())
+            with directory(self.root) as fd:
+                try:
+                    with create_new(fd, probe, self.root / probe) as f:
+                        f.write(bytes(256 * 1024))  # room for a few frames, or the disk is as good as full
+                        f.flush()
+                        os.fsync(f.fileno())
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.unlink(probe, dir_fd=fd)
         except OSError as e:
             raise StorageError(describe_os_error(e, f"output_dir '{self.root}'")) from e
-        finally:
-            with contextlib.suppress(OSError):
-                probe.unlink()
 
     # -- frames ----------------------------------------------------------------------------------
     def write_frame(self, name: str, index: int, binary: np.ndarray | None, compress: bool,
                     image: np.ndarray | None, image_format: str, *, durable: bool = False) -> dict[str, FileFacts]:
-        base = self.folder(name)
+        self.folder(name)
         facts: dict[str, FileFacts] = {}
         if binary is not None:
-            facts["npz"] = _atomic(base / "npz" / f"{index}.npz",
+            facts["npz"] = _atomic(self.root, f"{name}/npz/{index}.npz",
                                    lambda f: _write_parts(f, npz_bytes(binary, compress=compress)), durable=durable)
         if image is not None:
-            facts[image_format] = _atomic(base / image_format / f"{index}.{image_format}",
+            facts[image_format] = _atomic(self.root, f"{name}/{image_format}/{index}.{image_format}",
                                           lambda f: _write_parts(f, [encode_image(image, image_format)]),
                                           durable=durable)
         return facts
@@ -201,9 +235,11 @@ class DirectoryStore(Store):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(self.folder(name) / sub) as it:
             for entry in it:
                 stem, dot, ext = entry.name.partition(".")
+                if entry.is_symlink() and (dot and ext == sub and stem.isdigit() or _TMP.match(entry.name)):
+                    raise SymlinkRefused(self.root / name / sub / entry.name)  # never verified, moved or deleted
                 if dot and ext == sub and stem.isdigit():
                     with contextlib.suppress(FileNotFoundError):
-                        st = entry.stat()
+                        st = entry.stat(follow_symlinks=False)  # a link is not the file that was written
                         present[int(stem)] = (st.st_size, st.st_mtime_ns)
         return present
 
@@ -219,60 +255,52 @@ class DirectoryStore(Store):
         return self.folder(name) / sub / f"{index}.{sub}"
 
     def read_bytes(self, name: str, sub: str, index: int) -> bytes:
-        return self.path(name, sub, index).read_bytes()
+        self.folder(name)
+        return read_regular(self.root, f"{name}/{sub}/{index}.{sub}")
 
     def read_frame(self, name: str, index: int) -> np.ndarray:
-        return load_npz(self.path(name, "npz", index))
+        with open_regular(self.path(name, "npz", index)) as f:
+            return load_npz(f)
 
     def quarantine(self, name: str, sub: str, index: int, run_id: str) -> str:
-        src = self.path(name, sub, index)
-        dst = self.root / ".quarantine" / run_id / name / sub / src.name
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dst)
-        return str(dst)
+        self.folder(name)
+        file = f"{index}.{sub}"
+        dst = PurePath(".quarantine", run_id, name, sub, file)
+        move(self.root, f"{name}/{sub}/{file}", dst)
+        return str(self.root / dst)
 
     def remove_frames(self, name: str) -> int:
+        self.folder(name)
         removed = 0
-        folder = self.folder(name)
         for sub in FORMAT_FOLDERS:
             for index in self.stat_frames(name, sub):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path(name, sub, index))
-                    removed += 1
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(folder / RECORDS_FILE)
+                removed += remove(self.root, f"{name}/{sub}/{index}.{sub}")
+        remove(self.root, f"{name}/{RECORDS_FILE}")
         return removed
 
     # -- records and metadata --------------------------------------------------------------------
-    def _migrate(self, folder: Path) -> None:
+    def _migrate(self, name: str) -> None:
         """Rename vre 0.1's visible metadata files to their hidden names (the seed reader needs that)."""
         for old, new in _LEGACY.items():
-            legacy = folder / old
-            if legacy.exists():
-                if (folder / new).exists():
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(legacy)
+            if os.path.lexists(self.root / name / old):
+                if os.path.lexists(self.root / name / new):
+                    remove(self.root, f"{name}/{old}")
                 else:
                     with contextlib.suppress(FileNotFoundError):
-                        os.replace(legacy, folder / new)
+                        move(self.root, f"{name}/{old}", f"{name}/{new}")
 
     def append_records(self, name: str, records: list[dict[str, Any]]) -> None:
         if not records:
             return
         data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
-        folder = self.folder(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / RECORDS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
+        self.folder(name)
+        append(self.root, f"{name}/{RECORDS_FILE}", data)
 
     def read_records(self, name: str) -> Iterator[dict[str, Any]]:
-        folder = self.folder(name)
-        self._migrate(folder)
+        self.folder(name)
+        self._migrate(name)
         try:
-            data = (folder / RECORDS_FILE).read_bytes()
+            data = read_regular(self.root, f"{name}/{RECORDS_FILE}")
         except (FileNotFoundError, NotADirectoryError):
             return
         lines = [line for line in data.split(b"\n") if line.strip()]
@@ -286,64 +314,67 @@ class DirectoryStore(Store):
         yield from (r for r in records if isinstance(r, dict))
 
     def read_metadata(self, name: str) -> dict[str, Any] | None:
-        folder = self.folder(name)
-        self._migrate(folder)
+        self.folder(name)
+        self._migrate(name)
         try:
-            meta = json.loads((folder / METADATA_FILE).read_text())
+            meta = json.loads(read_regular(self.root, f"{name}/{METADATA_FILE}"))
         except (FileNotFoundError, NotADirectoryError, ValueError):
             return None
         return meta if isinstance(meta, dict) else None
 
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
-        self.write_json(self.folder(name) / METADATA_FILE, metadata)
+        self.folder(name)
+        self.write_json(f"{name}/{METADATA_FILE}", metadata)
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """An exclusive lock across processes for rewriting a representation's metadata file."""
-        folder = self.folder(name)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / ".lock", "a") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+        self.folder(name)
+        with open_lock(self.root, f"{name}/.lock") as fd:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 yield
             finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
-    def write_json(self, path: Path, obj: Any) -> None:
-        """Write a JSON file atomically (temporary name, then rename); compact: a frame map of 10,000 entries
-        written with indentation takes several times longer."""
-        _atomic(path, lambda f: f.write(json.dumps(obj, separators=(",", ":"), default=str).encode()))
+    def write_json(self, rel: str | PurePath, obj: Any) -> None:
+        """Write a JSON file below the output folder atomically (temporary name, then rename); compact: a frame
+        map of 10,000 entries written with indentation takes several times longer."""
+        _atomic(self.root, rel, lambda f: f.write(json.dumps(obj, separators=(",", ":"), default=str).encode()))
 
     def _temporaries(self, names: Iterable[str]) -> Iterator[tuple[str, re.Match[str]]]:
+        """Temporary files of this host in the frame folders of ``names``, as paths below the output folder."""
         for name in names:
             folder = self.folder(name)
-            if not folder.is_dir():
+            subs = []
+            try:
+                for entry in os.scandir(folder):
+                    if entry.name in FORMAT_FOLDERS and entry.is_symlink():
+                        raise SymlinkRefused(folder / entry.name)
+                    if entry.name in FORMAT_FOLDERS and entry.is_dir(follow_symlinks=False):
+                        subs.append(entry.name)
+            except (FileNotFoundError, NotADirectoryError):
                 continue
-            for sub in folder.iterdir():
-                if sub.is_dir():
-                    for entry in os.scandir(sub):
-                        m = _TMP.match(entry.name)
-                        if m and m.group("host") == _HOST:
-                            yield entry.path, m
+            for sub in subs:
+                for entry in os.scandir(folder / sub):
+                    m = _TMP.match(entry.name)
+                    if m and m.group("host") == _HOST:
+                        yield f"{name}/{sub}/{entry.name}", m
 
     def remove_stale_temporaries(self, names: Iterable[str]) -> int:
         """Delete temporary files left by dead processes of this host (e.g. after kill -9). Another
         host's are left alone: its process ids mean nothing here."""
         removed = 0
-        for path, m in self._temporaries(names):
+        for rel, m in self._temporaries(names):
             if not _pid_alive(int(m.group("pid"))):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                    removed += 1
+                removed += remove(self.root, rel)
         return removed
 
     def remove_own_temporaries(self, names: Iterable[str]) -> int:
         removed = 0
-        for path, m in self._temporaries(names):
+        for rel, m in self._temporaries(names):
             if int(m.group("pid")) == os.getpid():
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-                    removed += 1
+                removed += remove(self.root, rel)
         return removed
 
 
@@ -376,29 +407,12 @@ def _write_parts(f: Any, parts: Iterable[bytes | memoryview]) -> int:
     return crc
 
 
-def _atomic(path: Path, write: Callable[[Any], Any], *, durable: bool = False) -> FileFacts:
-    """Write a file under a temporary name and rename it; returns [size, mtime_ns, crc32] of the result
+def _atomic(root: Path, rel: str | PurePath, write: Callable[[Any], Any], *, durable: bool = False) -> FileFacts:
+    """Write ``root/rel`` under a temporary name and rename it; returns [size, mtime_ns, crc32] of the result
     (crc32 is 0 when ``write`` returns none)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        with open(tmp, "wb") as f:
-            crc = write(f)
-            if durable:
-                f.flush()
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-        if durable:
-            fd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        st = os.stat(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    name = PurePath(rel).name
+    st, crc = atomic_write(root, rel, write, f"{name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                           durable=durable)
     return [st.st_size, st.st_mtime_ns, int(crc or 0)]
 
 

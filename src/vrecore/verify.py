@@ -25,6 +25,7 @@ from typing import Any
 import attrs
 
 from vrecore.npz import crc32, load_npz
+from vrecore.safe_paths import NotRegularFileError
 from vrecore.store import FileFacts, Store
 
 __all__ = ["DiskForm", "RepresentationCheck", "check_content", "check_frames", "latest_records", "quarantine"]
@@ -135,7 +136,10 @@ def check_frames(store: Store, name: str, subs: Sequence[str], frames: Iterable[
                 problems.append(f"{where}: {st[0]} bytes, {recorded[0]} when written (truncated or replaced)")
                 continue
             try:
-                data = store.read_bytes(name, sub, i)
+                data = store.read_bytes(name, sub, i)  # a link below the output folder is refused (SymlinkRefused)
+            except NotRegularFileError as e:  # e.g. a named pipe: never opened blocking, never trusted
+                problems.append(f"{where}: {e.strerror}")
+                continue
             except OSError as e:
                 problems.append(f"{where}: cannot be read ({e.strerror or e})")
                 continue

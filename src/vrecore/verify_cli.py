@@ -111,6 +111,7 @@ def _print_report(out: Path, checks: dict[str, RepresentationCheck]) -> None:
 def _repair(out: Path, bad: dict[str, RepresentationCheck]) -> int:
     """Quarantine the bad files, then export the bad frames again with each representation's last run config."""
     store = DirectoryStore(out)
+    store.check_writable()  # a read-only folder or a link below it: one line before anything is moved
     run_id = f"repair-{new_run_id()}"
     moved = sum(len(quarantine(store, c, run_id, stale=True)) for c in bad.values())
     if moved:

@@ -16,6 +16,7 @@ from typing import Any
 
 from vrecore.engine import NodeOutput, to_stored
 from vrecore.errors import StorageError
+from vrecore.safe_paths import SymlinkRefused
 from vrecore.store import Store, describe_os_error
 
 __all__ = ["FrameWriter"]
@@ -96,6 +97,8 @@ class FrameWriter:
             # The machine's problem (disk full, read-only, gone): every frame after would fail the same way.
             raise StorageError(describe_os_error(e, f"writing {self.store.root / node.name}")
                                + "; the frames written so far are kept") from e
+        except SymlinkRefused:
+            raise  # a link below the output folder: every frame after would be refused the same way
         except Exception as e:
             if self.on_failed is not None:
                 self.on_failed(node.name, indices, f"writing failed: {type(e).__name__}: {e}", traceback.format_exc(),

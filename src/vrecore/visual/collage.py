@@ -21,6 +21,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
+from vrecore.safe_paths import atomic_write, directory
 from vrecore.tiles import TileLayout, TileRenderer, plan_tiles
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.stored import ExportView
@@ -167,21 +168,24 @@ def collage_folder(view: ExportView, output: str | os.PathLike[str] | None) -> P
     """The folder collages go to (``output``, default ``<export>/.collage``), created."""
     folder = Path(output) if output is not None else view.root / COLLAGE_FOLDER
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        if output is None:
+            with directory(view.root, COLLAGE_FOLDER, create=True):  # never through a link in the export
+                pass
+        else:
+            folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise StorageError(f"collage folder '{folder}' cannot be created ({e.strerror}); choose another --output") from e
     return folder
 
 
 def save_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
-    """Write ``image`` as a JPEG under a temporary name and rename: a reader never sees half a picture."""
+    """Write ``image`` as a JPEG under a temporary name and rename: a reader never sees half a picture (and a link
+    at ``path`` is refused, not followed or replaced)."""
     data = encode_jpeg(image, quality)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{threading.get_ident():x}")
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        atomic_write(path.parent, path.name, lambda f: f.write(data),
+                     f".{path.name}.tmp-{os.getpid()}-{threading.get_ident():x}")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         from vrecore.store import describe_os_error
 
         raise StorageError(describe_os_error(e, f"collage '{path}'")) from e

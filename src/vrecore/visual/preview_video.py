@@ -7,7 +7,9 @@ first encoder available of OpenH264 and MPEG-4 part 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
@@ -18,6 +20,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
+from vrecore.safe_paths import SymlinkRefused, create_new, directory, lstat, replace
 from vrecore.tiles import BACKGROUND
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.collage import CollageMaker, map_in_order, select
@@ -75,11 +78,17 @@ class VideoWriter:
         self.codec = choose_encoder()
         self.image_size = size
         self.width, self.height = size[0] + size[0] % 2, size[1] + size[1] % 2  # 4:2:0 video needs even sizes
-        self._tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        self._tmp = f".{path.name}.tmp-{os.getpid()}"
         self._av = av
         try:
-            self._container: Any = av.open(str(self._tmp), mode="w", format="mp4")
+            with directory(path.parent) as fd:
+                existing = lstat(fd, path.name)
+                if existing is not None and stat.S_ISLNK(existing.st_mode):
+                    raise SymlinkRefused(path)
+                self._file = create_new(fd, self._tmp, path.with_name(self._tmp))  # never through a link
+            self._container: Any = av.open(self._file, mode="w", format="mp4")
         except OSError as e:
+            self.discard()
             from vrecore.store import describe_os_error
 
             raise StorageError(describe_os_error(e, f"preview video '{path}'")) from e
@@ -105,7 +114,9 @@ class VideoWriter:
             for packet in self._stream.encode():
                 self._container.mux(packet)
             self._container.close()
-            os.replace(self._tmp, self.path)
+            self._file.close()
+            with directory(self.path.parent) as fd:
+                replace(fd, self._tmp, self.path.name, self.path)
         except OSError as e:
             from vrecore.store import describe_os_error
 
@@ -117,9 +128,12 @@ class VideoWriter:
         """Give up: close and delete the unfinished file (nothing happens after `close`)."""
         try:
             self._container.close()
-        except Exception:  # noqa: BLE001 - already closed, or the encoder failed: the file goes either way
+        except Exception:  # noqa: BLE001 - already closed, not opened, or the encoder failed: the file goes either way
             pass
-        self._tmp.unlink(missing_ok=True)
+        if hasattr(self, "_file"):
+            self._file.close()
+        with contextlib.suppress(OSError), directory(self.path.parent) as fd:
+            os.unlink(self._tmp, dir_fd=fd)
 
     def result(self) -> VideoResult:
         return VideoResult(self.path, self.frames, self.width, self.height, self.rate, self.codec)

@@ -24,6 +24,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, StorageError, VreError
 from vrecore.runlog import ranges
+from vrecore.safe_paths import atomic_write
 from vrecore.store import required_folders
 from vrecore.visual import svg
 from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, read_records
@@ -406,12 +407,9 @@ def write_report(export: str | os.PathLike[str] | ExportView, output: str | os.P
     if not path.parent.is_dir():
         raise ConfigError(f"--output {path}: the folder {path.parent} does not exist; create it or choose another")
     html = render_report(view, path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(html, encoding="utf-8")
-        os.replace(tmp, path)
+    try:  # a link at ``path`` is refused, not followed or replaced
+        atomic_write(path.parent, path.name, lambda f: f.write(html.encode("utf-8")), f".{path.name}.tmp-{os.getpid()}")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         from vrecore.store import describe_os_error
 
         raise StorageError(describe_os_error(e, f"report '{path}'")) from e

@@ -23,6 +23,7 @@ import numpy as np
 from vrecore.errors import ConfigError, VreError
 from vrecore.metadata import representation_folders
 from vrecore.npz import load_npz
+from vrecore.safe_paths import open_regular
 from vrecore.store import FORMAT_FOLDERS, METADATA_FILE, RECORDS_FILE
 
 if TYPE_CHECKING:
@@ -281,7 +282,8 @@ class ExportView:
             return None
         path = self.folder(name) / "npz" / f"{frame}.npz"
         try:
-            return load_npz(path)
+            with open_regular(path) as f:  # a named pipe is reported, never waited on
+                return load_npz(f)
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
             self.warn(f"{path} cannot be read ({type(e).__name__}: {e}); its tile is blank (`vre verify "
                       f"{self.root} --repair` recomputes bad frames)", key=f"npz:{name}")
@@ -323,7 +325,7 @@ class ExportView:
 def _read_image(path: Path) -> np.ndarray:
     from PIL import Image
 
-    with Image.open(path) as im:
+    with open_regular(path) as f, Image.open(f) as im:
         return np.asarray(im.convert("RGB"))
 
 
