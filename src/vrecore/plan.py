@@ -122,7 +122,7 @@ def make_plan(graph: Graph, store: Store, selected: Sequence[int], *, fingerprin
 def claim_fingerprints(plan: ExportPlan, graph: Graph, store: Store, run_id: str, *, overwrite: bool,
                        on_mismatch: str) -> bool:
     """Record this run's fingerprints: compare and set under the locks of every representation it writes
-    (taken in name order, so two runs never wait on each other), so that of two runs started together
+    (taken in name order, so that two runs never deadlock), so that of two runs started together
     with different fingerprints the second is refused exactly as a later run is (`FingerprintMismatch`,
     nothing written). A folder without frames is claimed by the run's host, process and run id until
     `release_claims`. False, writing nothing, when another run changed a folder since `make_plan`
