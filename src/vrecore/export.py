@@ -27,8 +27,8 @@ from vrecore.fingerprint import graph_fingerprints, video_identity
 from vrecore.frames import FrameSource, open_video, select_frames
 from vrecore.graph import Graph
 from vrecore.metadata import write_representation_metadata
-from vrecore.plan import ExportPlan, apply_plan, make_plan
-from vrecore.runlog import ExportResult, RepresentationStats, RunLog, new_run_id, ranges
+from vrecore.plan import ExportPlan, apply_plan, claim_fingerprints, make_plan, release_claims
+from vrecore.runlog import ExportResult, RepresentationStats, RunLog, mark_dead_runs, new_run_id, ranges
 from vrecore.store import DirectoryStore, Store, describe_os_error
 
 __all__ = ["ExportResult", "RepresentationStats", "run_export"]
@@ -100,6 +100,7 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
 
 
 RUNNERS = ("local", "ray")
+_CLAIM_TRIES = 5
 
 
 @attrs.frozen
@@ -170,6 +171,16 @@ class _Export:
             from vrecore.schedule import make_groups
 
             self.groups = make_groups(self.graph, plan.need, device=self.device, placement=self.scale.placement)
+        for _ in range(_CLAIM_TRIES):  # the last check: a refusal here stores nothing, like make_plan's
+            if claim_fingerprints(plan, self.graph, self.store, self.run_id, overwrite=self.overwrite,
+                                  on_mismatch=self.on_mismatch):
+                break
+            plan = make_plan(self.graph, self.store, self.selected, fingerprints=plan.fingerprints,
+                             frame_shape=self.source.frame_shape, overwrite=self.overwrite,
+                             on_mismatch=self.on_mismatch, run_id=self.run_id)
+        else:
+            raise StorageError(f"output_dir '{self.store.root}': other runs keep changing its representations' "
+                               f"fingerprints; wait for them to finish and run again")
         self.plan = plan
         runlog = RunLog(self.store, self.run_id)
         status = "ok"
@@ -216,6 +227,10 @@ class _Export:
                         except OSError as e:
                             log.error("%s: its metadata could not be written (%s)", node.name, e)
                 try:
+                    release_claims(plan, self.store, self.run_id)
+                except OSError as e:
+                    log.error("this run's claim on its folders could not be released (%s)", e)
+                try:
                     runlog.write(self._run_fields(plan), status=status, error=self.error, ended=ended)
                 except OSError as e:  # e.g. the disk is full: the error already says so
                     log.error("the run metadata could not be written (%s)", e)
@@ -229,7 +244,9 @@ class _Export:
         log.info("run %s: video %s (%d frames), %d selected, representations %s%s", self.run_id, self.source.path,
                  self.source.num_frames, len(self.selected), ", ".join(self.graph.names),
                  f"; removed {removed} stale temporary files" if removed else "")
-        apply_plan(plan, self.graph, self.store, self.run_id)
+        for run, _ in mark_dead_runs(self.store):
+            log.warning("run %s died (its process %s on this host is gone); recorded", run.get("run_id"), run["pid"])
+        apply_plan(plan, self.store, self.run_id)
         for name, check in plan.checks.items():
             stats = self.stats[name]
             stats.skipped = plan.skipped[name]

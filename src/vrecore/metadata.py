@@ -57,9 +57,23 @@ def representation_folders(root: Path) -> list[Path]:
                   and any((p / sub).is_dir() for sub in FORMAT_FOLDERS))
 
 
+def _fingerprint_from_records(store: Store, name: str) -> dict[str, Any]:
+    """The fingerprint digest a lost metadata file held, from the frame records (each carries it): that of
+    the latest record, and whether the frames' latest records carry several (a folder mixed by on_mismatch=keep).
+    The full fingerprint is recorded again by the next export made the same way."""
+    records = list(store.read_records(name))
+    digest = next((r["fp"] for r in reversed(records) if isinstance(r.get("fp"), str)), None)
+    if digest is None:
+        return {}
+    _, latest = latest_records(records)
+    digests = {r.get("fp") for r in latest.values() if isinstance(r.get("fp"), str)}
+    return {"fingerprint_digest": digest, "mixed": len(digests) > 1}
+
+
 def regenerate_metadata(output_dir: str | os.PathLike[str]) -> dict[str, int]:
     """Rebuild every representation's metadata from the files on disk (keeping type, parameters and
-    fingerprint). Files without a record are checked in full and recorded; returns frames per name."""
+    fingerprint; a lost or corrupt metadata file gets its fingerprint digest back from the frame records).
+    Files without a record are checked in full and recorded; returns frames per name."""
     root = Path(output_dir)
     if not root.is_dir():
         raise ConfigError(f"output_dir '{output_dir}' is not a folder; give the folder of an export")
@@ -70,6 +84,8 @@ def regenerate_metadata(output_dir: str | os.PathLike[str]) -> dict[str, int]:
         name = folder.name
         with store.lock(name):
             meta = store.read_metadata(name) or {}
+            if not meta.get("fingerprint_digest"):
+                meta |= _fingerprint_from_records(store, name)
             fingerprint = meta.get("fingerprint") or {}
             stored = fingerprint.get("stored") or {}
             expected = DiskForm(tuple(stored["shape"]), stored["dtype"]) if stored.get("shape") else None

@@ -8,7 +8,10 @@ them, and reads verified frames of dependencies back instead of recomputing them
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import socket
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -17,10 +20,12 @@ import attrs
 from vrecore.errors import ConfigError
 from vrecore.fingerprint import describe_changes, digest, disk_form
 from vrecore.graph import Graph, Node
-from vrecore.store import Store, required_folders
+from vrecore.runlog import process_gone
+from vrecore.store import DirectoryStore, Store, required_folders
 from vrecore.verify import DiskForm, RepresentationCheck, check_frames, quarantine
 
-__all__ = ["ON_MISMATCH", "ExportPlan", "FingerprintMismatch", "apply_plan", "make_plan", "representation_header"]
+__all__ = ["ON_MISMATCH", "ExportPlan", "FingerprintMismatch", "apply_plan", "claim_fingerprints", "make_plan",
+           "release_claims", "representation_header"]
 
 log = logging.getLogger("vrecore.plan")
 ON_MISMATCH = ("error", "keep")
@@ -50,8 +55,10 @@ class ExportPlan:
     quarantined: dict[str, list[str]]
     """Representation → where its bad files were moved (filled by `apply_plan`)."""
     mixed: dict[str, bool]
-    """Representation → whether its folder holds frames of several fingerprints (filled by `apply_plan`)."""
+    """Representation → whether its folder holds frames of several fingerprints (filled by `claim_fingerprints`)."""
     decisions: dict[str, str]
+    claimed: set[str] = attrs.field(factory=set)
+    """Representations this run claimed (`claim_fingerprints`) until `release_claims`."""
 
     def chunks(self, graph: Graph, batch_size: Mapping[str, int]) -> Iterator[list[int]]:
         """The frames to compute, in chunks of the largest batch size of a representation with work."""
@@ -65,8 +72,8 @@ def make_plan(graph: Graph, store: Store, selected: Sequence[int], *, fingerprin
               frame_shape: tuple[int, int], overwrite: bool, on_mismatch: str, run_id: str) -> ExportPlan:
     """Check fingerprints, verify stored frames and decide the work (see the module docstring).
 
-    Reads only: `apply_plan` records the fingerprints, quarantines bad files and records adopted
-    ones once the run is sure to start.
+    Reads only: `claim_fingerprints` records the fingerprints, then `apply_plan` quarantines bad files
+    and records adopted ones once the run is sure to start.
     """
     if on_mismatch not in ON_MISMATCH:
         raise ConfigError(f"on_mismatch {on_mismatch!r} is not one of {', '.join(ON_MISMATCH)}")
@@ -112,28 +119,77 @@ def make_plan(graph: Graph, store: Store, selected: Sequence[int], *, fingerprin
                       decisions)
 
 
-def apply_plan(plan: ExportPlan, graph: Graph, store: Store, run_id: str) -> None:
-    """Record this run's fingerprints (deleting replaced frames), quarantine corrupt files, record adopted ones."""
-    for node in graph:
-        decision = plan.decisions.get(node.name)
-        if decision not in ("same", "mix", "replace") or not node.settings.writes:
-            continue
-        with store.lock(node.name):
-            meta = store.read_metadata(node.name) or {}
-            if decision == "replace":
-                removed = store.remove_frames(node.name)
-                log.warning("%s: made differently before; overwrite=true removed its %d old files", node.name, removed)
-                meta = {}
-            history = dict(meta.get("earlier_fingerprints") or {})
-            if decision == "mix" and meta.get("fingerprint") and meta.get("fingerprint_digest") != plan.digests[node.name]:
-                history[meta["fingerprint_digest"]] = meta["fingerprint"]
-            plan.mixed[node.name] = bool(history)
-            updated = {**meta, **representation_header(node), "fingerprint": plan.fingerprints[node.name],
-                       "fingerprint_digest": plan.digests[node.name], "mixed": bool(history) or bool(meta.get("mixed")),
-                       **({"earlier_fingerprints": history} if history else {})}
-            if any(_plain_json(v) != meta.get(k) for k, v in updated.items() if k != "frames"):
-                # (a re-run of a finished export rewrites nothing)
-                store.write_metadata(node.name, updated)
+def claim_fingerprints(plan: ExportPlan, graph: Graph, store: Store, run_id: str, *, overwrite: bool,
+                       on_mismatch: str) -> bool:
+    """Record this run's fingerprints: compare and set under the locks of every representation it writes
+    (taken in name order, so that two runs never deadlock), so that of two runs started together
+    with different fingerprints the second is refused exactly as a later run is (`FingerprintMismatch`,
+    nothing written). A folder without frames is claimed by the run's host, process and run id until
+    `release_claims`. False, writing nothing, when another run changed a folder since `make_plan`
+    decided (plan again)."""
+    nodes = [n for n in graph if n.settings.writes and plan.decisions.get(n.name) in ("same", "mix", "replace")]
+    with contextlib.ExitStack() as locks:
+        for name in sorted(n.name for n in nodes):
+            locks.enter_context(store.lock(name))
+        metadata = {n.name: store.read_metadata(n.name) for n in nodes}
+        decisions = _compare_fingerprints(graph, store, metadata, plan.fingerprints, plan.digests,
+                                          overwrite=overwrite, keep=on_mismatch == "keep")
+        if any(decisions[n.name] != plan.decisions[n.name] for n in nodes):
+            return False
+        for node in nodes:
+            _record_fingerprint(plan, node, store, metadata[node.name] or {}, run_id)
+    return True
+
+
+def _record_fingerprint(plan: ExportPlan, node: Node, store: Store, meta: dict[str, Any], run_id: str) -> None:
+    """Write the fingerprint part of one representation's metadata (under its lock)."""
+    decision = plan.decisions[node.name]
+    if decision == "replace":
+        removed = store.remove_frames(node.name)
+        log.warning("%s: made differently before; overwrite=true removed its %d old files", node.name, removed)
+        meta = {}
+    history = dict(meta.get("earlier_fingerprints") or {})
+    if decision == "mix" and meta.get("fingerprint") and meta.get("fingerprint_digest") != plan.digests[node.name]:
+        history[meta["fingerprint_digest"]] = meta["fingerprint"]
+    plan.mixed[node.name] = bool(history)
+    claims = {run: c for run, c in _claims(meta).items() if not process_gone(c.get("host"), c.get("pid"))}
+    if not store.has_frames(node.name):  # nothing binds the fingerprint yet but this run
+        claims[run_id] = {"host": socket.gethostname(), "pid": os.getpid()}
+        plan.claimed.add(node.name)
+    updated = {**meta, **representation_header(node), "fingerprint": plan.fingerprints[node.name],
+               "fingerprint_digest": plan.digests[node.name], "mixed": bool(history) or bool(meta.get("mixed")),
+               **({"earlier_fingerprints": history} if history else {}), "claims": claims}
+    if not claims:
+        del updated["claims"]
+    if any(_plain_json(v) != meta.get(k) for k, v in updated.items() if k != "frames") or set(meta) - set(updated):
+        # (a re-run of a finished export rewrites nothing)
+        store.write_metadata(node.name, updated)
+
+
+def release_claims(plan: ExportPlan, store: Store, run_id: str) -> None:
+    """Drop this run's claims (`claim_fingerprints`): its frames, if any, now bind the fingerprints."""
+    for name in sorted(plan.claimed):
+        with store.lock(name):
+            meta = store.read_metadata(name)
+            if meta is not None and run_id in _claims(meta):
+                claims = {run: c for run, c in _claims(meta).items() if run != run_id}
+                store.write_metadata(name, {k: v for k, v in meta.items() if k != "claims"}
+                                     | ({"claims": claims} if claims else {}))
+    plan.claimed.clear()
+
+
+def _claims(meta: Mapping[str, Any] | None) -> dict[str, dict[str, Any]]:
+    claims = (meta or {}).get("claims")
+    return {str(k): v for k, v in claims.items() if isinstance(v, dict)} if isinstance(claims, dict) else {}
+
+
+def _claimed_by_another(meta: Mapping[str, Any] | None) -> bool:
+    """Whether a run whose process may still be running claimed the folder (`claim_fingerprints`)."""
+    return any(not process_gone(c.get("host"), c.get("pid")) for c in _claims(meta).values())
+
+
+def apply_plan(plan: ExportPlan, store: Store, run_id: str) -> None:
+    """Quarantine corrupt files and record adopted ones (after `claim_fingerprints`)."""
     for name, check in plan.checks.items():
         if check.adopt:
             store.append_records(name, check.adopt)
@@ -166,7 +222,7 @@ def _compare_fingerprints(graph: Graph, store: Store, metadata: Mapping[str, dic
         meta = metadata[node.name]
         recorded = (meta or {}).get("fingerprint_digest")
         has_frames = store.has_frames(node.name)
-        if recorded == digests[node.name] or not has_frames:
+        if recorded == digests[node.name] or not (has_frames or _claimed_by_another(meta)):
             decisions[node.name] = "same"  # (with overwrite the selected frames are computed again)
         elif not node.settings.writes:
             decisions[node.name] = "ignore"
@@ -174,18 +230,38 @@ def _compare_fingerprints(graph: Graph, store: Store, metadata: Mapping[str, dic
             decisions[node.name] = "replace"
         elif keep:
             decisions[node.name] = "mix"
+        elif meta is None and _recorded_digest(store, node.name) is not None:
+            problems.append(f"representation '{node.name}': {_lost_metadata(store, node.name)} but its frames are "
+                            f"there; run `vre metadata {store.root}` to rebuild it from the frame records, then "
+                            f"export again")
         else:
             old = (meta or {}).get("fingerprint")
             role_names = {role: (d if isinstance(d, str) else ", ".join(d))
                           for role, d in _dependency_names(node).items()}
+            changes = describe_changes(old, fingerprints[node.name], names=role_names) if old or not recorded else \
+                f"fingerprint {recorded} rebuilt from the frame records, its fields unknown; this run's is " \
+                f"{digests[node.name]}"
             problems.append(
                 f"representation '{node.name}': the frames in {store.root / node.name} were made differently "
-                f"({describe_changes(old, fingerprints[node.name], names=role_names)}); run again with "
+                f"({changes}); run again with "
                 f"overwrite=true to recompute them, choose another output_dir, or add frames anyway with "
                 f"on_mismatch=keep")
     if problems:
         raise FingerprintMismatch("\n".join(problems))
     return decisions
+
+
+def _recorded_digest(store: Store, name: str) -> str | None:
+    """The fingerprint digest the latest frame record carries (what `vre metadata` restores), if any."""
+    return next((r["fp"] for r in reversed(list(store.read_records(name))) if isinstance(r.get("fp"), str)), None)
+
+
+def _lost_metadata(store: Store, name: str) -> str:
+    """``<path> is missing`` or ``<path> is corrupt``: a representation's metadata that cannot be read."""
+    if isinstance(store, DirectoryStore):
+        path = store.metadata_path(name)
+        return f"{path} is {'corrupt' if path.exists() else 'missing'}"
+    return f"the metadata of {store.root / name} is missing or unreadable"
 
 
 def representation_header(node: Node) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -17,7 +18,7 @@ import attrs
 from vrecore.safe_paths import open_append
 from vrecore.store import Store
 
-__all__ = ["ExportResult", "RepresentationStats", "RunLog", "new_run_id", "ranges"]
+__all__ = ["ExportResult", "RepresentationStats", "RunLog", "mark_dead_runs", "new_run_id", "process_gone", "ranges"]
 
 
 def new_run_id() -> str:
@@ -166,3 +167,51 @@ class RunLog:
                 "seconds": (ended - self.started).total_seconds() if ended else None,
                 "host": socket.gethostname(), "pid": os.getpid(), **fields,
             })
+
+
+def process_gone(host: Any, pid: Any) -> bool:
+    """Whether process ``pid`` of ``host`` has ended; known on this host only (another host's never counts)."""
+    if host != socket.gethostname() or isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, another user's
+    try:  # a killed child nobody has reaped yet is a zombie: gone all the same
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[:1] == [b"Z"]
+    except OSError:
+        return False
+
+
+def mark_dead_runs(store: Store) -> list[tuple[dict[str, Any], bool]]:
+    """Record as ``died`` every run whose metadata says ``running`` but whose process on this host is gone
+    (killed with -9, by the out-of-memory killer...); returns each one's run metadata and whether it could
+    be rewritten (not on a read-only output)."""
+    logs = store.root / ".logs"
+    if logs.is_symlink() or not logs.is_dir():
+        return []
+    died = []
+    for path in sorted(logs.glob("run_metadata_*.json")):
+        if path.is_symlink() or not path.is_file():
+            continue  # (only regular files are read: a named pipe would block)
+        try:
+            run = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(run, dict) or run.get("status") != "running" or not process_gone(run.get("host"),
+                                                                                          run.get("pid")):
+            continue
+        run.update(status="died", error=f"process {run['pid']} ended without finishing the run (killed, e.g. by "
+                                        f"kill -9 or the out-of-memory killer); frames already written are kept",
+                   died_noticed=datetime.now(timezone.utc).isoformat())
+        run_id = str(run.get("run_id") or path.stem[len("run_metadata_"):])
+        try:
+            store.write_run_metadata(run_id, run)
+        except OSError:
+            died.append((run, False))
+        else:
+            died.append((run, True))
+    return died

@@ -322,6 +322,10 @@ class DirectoryStore(Store):
             return None
         return meta if isinstance(meta, dict) else None
 
+    def metadata_path(self, name: str) -> Path:
+        """Where a representation's metadata document lives."""
+        return self.folder(name) / METADATA_FILE
+
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         self.folder(name)
         self.write_json(f"{name}/{METADATA_FILE}", metadata)

@@ -58,6 +58,8 @@ class RepresentationCheck:
     adopt: list[dict[str, Any]] = attrs.field(factory=list)
     """Records to append: files found good without a current record (unrecorded, or touched)."""
     stale_reason: str = "made under an earlier fingerprint (kept with on_mismatch=keep)"
+    metadata_problem: str | None = None
+    """``missing`` or ``corrupt`` when the representation's metadata file cannot be read (`vre metadata` rebuilds it)."""
 
     @property
     def bad(self) -> int:

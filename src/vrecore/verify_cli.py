@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from vrecore.errors import ConfigError
-from vrecore.metadata import representation_folders
-from vrecore.runlog import new_run_id, ranges
+from vrecore.metadata import regenerate_metadata, representation_folders
+from vrecore.runlog import mark_dead_runs, new_run_id, ranges
 from vrecore.store import FORMAT_FOLDERS, DirectoryStore
 from vrecore.verify import DiskForm, RepresentationCheck, check_frames, quarantine
 
@@ -22,7 +22,8 @@ def verify_export(output_dir: Path, *, deep: bool = False) -> dict[str, Represen
     """Check every representation folder of an export (see `vrecore.verify`); a representation whose
     dependency was recomputed differently since is stale as a whole."""
     store = DirectoryStore(output_dir)
-    metas = {f.name: store.read_metadata(f.name) or {} for f in representation_folders(output_dir)}
+    read = {f.name: store.read_metadata(f.name) for f in representation_folders(output_dir)}
+    metas = {name: meta or {} for name, meta in read.items()}
     checks: dict[str, RepresentationCheck] = {}
     for name, meta in metas.items():
         fingerprint = meta.get("fingerprint") or {}
@@ -37,6 +38,8 @@ def verify_export(output_dir: Path, *, deep: bool = False) -> dict[str, Represen
             check.stale |= check.complete
             check.complete = set()
             check.stale_reason = f"dependency {', '.join(repr(c) for c in changed)} was computed differently since"
+        if read[name] is None:
+            check.metadata_problem = "corrupt" if store.metadata_path(name).exists() else "missing"
         checks[name] = check
     return checks
 
@@ -73,15 +76,27 @@ def main(argv: list[str]) -> int:
     checks = verify_export(out, deep=ns.deep)
     if not checks:
         raise ConfigError(f"'{out}' holds no representation folders (<name>/npz, jpg or png); give an export folder")
+    for run, recorded in mark_dead_runs(DirectoryStore(out)):
+        print(f"vre verify: run {run.get('run_id')} died (its process {run['pid']} on this host is gone); "
+              f"{'recorded' if recorded else 'not recorded: the output folder is not writable'}", file=sys.stderr)
     if ns.json:
         print(json.dumps({name: {"complete": len(c.complete), "missing": sorted(c.missing),
                                  "corrupt": {str(k): v for k, v in sorted(c.corrupt.items())},
-                                 "stale": sorted(c.stale)} for name, c in checks.items()}, indent=1))
+                                 "stale": sorted(c.stale), "metadata": c.metadata_problem}
+                          for name, c in checks.items()}, indent=1))
     else:
         _print_report(out, checks)
+    lost = [name for name, c in checks.items() if c.metadata_problem]
+    for name in lost:
+        print(f"vre verify: representation '{name}': {DirectoryStore(out).metadata_path(name)} is "
+              f"{checks[name].metadata_problem}; run `vre metadata {out}` to "
+              f"rebuild it from the frame records", file=sys.stderr)
+    if lost and ns.repair:
+        regenerate_metadata(out)
+        print(f"vre verify: rebuilt the metadata of {', '.join(lost)} from the frame records", file=sys.stderr)
     bad = {name: c for name, c in checks.items() if c.corrupt or c.stale or c.missing}
     if not bad:
-        return 0
+        return 1 if lost and not ns.repair else 0
     if not ns.repair:
         print(f"vre verify: {sum(len(c.corrupt) + len(c.stale) + len(c.missing) for c in bad.values())} bad frame(s); "
               f"run `vre verify {out} --repair` to move them aside and compute them again", file=sys.stderr)
@@ -91,8 +106,8 @@ def main(argv: list[str]) -> int:
 
 def _print_report(out: Path, checks: dict[str, RepresentationCheck]) -> None:
     rows = [("representation", "complete", "missing", "corrupt", "stale")]
-    rows += [(name, str(len(c.complete)), str(len(c.missing)), str(len(c.corrupt)), str(len(c.stale)))
-             for name, c in checks.items()]
+    rows += [(name + (f" (metadata {c.metadata_problem})" if c.metadata_problem else ""), str(len(c.complete)),
+              str(len(c.missing)), str(len(c.corrupt)), str(len(c.stale))) for name, c in checks.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     for r in rows:
         print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))))
