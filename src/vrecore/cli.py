@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vre: error: unknown command {command!r}; run `vre --help` for the commands", file=sys.stderr)
         return 2
     try:
+        if command in STORED_EXPORT_COMMANDS:
+            check_no_url_arguments(rest)
         if command in COMMAND_MODULES:
             import importlib
 
@@ -80,6 +82,23 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vre {command}: interrupted; frames already written are kept", file=sys.stderr)
         return 130
+
+
+# Commands that read (or pack) a stored export: their folder arguments are local paths, never URLs.
+STORED_EXPORT_COMMANDS = ("verify", "read", "collage", "video", "report", "metadata", "pack")
+
+
+def check_no_url_arguments(args: list[str]) -> None:
+    """Refuse a URL given as a command's folder (``vre verify s3://bucket/x``) before anything opens it."""
+    from vrecore.paths import check_local_path
+
+    previous = ""
+    for arg in args:
+        if not arg.startswith("-") and "=" not in arg.partition("://")[0]:
+            check_local_path(arg, "destination" if previous in ("-o", "--output") else "folder")
+        elif arg.startswith(("--output=", "-o=")):
+            check_local_path(arg.partition("=")[2], "destination")
+        previous = arg
 
 
 def check_keys(command: str, config: dict[str, Any]) -> None:
@@ -96,10 +115,55 @@ def check_keys(command: str, config: dict[str, Any]) -> None:
         raise ConfigError(f"unknown key(s) {', '.join(unknown)} for `vre {command}`; valid keys: {', '.join(valid)}")
 
 
-def print_error(command: str, error: BaseException) -> None:
-    """``vre COMMAND: error: ...`` on stderr, one line per line of the message (e.g. one per missing weight)."""
-    for line in str(error).splitlines() or [""]:
+def print_error(command: str, error: BaseException | str) -> None:
+    """``vre COMMAND: error: ...`` on stderr, one line per line of the message (e.g. one per missing weight);
+    values of ``${oc.env:...}`` show as their expression."""
+    for line in hide_environment(str(error)).splitlines() or [""]:
         print(f"vre {command}: error: {line}", file=sys.stderr)
+
+
+# Environment values the current config reads through ${oc.env:NAME} -> that expression (see `hide_environment`).
+_ENVIRONMENT_VALUES: dict[str, str] = {}
+
+
+def remember_environment_values(cfg: Any) -> None:
+    """Note the values ``cfg`` (unresolved) reads from the environment, so that errors never print them."""
+    import os
+    import re
+
+    from omegaconf import OmegaConf
+
+    _ENVIRONMENT_VALUES.clear()
+    for name in set(re.findall(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)", OmegaConf.to_yaml(cfg, resolve=False))):
+        value = os.environ.get(name, "")
+        if len(value) >= 4:  # shorter values (1, cpu) are no secret, and replacing them would garble messages
+            _ENVIRONMENT_VALUES[value] = "${oc.env:" + name + "}"
+
+
+def hide_environment(text: str) -> str:
+    """``text`` with each value read through ``${oc.env:NAME}`` replaced by that expression (secrets stay out of
+    logs)."""
+    for value in sorted(_ENVIRONMENT_VALUES, key=len, reverse=True):
+        text = text.replace(value, _ENVIRONMENT_VALUES[value])
+    return text
+
+
+def resolve_config(command: str, cfg: Any) -> dict[str, Any]:
+    """The composed config with interpolations resolved; one that cannot be is a one-line ConfigError."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from vrecore.errors import ConfigError
+
+    remember_environment_values(cfg)
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except (OmegaConfBaseException, RecursionError) as e:
+        key = getattr(e, "full_key", None)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -344,13 +408,13 @@ def demo_presets() -> list[str]:
 def _run_export_config(cfg: Any, outcome: dict[str, Any] | None = None) -> int:
     """Run one export from a composed config; user mistakes become one line and exit code 2.
     ``outcome`` receives the video, output folder, status and error (for a multirun's table)."""
-    from omegaconf import OmegaConf
-
-
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    config: dict[str, Any] = {str(k): v for k, v in container.items()}
     outcome = {} if outcome is None else outcome
+    try:
+        config = resolve_config("export", cfg)
+    except VreError as e:
+        print_error("export", e)
+        outcome.update(status="failed", error=hide_environment(str(e)))
+        return e.exit_code
     outcome["video"] = config.get("video")
     undo_logging = _cli_logging("export", errors=False)  # warnings (e.g. a frame quarantined) show; errors are ours
     try:
@@ -389,7 +453,7 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
             video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
     except VreError as e:
         print_error("export", e)
-        outcome.update(status="failed", error=str(e).splitlines()[0])
+        outcome.update(status="failed", error=hide_environment(str(e)).splitlines()[0])
         return e.exit_code
     print(result.summary(), file=sys.stderr)
     if config.get("report"):
@@ -408,8 +472,7 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
         print(f"vre export: {result.error} (log: {result.log_file})", file=sys.stderr)
         return result.exit_code
     if not result.ok:
-        print(f"vre export: error: {result.error} (log: {result.log_file}; frames already written are kept)",
-              file=sys.stderr)
+        print_error("export", f"{result.error} (log: {result.log_file}; frames already written are kept)")
         return result.exit_code
     return 0
 
@@ -526,8 +589,6 @@ def _run_stream_config(cfg: Any) -> int:
     """Run one stream from a composed config; user mistakes become one line and exit code 2."""
     import signal
 
-    from omegaconf import OmegaConf
-
     from vrecore.errors import ConfigError
     from vrecore.graph import build_graph
     from vrecore.streaming import (
@@ -539,9 +600,11 @@ def _run_stream_config(cfg: Any) -> int:
         run_graph_stream,
     )
 
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    config: dict[str, Any] = {str(k): v for k, v in container.items()}
+    try:
+        config = resolve_config("stream", cfg)
+    except VreError as e:
+        print_error("stream", e)
+        return e.exit_code
     undo_logging = _cli_logging("stream", verbose=bool(config.get("verbose")))
     try:
         check_keys("stream", config)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,6 +28,7 @@ from vrecore.fingerprint import graph_fingerprints, video_identity
 from vrecore.frames import FrameSource, open_video, select_frames
 from vrecore.graph import Graph
 from vrecore.metadata import write_representation_metadata
+from vrecore.paths import check_local_path
 from vrecore.plan import ExportPlan, apply_plan, claim_fingerprints, make_plan, release_claims
 from vrecore.runlog import ExportResult, RepresentationStats, RunLog, mark_dead_runs, new_run_id, ranges
 from vrecore.store import DirectoryStore, Store, describe_os_error
@@ -73,9 +75,21 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         raise ConfigError(f"runner {runner!r} is not one of {', '.join(RUNNERS)}")
     if devices is not None and (isinstance(devices, str) or not devices):
         raise ConfigError(f"devices must be a list of devices, e.g. [cuda:0,cuda:1], got {devices!r}")
+    _check_placement(placement)
+    if runner == "ray":
+        from vrecore.ray_runner import check_ray_installed
+
+        check_ray_installed()
+    check_memory(graph)
+    if not isinstance(output_dir, Store):
+        check_local_path(output_dir, "output_dir")
+        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+            raise ConfigError(f"output_dir '{os.fspath(output_dir)}' is a file, not a folder; choose a folder")
     scale = _ScaleOut(workers, [str(d) for d in devices] if devices else None, dict(placement or {}), runner,
                       ray_address, video_backend)
     source = video if isinstance(video, FrameSource) else open_video(video, video_backend)
+    made = [] if isinstance(output_dir, Store) else _missing_folders(output_dir)
+    export = None
     try:
         selected = [int(i) for i in select_frames(frames, source.num_frames)]
         if isinstance(output_dir, Store):
@@ -90,6 +104,8 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     finally:
         if source is not video:
             source.close()
+        if export is None or not export.started:
+            _remove_empty(made)  # refused before any work: leave no folder behind (only the empty ones it made)
     if raise_on_error and result.status == "interrupted":
         raise KeyboardInterrupt(f"export interrupted by signal {result.signal}; frames already written are kept")
     if raise_on_error and export.user_error is not None:
@@ -101,6 +117,54 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
 
 RUNNERS = ("local", "ray")
 _CLAIM_TRIES = 5
+
+
+def _check_placement(placement: Any) -> None:
+    """``placement`` maps representation names (or ``"*"``) to device names."""
+    if placement is None:
+        return
+    if not isinstance(placement, Mapping) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
+                                                     for k, v in placement.items()):
+        raise ConfigError(f"placement must map representations to devices, e.g. placement={{depth:cuda:0,'*':cpu}}, "
+                          f"got {placement!r}")
+    for d in set(placement.values()):
+        check_device(d)
+
+
+def check_memory(graph: Graph) -> None:
+    """Refuse an ``output_size`` whose batch of outputs (float32, as computed) cannot fit in the available memory."""
+    from vrecore.schedule import available_memory
+
+    free = available_memory()
+    for node in graph:
+        size = node.settings.output_size
+        if size is None or free is None:
+            continue
+        channels = max(1, node.representation.output_spec().channels or 1)
+        needed = size[0] * size[1] * max(channels, 3) * 4 * node.settings.batch_size
+        if needed > free:
+            raise ConfigError(f"representation '{node.name}': output_size {list(size)} with batch_size "
+                              f"{node.settings.batch_size} needs {needed / 2**30:.1f} GiB, more than the "
+                              f"{free / 2**30:.1f} GiB of memory available; choose a smaller output_size or batch_size")
+
+
+def _missing_folders(path: str | os.PathLike[str]) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    folder = Path(os.path.abspath(path))
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders this run made, deepest first, as long as they are empty (rmdir never removes content)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 @attrs.frozen
@@ -140,6 +204,8 @@ class _Export:
         self.error: str | None = None
         self.user_error: VreError | None = None
         self.stop = threading.Event()
+        self.started = False
+        """Whether the run wrote anything (its run metadata, the plan applied)."""
         self.signal: int | None = None
         self._lock = threading.Lock()
 
@@ -184,6 +250,7 @@ class _Export:
         self.plan = plan
         runlog = RunLog(self.store, self.run_id)
         status = "ok"
+        self.started = True
         with runlog.capturing():
             try:
                 self._start(plan, runlog)
@@ -276,7 +343,7 @@ class _Export:
 
     def _distributed(self, plan: ExportPlan) -> None:
         """The plan on worker processes or Ray actors (`vrecore.schedule`, `vrecore.workers`, `vrecore.ray_runner`)."""
-        from vrecore.schedule import Schedule, worker_slots
+        from vrecore.schedule import Schedule, available_memory, cap_workers, worker_slots
         from vrecore.workers import WorkerJob, job_video, plugin_targets, run_workers
 
         groups = self.groups
@@ -285,7 +352,10 @@ class _Export:
             log.info("nothing to do: every selected frame is already exported")
             return
         schedule = Schedule(chunks, groups)
-        slots = worker_slots(groups, self.scale.workers, self.scale.devices)
+        workers, why = cap_workers(self.scale.workers, len(chunks), available_memory())
+        if why:
+            log.warning("workers=%d capped to %d worker(s) per group: %s", self.scale.workers, workers, why)
+        slots = worker_slots(groups, workers, self.scale.devices)
         job = WorkerJob(
             graph_config=self.graph.to_config(), plugins=plugin_targets(), video=job_video(self.source),
             video_backend=self.scale.video_backend, output_dir=str(self.store.root), run_id=self.run_id,

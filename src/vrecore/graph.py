@@ -18,6 +18,8 @@ __all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "ExportSettings", "Graph", "Node",
 
 BINARY_FORMATS = ("none", "npz", "npz-compressed")
 IMAGE_FORMATS = ("none", "jpg", "png")
+MAX_OUTPUT_SIDE = 16384
+"""Largest ``output_size`` side (a 16384x16384 float32 frame is 3 GiB a channel)."""
 OUTPUT_DTYPES = ("float16", "float32", "float64")
 """``output_dtype`` casts floating-point disk forms only (class indices, masks and images keep their type)."""
 DEFAULTS: dict[str, Any] = {"batch_size": 8, "binary_format": "npz", "image_format": "none",
@@ -310,7 +312,13 @@ def _instantiate(name: str, type_name: str, cls: type[Representation], deps: dic
     try:
         return cls(name=name, dependencies=deps, **params)
     except (ValueError, TypeError) as e:
-        raise GraphError(f"representation '{name}' ({type_name}): invalid parameter: {e}") from e
+        raise GraphError(f"representation '{name}' ({type_name}): invalid parameter: {_validator_message(e)}") from e
+
+
+def _validator_message(error: Exception) -> str:
+    """One readable line: attrs validators raise (message, attribute, expected, value); keep the message."""
+    text = error.args[0] if len(error.args) > 1 and isinstance(error.args[0], str) else str(error)
+    return " ".join(text.split())
 
 
 def _check_settings(where: str, s: Mapping[str, Any]) -> None:
@@ -328,3 +336,6 @@ def _check_settings(where: str, s: Mapping[str, Any]) -> None:
     if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2
                                  and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise GraphError(f"{where}: output_size must be [height, width] in pixels, got {size!r}")
+    if size is not None and max(size) > MAX_OUTPUT_SIDE:
+        raise GraphError(f"{where}: output_size {list(size)} is larger than {MAX_OUTPUT_SIDE} pixels on a side; "
+                         f"choose a smaller output_size")

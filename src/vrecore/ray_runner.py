@@ -26,7 +26,7 @@ from vrecore.errors import ConfigError
 from vrecore.schedule import Schedule, WorkerSlot
 from vrecore.workers import WorkerJob, WorkerRecord, close_worker, open_worker
 
-__all__ = ["run_on_ray"]
+__all__ = ["check_ray_installed", "run_on_ray"]
 
 log = logging.getLogger("vrecore.ray_runner")
 
@@ -75,6 +75,14 @@ class _nothing:  # noqa: N801 - a stand-in context manager
 
     def __exit__(self, *exc: Any) -> None:
         return None
+
+
+def check_ray_installed() -> None:
+    """Raise a one-line ConfigError now, before anything is written, when Ray is not installed."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError("runner=ray needs Ray: pip install 'vrecore[ray]' (or pip install ray)")
 
 
 def _connect(address: str | None, slots: Sequence[WorkerSlot]) -> Any:

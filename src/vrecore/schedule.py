@@ -9,6 +9,7 @@ memory copy), never computed twice.
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -18,7 +19,7 @@ from vrecore.chunks import Task
 from vrecore.errors import ConfigError
 from vrecore.graph import Graph
 
-__all__ = ["Group", "Schedule", "WorkerSlot", "make_groups", "worker_slots"]
+__all__ = ["Group", "Schedule", "WorkerSlot", "available_memory", "cap_workers", "make_groups", "worker_slots"]
 
 
 @attrs.frozen
@@ -88,6 +89,40 @@ def _check_acyclic(groups: Sequence[Group]) -> None:
     for g in groups:
         if g.name not in state:
             visit(g.name, [g.name])
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to new processes (Linux: MemAvailable); None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+WORKER_MEMORY = 1 << 30
+"""Memory one worker process is assumed to need (an interpreter with numpy, OpenCV, a decoder and a few batches
+of frames; learned models need more, so this cap only keeps a typo like workers=1000 from swapping the machine)."""
+
+
+def cap_workers(requested: int, chunks: int, memory: int | None = None) -> tuple[int, str | None]:
+    """Workers per group: at most one per chunk of work, and as many as ``memory`` (available bytes) holds at
+    `WORKER_MEMORY` each; returns the number and why it is below ``requested`` (None when it is not)."""
+    by_memory = max(1, memory // WORKER_MEMORY) if memory is not None else requested
+    workers = max(1, min(requested, chunks, by_memory))
+    if workers == requested:
+        return workers, None
+    if memory is None or (workers == min(requested, chunks) and chunks < requested):
+        why = f"{chunks} chunk(s) of frames to compute"
+    else:
+        why = f"{memory / 2**30:.1f} GiB of memory available, {WORKER_MEMORY / 2**30:.0f} GiB assumed per worker"
+    return workers, why
 
 
 def worker_slots(groups: Sequence[Group], workers: int, devices: Sequence[str] | None) -> list[WorkerSlot]:

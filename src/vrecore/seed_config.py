@@ -358,11 +358,18 @@ def _check_builds(config: dict[str, Any], notes: list[str]) -> None:
     """Build the graph now, so that a wrong parameter or a missing plugin is found here; resolve the
     seed's non-float output_dtype against what vre stores."""
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
     from vrecore.fingerprint import disk_form
     from vrecore.graph import build_graph
 
-    container = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+    try:
+        container = OmegaConf.to_container(OmegaConf.create(config), resolve=True)
+    except (OmegaConfBaseException, RecursionError) as e:
+        key = str(getattr(e, "full_key", "") or "")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"the seed config's value {key}={_raw_value(config, key)!r} has an interpolation that cannot be "
+                          f"resolved ({first}); write the value itself") from None
     assert isinstance(container, dict)
     resolved: dict[str, Any] = {str(k): v for k, v in container.items()}
     stored_dtypes = {n: s.pop("stored_dtype") for n, s in config["representations"].items() if "stored_dtype" in s}
@@ -382,6 +389,16 @@ def _check_builds(config: dict[str, Any], notes: list[str]) -> None:
                             f"{dtype} (output_dtype applies to floating-point outputs: float16, float32, float64)")
     if problems:
         raise ConfigError("\n".join(problems))
+
+
+def _raw_value(config: Mapping[str, Any], key: str) -> str | None:
+    """The unresolved text at dotted ``key`` of ``config`` (the interpolation as written), if it is one."""
+    value: Any = config
+    for part in key.split(".") if key else ():
+        if not isinstance(value, Mapping) or part not in value:
+            return None
+        value = value[part]
+    return value if isinstance(value, str) else None
 
 
 def _free_name(base: str, taken: Mapping[str, Any]) -> str:

@@ -16,6 +16,7 @@ import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -84,7 +85,7 @@ def run_workers(job: WorkerJob, schedule: Schedule, slots: Sequence[WorkerSlot],
     records = {s.index: WorkerRecord(s.index, s.group, s.device) for s in slots}
     procs = {}
     for slot in slots:
-        p = ctx.Process(target=_worker_main, args=(job, slot, task_queues[slot.group], events, halt),
+        p = ctx.Process(target=_worker_main, args=(job, slot, task_queues[slot.group], events, halt, os.getpid()),
                         name=f"vre-worker-{slot.index}", daemon=True)
         p.start()
         procs[slot.index] = p
@@ -212,14 +213,36 @@ def close_worker(runner: ChunkRunner | None) -> dict[str, Any]:
     return {name: attrs.asdict(s) for name, s in runner.executor.stats.items()}
 
 
-def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt: Any) -> None:
+def end_with_parent(parent: int, *, poll: float = 1.0) -> None:
+    """Make this process end when process ``parent`` does, even by kill -9 or the out-of-memory killer: the
+    kernel's parent-death signal on Linux, and a watchdog thread that polls the parent's pid everywhere (the
+    signal fires when the parent *thread* ends, and it is not set if the parent died before this ran)."""
+    import ctypes
+    import ctypes.util
+
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the signal was armed
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os._exit(1)  # reparented: the main process is gone and nobody collects what we compute
+
+    threading.Thread(target=watch, daemon=True, name="vre-parent-watchdog").start()
+
+
+def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt: Any, parent: int) -> None:
     """A worker process: set up its group on its device, then compute tasks until told to stop."""
+    end_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us cleanly
     from vrecore.errors import VreError
     from vrecore.runlog import RunLog
     from vrecore.store import DirectoryStore
 
-    parent = os.getppid()
     runlog = RunLog(DirectoryStore(job.output_dir), job.run_id, suffix=f".w{slot.index}")
     runner = None
     try:

@@ -127,3 +127,22 @@ def test_preset_has_no_depth_of_its_own() -> None:
     reps = preset()["representations"]
     assert set(reps) == {"normals", "safe_landing"}
     assert reps["normals"]["dependencies"] == ["depth"]
+
+
+def test_output_dtype_float32_stores_unrounded_normals(scene_registry, sample_video: Path, tmp_path: Path) -> None:
+    """output_dtype decides the stored dtype once: float32 files hold float32 values, not float16-rounded ones."""
+    config = {"representations": {
+        "depth": {"type": "test/scene-depth"},
+        "normals": {"type": "normals/depth-svd", "dependencies": ["depth"], "output_dtype": "float32",
+                    "parameters": {"sensor_fov": 75, "window_size": 5, "depth_offset": 0.05}}}}
+    graph = build_graph(config)
+    result = run_export(graph, sample_video, tmp_path / "out", frames="0..1")
+    assert result.ok
+    stored = load_npz(tmp_path / "out" / "normals" / "npz" / "0.npz")
+    depth = load_npz(tmp_path / "out" / "depth" / "npz" / "0.npz")
+    assert stored.dtype == np.float32
+    rep = graph["normals"].representation
+    from vrecore.representation import Batch
+
+    memory = rep.compute(Batch(indices=np.array([0]), frames=None, deps={"depth": depth[None, ..., None]}))[0]
+    assert np.array_equal(stored, memory.astype(np.float32), equal_nan=True), "stored values are the computed float32 values"

@@ -14,6 +14,7 @@ from vrecore.data.sources import FrameKey, find_exports
 from vrecore.data.statistics import TaskStatistics, frame_statistics, load_cached, merge_all, statistics_key, store_cached
 from vrecore.data.tasks import TaskReader, VirtualTask, build_reader, build_virtual
 from vrecore.errors import ConfigError
+from vrecore.paths import check_local_path
 
 __all__ = ["HANDLE_MISSING", "NORMALIZATIONS", "MultiTaskDataset", "MultiTaskItem", "collate", "split_videos"]
 
@@ -63,6 +64,7 @@ class MultiTaskDataset:
                  to_tensor: bool = True) -> None:
         if handle_missing not in HANDLE_MISSING:
             raise ConfigError(f"handle_missing {handle_missing!r} is not one of {', '.join(HANDLE_MISSING)}")
+        check_local_path(path, "path")
         if isinstance(stats_workers, bool) or not isinstance(stats_workers, int) or stats_workers < 0:
             raise ConfigError(f"stats_workers must be 0 or more, got {stats_workers!r}")
         tasks, videos = _names("tasks", tasks), _names("videos", videos)  # a string is one name, not its letters
