@@ -16,7 +16,10 @@ from vrecore.npz import load_npz
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_export_and_stream_give_bit_identical_outputs(registry, sample_video, tmp_path):
+@pytest.mark.parametrize("output_dtype", [None, "float32"])
+def test_export_and_stream_give_bit_identical_outputs(registry, sample_video, tmp_path, output_dtype):
+    """What a stream computes, in its stored form, is what an export stores, with the run's output_dtype too
+    (a float32 run stores unrounded values where a type's own disk form is float16)."""
     pytest.importorskip("vre_geometry")
     pytest.importorskip("vre_edges")
     from vrecore.streaming.graph import stream
@@ -24,16 +27,22 @@ def test_export_and_stream_give_bit_identical_outputs(registry, sample_video, tm
     reps = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]},
             "depth": {"type": "test/grey", "output_dtype": "float16"},  # depth-like: float32 stored as float16
             "normals": {"type": "normals/depth-svd", "dependencies": ["depth"]},
-            "edges": {"type": "edges/canny", "dependencies": ["rgb"]}}
-    graph = build_graph({"representations": reps, "batch_size": 4})
+            "gradient": {"type": "normals/depth-gradient", "dependencies": ["depth"]},
+            "near": {"type": "mask/depth-range", "dependencies": ["depth"], "parameters": {"max_depth": 0.5}},
+            "edges": {"type": "edges/canny", "dependencies": ["rgb"]},
+            "boundaries": {"type": "soft-segmentation/generalized-boundaries", "dependencies": ["rgb"]}}
+    graph = build_graph({"representations": reps, "batch_size": 4, "output_dtype": output_dtype})
     assert run_export(graph, sample_video, tmp_path / "out", frames="0..12").ok
     streamed = 0
-    for result in stream(str(sample_video), build_graph({"representations": reps}), realtime=False,
-                         drop_frames=False, max_frames=12):
+    for result in stream(str(sample_video), build_graph({"representations": reps, "output_dtype": output_dtype}),
+                         realtime=False, drop_frames=False, max_frames=12):
         for name in reps:
             stored = load_npz(tmp_path / "out" / name / "npz" / f"{result.seq}.npz")
             live = to_stored(graph[name], result.outputs[name][None])[0]
             assert live.dtype == stored.dtype and np.array_equal(live, stored, equal_nan=True), (name, result.seq)
+        if output_dtype == "float32":  # one cast, straight from the computed values
+            assert np.array_equal(to_stored(graph["normals"], result.outputs["normals"][None])[0],
+                                  result.outputs["normals"].astype(np.float32), equal_nan=True)
         streamed += 1
     assert streamed == 12
 

@@ -26,7 +26,7 @@ from vrecore.errors import ConfigError, VreError, WeightsError
 from vrecore.fingerprint import stored_dtype
 from vrecore.graph import Graph, Node
 from vrecore.learned import release_accelerator_memory
-from vrecore.representation import Batch, Representation
+from vrecore.representation import Batch, Representation, stored_float_dtype
 from vrecore.runlog import ranges
 
 __all__ = ["EXCEPTION_MODES", "Executor", "check_device", "FrameProvider", "NodeOutput", "NodeStats", "RepresentationFailed",
@@ -70,18 +70,10 @@ def stores_binary(node: Node) -> bool:
 
 
 def to_stored(node: Node, memory: np.ndarray) -> np.ndarray:
-    """The disk form of a memory-form batch in its stored dtype (`vrecore.fingerprint.stored_dtype`).
-
-    Where ``output_dtype`` decides and the type's disk form is the plain cast of `Representation.to_disk`, the
-    memory form is cast once, to the stored dtype (casting to the type's own disk dtype first would round float32
-    outputs to float16 and store them as float32)."""
-    rep = node.representation
-    spec_dtype = rep.output_spec().disk_dtype
-    dtype = stored_dtype(spec_dtype, node.settings.output_dtype)
-    if dtype != spec_dtype and type(rep).to_disk is Representation.to_disk:
-        disk = np.asarray(memory).astype(dtype, copy=False)
-        return disk[..., 0] if disk.shape[-1] == 1 else disk
-    disk = np.asarray(rep.to_disk(memory))
+    """The disk form of a memory-form batch in its stored dtype (`vrecore.fingerprint.stored_dtype`): a floating-point
+    result is cast once, to the run's ``output_dtype`` when set (`stored_float_dtype`)."""
+    with stored_float_dtype(node.settings.output_dtype):
+        disk = np.asarray(node.representation.to_disk(memory))
     dtype = stored_dtype(str(disk.dtype), node.settings.output_dtype)
     return disk if str(disk.dtype) == dtype else disk.astype(dtype)
 

@@ -4,6 +4,7 @@ Every error names the representation, what it asked for and how to fix it.
 """
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -15,6 +16,8 @@ from vrecore.registry import Registry, get_registry
 from vrecore.representation import Representation, Role, parameter_names
 
 __all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "ExportSettings", "Graph", "Node", "build_graph"]
+
+log = logging.getLogger(__name__)
 
 BINARY_FORMATS = ("none", "npz", "npz-compressed")
 IMAGE_FORMATS = ("none", "jpg", "png")
@@ -150,6 +153,7 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
             for dep_name in (value if role.many else (value,)):
                 _check_channels(name, spec["type"], role, dep_name, built[dep_name])
         params = dict(spec.get("parameters") or {})
+        _move_parameters(name, cls, params, spec)
         representation = _instantiate(name, spec["type"], cls, deps, params)
         settings = dict(defaults)
         settings.update({k: spec[k] for k in DEFAULTS if spec.get(k) is not None})
@@ -165,6 +169,20 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
             dependency_names=tuple(_flatten(role_deps[name])), parameters=representation.parameters()))
         built[name] = representation
     return Graph(nodes)
+
+
+def _move_parameters(name: str, cls: type[Representation], params: dict[str, Any], spec: dict[str, Any]) -> None:
+    """A parameter that became a setting (``cls.moved_parameters``) sets that setting, with one warning."""
+    for old, setting in cls.moved_parameters.items():
+        if old not in params:
+            continue
+        value = params.pop(old)
+        if spec.get(setting) is not None and spec[setting] != value:
+            raise GraphError(f"representation '{name}': parameter {old}={value} and {setting}={spec[setting]} disagree; "
+                             f"{old} is now the setting {setting}: give only representations.{name}.{setting}")
+        spec[setting] = value
+        log.warning("representation '%s': parameter %s is now the setting %s; write representations.%s.%s=%s "
+                    "(the parameter still works)", name, old, setting, name, setting, value)
 
 
 def _from_list(items: Sequence[Any]) -> dict[str, Any]:

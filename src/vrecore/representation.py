@@ -1,7 +1,9 @@
 """The Representation protocol: what every per-frame modality declares and computes."""
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import contextvars
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -58,6 +60,20 @@ class Batch:
         return len(self.indices)
 
 
+_STORED_FLOAT: contextvars.ContextVar[str | None] = contextvars.ContextVar("vre_stored_float", default=None)
+
+
+@contextlib.contextmanager
+def stored_float_dtype(dtype: str | None) -> Iterator[None]:
+    """While converting one batch to its disk form, the run's ``output_dtype`` (None: the type's own): the one
+    place a floating-point disk dtype is decided, so a float32 run never stores float16-rounded values."""
+    token = _STORED_FLOAT.set(dtype)
+    try:
+        yield
+    finally:
+        _STORED_FLOAT.reset(token)
+
+
 @attrs.define(kw_only=True, eq=False)
 class Representation:
     """Base class of every representation type.
@@ -71,6 +87,9 @@ class Representation:
     roles: ClassVar[tuple[Role, ...]] = ()
     uses_frames: ClassVar[bool] = False
     learned: ClassVar[bool] = False
+    moved_parameters: ClassVar[Mapping[str, str]] = {}
+    """Parameters that became settings of every representation: old name → the setting that now decides (a
+    config that still gives the parameter gets the setting, with one warning)."""
     unfingerprinted_parameters: ClassVar[tuple[str, ...]] = ()
     """Parameters that do not change the output (e.g. where weights are read from, when
     `weights_identity` already names their content); left out of the output's fingerprint."""
@@ -88,8 +107,13 @@ class Representation:
         raise NotImplementedError(f"{type(self).__name__} must implement compute()")
 
     def to_disk(self, memory: np.ndarray) -> np.ndarray:
-        """Memory form (B, H, W, C) → disk form (B, H, W[, C]) in the spec's disk dtype."""
-        disk = memory.astype(self.output_spec().disk_dtype, copy=False)
+        """Memory form (B, H, W, C) → disk form (B, H, W[, C]) in the spec's disk dtype (a floating-point one
+        replaced by the run's ``output_dtype``, so that the result is cast once: see `stored_float_dtype`)."""
+        dtype = self.output_spec().disk_dtype
+        wanted = _STORED_FLOAT.get()
+        if wanted is not None and np.dtype(dtype).kind == "f":
+            dtype = wanted
+        disk = memory.astype(dtype, copy=False)
         return disk[..., 0] if disk.shape[-1] == 1 else disk
 
     def from_disk(self, disk: np.ndarray) -> np.ndarray:

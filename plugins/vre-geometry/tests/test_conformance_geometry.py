@@ -50,9 +50,8 @@ class TestNormalsSVD(RepresentationTestSuite):
         return {"depth": depth}
 
 
-class TestNormalsSVDFloat32(TestNormalsSVD):
-    parameters: dict[str, Any] = {"fx": 30.0, "fy": 30.0, "cx": 15.0, "cy": 11.0, "window_size": 3, "disk_dtype": "float32",
-                  "invalid_value": 0.5}
+class TestNormalsSVDInvalidValue(TestNormalsSVD):
+    parameters: dict[str, Any] = {"fx": 30.0, "fy": 30.0, "cx": 15.0, "cy": 11.0, "window_size": 3, "invalid_value": 0.5}
 
 
 class TestNormalsGradient(RepresentationTestSuite):

@@ -216,12 +216,12 @@ def test_nan_only_where_the_whole_window_is_invalid(cls, window: int) -> None:
 def test_invalid_value_replaces_nan_on_disk() -> None:
     depth = np.full((H, W), 2.0)
     depth[:12, :12] = np.nan
-    rep = NormalsFromDepthSVD(name="n", invalid_value=0.5, disk_dtype="float32")
+    rep = NormalsFromDepthSVD(name="n", invalid_value=0.5)
     out = run(rep, depth)
     assert not np.isnan(out).any()
     assert np.array_equal(out[0, :10, :10], np.full((10, 10, 3), 0.5, np.float32))  # the encoded zero vector
     assert np.array_equal(out[0, 20:, 20:], np.broadcast_to(np.array([0.5, 0.5, 1.0], np.float32), (H - 20, W - 20, 3)))
-    assert rep.to_disk(out).dtype == np.float32
+    assert rep.to_disk(out).dtype == np.float16
 
 
 def test_all_invalid_frame_is_nan_and_preview_black() -> None:
@@ -315,7 +315,6 @@ def build(normals: dict, depth_type: str = "test/grey") -> None:
     ({"depth_scale": 0}, "depth_scale must be > 0, got 0"),
     ({"max_distance": -2}, "max_distance must be > 0, got -2"),
     ({"invalid_value": 2}, "invalid_value must be None (store NaN) or a number in [0, 1], got 2"),
-    ({"disk_dtype": "uint8"}, "disk_dtype must be one of 'float16', 'float32', got 'uint8'"),
 ])
 def test_bad_parameters_fail_at_graph_build(registry, type_name: str, parameters: dict, message: str) -> None:
     with pytest.raises(GraphError) as e:
@@ -347,3 +346,17 @@ def test_valid_graph_builds(registry) -> None:
     build({"type": "normals/depth-svd", "parameters": {"sensor_fov": 75, "sensor_size": [3840, 2160],
                                                        "window_size": 11}})
     build({"type": "normals/depth-gradient", "parameters": {"fx": 500, "fy": 500, "cx": 480, "cy": 270}})
+
+
+def test_disk_dtype_is_now_the_output_dtype_setting(registry, caplog) -> None:
+    """The stored dtype is decided once: the old ``disk_dtype`` parameter sets ``output_dtype``, with one warning."""
+    depth = {"type": "test/grey"}
+    graph = build_graph({"representations": {"depth": depth, "normals": {
+        "type": "normals/depth-svd", "dependencies": ["depth"], "parameters": {"disk_dtype": "float32"}}}})
+    assert graph["normals"].settings.output_dtype == "float32"
+    assert "disk_dtype" not in graph["normals"].parameters
+    assert "parameter disk_dtype is now the setting output_dtype" in caplog.text
+    with pytest.raises(GraphError, match="disk_dtype=float32 and output_dtype=float16 disagree"):
+        build_graph({"representations": {"depth": depth, "normals": {
+            "type": "normals/depth-svd", "dependencies": ["depth"], "parameters": {"disk_dtype": "float32"},
+            "output_dtype": "float16"}}})

@@ -288,3 +288,25 @@ class TestClassMask(RepresentationTestSuite):
         return {"semantic": (_random_probs(n, self.frame_shape, 8, rng), _random_probs(n, self.frame_shape, 8, rng),
                              _random_probs(n, self.frame_shape, 2, rng)),
                 "mask": rng.random((n, *self.frame_shape, 1)) > 0.2}
+
+
+def test_probabilities_are_cast_once_to_the_runs_output_dtype():
+    """disk_form=probabilities stores float16 by default; a float32 run stores the computed values unrounded."""
+    from vrecore.engine import to_stored
+
+    src = FakeSemantic("src", ABC)
+    reps = {"m": SemanticMap(name="m", dependencies={"semantic": src}, table={"a": "x", "b": "y", "c": "y"},
+                             target_classes=["x", "y"], disk_form="probabilities")}
+    probs = np.full((1, 2, 2, 2), 1 / 3, np.float32)
+
+    class Settings:
+        def __init__(self, output_dtype):
+            self.output_dtype = output_dtype
+
+    class Node:
+        def __init__(self, output_dtype):
+            self.representation, self.settings = reps["m"], Settings(output_dtype)
+
+    assert to_stored(Node(None), probs).dtype == np.float16
+    stored = to_stored(Node("float32"), probs)
+    assert stored.dtype == np.float32 and np.array_equal(stored, probs)  # float16 first would give 0.33325195

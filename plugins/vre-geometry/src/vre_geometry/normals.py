@@ -19,7 +19,6 @@ DEFAULT_SENSOR_FOV = 75.0
 """Diagonal field of view (degrees) used when no intrinsics are given: the seed's Dronescapes camera."""
 
 FOV_AXES = ("diagonal", "horizontal", "vertical")
-DISK_DTYPES = ("float16", "float32")
 CONVENTIONS = ("vre", "seed")
 NORMALS_CONVENTION = ("unit normals in the OpenGL camera frame (x right, y up, z towards the viewer), oriented "
                       "towards the camera, stored as (n + 1) / 2 in [0, 1]: a fronto-parallel surface is "
@@ -75,6 +74,8 @@ class _NormalsFromDepth(Representation):
     neither, ``sensor_fov`` is `DEFAULT_SENSOR_FOV` across the diagonal.
     """
 
+    moved_parameters = {"disk_dtype": "output_dtype"}  # vre 0.1: the stored dtype is decided once, by output_dtype
+
     roles = (Role("depth", channels=1),)
 
     sensor_fov: float | None = attrs.field(default=None, validator=_check_fov)
@@ -95,7 +96,6 @@ class _NormalsFromDepth(Representation):
     """z-depth (after scale and offset) beyond which pixels are invalid (e.g. a far clip); None: no limit."""
     invalid_value: float | None = attrs.field(default=None, validator=_check_unit_interval)
     """Stored where the window holds no valid depth: None stores NaN, a number v stores (v, v, v)."""
-    disk_dtype: str = attrs.field(default="float16", validator=one_of(DISK_DTYPES))
     convention: str = attrs.field(default="vre", validator=one_of(CONVENTIONS))
     """``vre`` (x right, y up, z towards the viewer) or ``seed``: the seed tool's, mirrored in x (1 - v1)."""
 
@@ -134,7 +134,7 @@ class _NormalsFromDepth(Representation):
 
     # -- the representation ----------------------------------------------------------------------
     def output_spec(self) -> OutputSpec:
-        return OutputSpec(channels=3, disk_dtype=self.disk_dtype)
+        return OutputSpec(channels=3, disk_dtype="float16")
 
     def compute(self, batch: Batch) -> np.ndarray:
         depth = np.asarray(batch.deps["depth"])[..., 0]
@@ -224,7 +224,7 @@ class NormalsFromDepthSVD(_NormalsFromDepth):
     """Camera normals by a least-squares plane fit over each pixel's ``window_size`` window of depth.
 
     Output (H, W, 3): (n + 1) / 2 of unit normals in the OpenGL camera frame (x right, y up, z towards the
-    viewer), facing the camera; float16 on disk (``disk_dtype``). Windows are cut by the image border
+    viewer), facing the camera; float16 on disk (``output_dtype`` decides). Windows are cut by the image border
     and skip invalid depth; a pixel whose window cannot be fitted takes its neighbours' mean normal,
     NaN (or ``invalid_value``) is stored only where the whole window is invalid.
     """

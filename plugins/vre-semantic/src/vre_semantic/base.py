@@ -62,7 +62,7 @@ class SemanticMapRepresentation(Representation):
 
     def to_disk(self, memory: np.ndarray) -> np.ndarray:
         if self.disk_form == "probabilities":
-            return memory.astype(np.float16)
+            return super().to_disk(memory)  # float16, or the run's output_dtype
         return labels_of(memory).astype(self.output_spec().disk_dtype)
 
     def from_disk(self, disk: np.ndarray) -> np.ndarray:
