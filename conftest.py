@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from vrecore.registry import get_registry, reset_registry
+from vrecore.graph.registry import get_registry, reset_registry
 
 
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated H.264 clip with B-frames (48 frames, 320x180)."""
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
 
     return make_sample_clip(tmp_path_factory.mktemp("clips") / "sample.mp4", width=320, height=180, frames=48)
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.registry import get_registry
-from vrecore.sample import make_sample_clip
+from vrecore.export.run import run_export
+from vrecore.frames.sample import make_sample_clip
+from vrecore.graph.build import build_graph
+from vrecore.graph.registry import get_registry
 from vrecore.testing import register_test_types
 from vrecore.visual.collage import CollageMaker, default_workers, encode_jpeg, write_collages
 from vrecore.visual.preview_video import write_preview_video

@@ -31,7 +31,7 @@ except ImportError:  # running from a checkout without the plugin installed
     from vre_edges.canny import Canny
 from vre_edges.networks import HED, DexiNed
 from vre_edges.soft_segmentation import GeneralizedBoundaries, Halftone
-from vrecore.representation import Batch, Representation
+from vrecore.graph.representation import Batch, Representation
 
 WIDTH, HEIGHT = 960, 540
 TARGET_MS = 50.0
@@ -40,8 +40,8 @@ SEED_MS = {"canny": (2.3, 2.3), "halftone": (3800.0, 4700.0), "generalized bound
 
 
 def sample_frames(n: int) -> np.ndarray:
-    from vrecore.frames import open_video
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
+    from vrecore.frames.video import open_video
 
     with tempfile.TemporaryDirectory() as tmp:
         source = open_video(make_sample_clip(Path(tmp) / "clip.mp4", width=WIDTH, height=HEIGHT, frames=n))

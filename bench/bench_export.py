@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from vrecore._malloc import tune_malloc_for_frames
-from vrecore.export import run_export
-from vrecore.frames import FrameSource
-from vrecore.graph import build_graph
-from vrecore.sample import make_sample_clip
+from vrecore.export.run import run_export
+from vrecore.frames.sample import make_sample_clip
+from vrecore.frames.video import FrameSource
+from vrecore.graph.build import build_graph
 
 RGB_HSV = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]}}
 

@@ -30,14 +30,14 @@ except ImportError:  # running from a checkout without the plugin installed
     from vre_edges.fastsam import FastSAM
 from timing import median_ms
 
-from vrecore.representation import Batch
+from vrecore.graph.representation import Batch
 
 WIDTH, HEIGHT = 960, 540
 
 
 def sample_frames(n: int) -> np.ndarray:
-    from vrecore.frames import open_video
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
+    from vrecore.frames.video import open_video
 
     with tempfile.TemporaryDirectory() as tmp:
         with open_video(make_sample_clip(Path(tmp) / "clip.mp4", width=WIDTH, height=HEIGHT, frames=n)) as source:

@@ -31,15 +31,15 @@ from timing import median_ms
 from vre_flow.classical import DISFlow, FarnebackFlow
 from vre_flow.learned import RAFTFlow, RIFEFlow
 from vre_flow.sift import SIFT
-from vrecore.representation import Batch, Representation
+from vrecore.graph.representation import Batch, Representation
 
 WIDTH, HEIGHT = 960, 540
 SEED_SIFT_MS = (800.0, 1100.0)  # the seed tool (VRE 1.18.6, numpy SIFT) on this machine, per 960x540 frame
 
 
 def sample_frames(n: int) -> np.ndarray:
-    from vrecore.frames import open_video
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
+    from vrecore.frames.video import open_video
 
     with tempfile.TemporaryDirectory() as tmp:
         with open_video(make_sample_clip(Path(tmp) / "clip.mp4", width=WIDTH, height=HEIGHT, frames=n)) as source:

@@ -60,7 +60,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     from vre_depth.marigold import Marigold
-    from vrecore.representation import Batch
+    from vrecore.graph.representation import Batch
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_random_pipeline(Path(tmp))

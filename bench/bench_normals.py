@@ -94,7 +94,7 @@ def bench_representations(depth: np.ndarray, runs: int, batch_size: int = 4,
     ``reference``: the window-5 reference time already measured on the same frame (ms, how), if any.
     """
     from vre_geometry.normals import NormalsFromDepthGradient, NormalsFromDepthSVD
-    from vrecore.representation import Batch
+    from vrecore.graph.representation import Batch
 
     # a batch as the engine hands it over: (B, H, W, 1) float32, frames slightly different from each other
     frames = np.stack([depth * np.float32(1.0 + 0.01 * i) for i in range(batch_size)])[..., None]

@@ -39,7 +39,7 @@ def register_types() -> None:
 
 def make_export(work: Path, frames: int, reps: dict, name: str, binary_format: str = "npz") -> Path:
     from vrecore import build_graph, run_export
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
 
     out = work / f"{name}_{frames}"
     if (out / "rgb" / "npz" / f"{frames - 1}.npz").exists():

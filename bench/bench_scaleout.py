@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.sample import make_sample_clip
+from vrecore.export.run import run_export
+from vrecore.frames.sample import make_sample_clip
+from vrecore.graph.build import build_graph
 
 HED = {"rgb": {"type": "color/rgb", "export": False},
        "hed": {"type": "edges/hed", "parameters": {"input_size": [270, 480]}, "batch_size": 4}}

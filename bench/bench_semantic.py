@@ -27,7 +27,7 @@ from vre_semantic.mask2former import Mask2FormerSemantic, inference_size
 from vre_semantic.phg_mae import PHGMAEDistilSemantic
 from vre_semantic.testing import write_mask2former_weights, write_phg_mae_weights
 from vre_semantic.variants import MASK2FORMER_VARIANTS, PHG_MAE_VARIANTS
-from vrecore.representation import Batch
+from vrecore.graph.representation import Batch
 
 HEIGHT, WIDTH = 540, 960
 

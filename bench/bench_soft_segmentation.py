@@ -52,7 +52,7 @@ def video_frames(path: Path, n: int) -> np.ndarray:
 
 
 def sample_frames(n: int) -> np.ndarray:
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
 
     with tempfile.TemporaryDirectory() as tmp:
         return video_frames(make_sample_clip(Path(tmp) / "clip.mp4", width=WIDTH, height=HEIGHT, frames=n), n)

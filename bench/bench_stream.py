@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vrecore.graph import build_graph
-from vrecore.registry import get_registry
-from vrecore.sample import make_sample_clip
+from vrecore.frames.sample import make_sample_clip
+from vrecore.graph.build import build_graph
+from vrecore.graph.registry import get_registry
 from vrecore.streaming import (
     GraphProcessor,
     RawStdoutTarget,
@@ -130,7 +130,7 @@ def main() -> None:
         fps = []
         for _ in range(args.repeat):
             with open(os.devnull, "wb") as sink:
-                r = subprocess.run([sys.executable, "-m", "vrecore.cli", "stream", f"source={clip}", "realtime=false",
+                r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "stream", f"source={clip}", "realtime=false",
                                     "pipeline=rgb_hsv", "output=-", "output_representation=hsv"],
                                    stdout=sink, stderr=subprocess.PIPE, text=True, timeout=600)
             m = re.search(r"(\d+) frames processed .* ([\d.]+) frames/s", r.stderr)

@@ -167,7 +167,7 @@ def run_kind(kind: str, args: argparse.Namespace) -> None:
 
 def bench_tiles(width: int, height: int) -> None:
     from vrecore.streaming.targets.viewer import encode_jpeg
-    from vrecore.tiles import TileRenderer, plan_tiles
+    from vrecore.visual.tiles import TileRenderer, plan_tiles
 
     rng = np.random.default_rng(0)
     names = ["input", "rgb", "hsv", "depth", "normals", "semantic"]

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vrecore.cli import main as vre_main
-from vrecore.export import run_export
-from vrecore.frames import open_video
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
-from vrecore.tiles import BACKGROUND, BLANK_BG, LABEL_BG
+from vrecore.cli.app import main as vre_main
+from vrecore.export.run import run_export
+from vrecore.frames.video import open_video
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 from vrecore.visual.collage import CollageMaker, write_collages
 from vrecore.visual.stored import ExportView, generic_picture
+from vrecore.visual.tiles import BACKGROUND, BLANK_BG, LABEL_BG
 
 FOUR = {
     "rgb": {"type": "color/rgb"},

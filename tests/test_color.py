@@ -5,8 +5,8 @@ import colorsys
 
 import numpy as np
 
-from vrecore.representation import Batch
-from vrecore.representations.color import HSV, RGB
+from vrecore._builtin.color import HSV, RGB
+from vrecore.graph.representation import Batch
 
 
 def hsv_of(rgb: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ import pytest
 
 from vrecore.data import MultiTaskDataset, TaskStatistics, collate, split_videos
 from vrecore.errors import ConfigError
-from vrecore.npz import write_npz
+from vrecore.store.npz import write_npz
 
 FRAMES = list(range(8))
 REPS = {
@@ -35,7 +35,7 @@ TASKS = ["buildings", "depth", "hsv", "rgb", "scene", "semantic"]
 def types():
     """The global registry with vrecore's and vre-geometry's test types (the dataset resolves types through it)."""
     from vre_geometry.testing import register_scene_types
-    from vrecore.registry import reset_registry
+    from vrecore.graph.registry import reset_registry
     from vrecore.testing import register_test_types
 
     reset_registry()
@@ -48,7 +48,7 @@ def types():
 def export(sample_video, tmp_path_factory) -> Path:
     from vre_geometry.testing import register_scene_types
     from vrecore import build_graph, run_export
-    from vrecore.registry import reset_registry
+    from vrecore.graph.registry import reset_registry
     from vrecore.testing import register_test_types
 
     reset_registry()
@@ -424,7 +424,7 @@ def test_pack_and_read_the_pack(videos, tmp_path, fmt):
 
 
 def test_vre_read_cli(holes, capsys):
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     assert main(["read", str(holes), "--stats"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -444,7 +444,7 @@ def test_vre_read_cli(holes, capsys):
 
 def test_vre_pack_cli(export, tmp_path, capsys):
     pytest.importorskip("zarr")
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     dest = tmp_path / "out.zarr"
     assert main(["pack", str(export), "--to", "zarr", "-o", str(dest)]) == 0

@@ -13,8 +13,8 @@ import av
 import numpy as np
 import pytest
 
-from vrecore.npz import load_npz
-from vrecore.sample import demo_clip
+from vrecore.frames.sample import demo_clip
+from vrecore.store.npz import load_npz
 
 
 def _frames(path: Path) -> tuple[list[np.ndarray], Fraction]:
@@ -24,7 +24,7 @@ def _frames(path: Path) -> tuple[list[np.ndarray], Fraction]:
 
 
 def _vre(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True, cwd=cwd,
                           env={**os.environ, **(env or {})}, timeout=300)
 
 

@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from vrecore.errors import ConfigError, ExportError
-from vrecore.export import run_export
-from vrecore.frames import open_video
-from vrecore.graph import build_graph
-from vrecore.metadata import regenerate_metadata
-from vrecore.npz import load_npz
+from vrecore.export.metadata import regenerate_metadata
+from vrecore.export.run import run_export
+from vrecore.frames.video import open_video
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 RGB_HSV = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]}}
 
@@ -46,7 +46,7 @@ class CountingSource:
 
 
 def counting(path):
-    from vrecore.frames import FrameSource
+    from vrecore.frames.video import FrameSource
 
     src = CountingSource(open_video(path))
     FrameSource.register(CountingSource)  # run_export accepts any FrameSource
@@ -187,8 +187,8 @@ def _script(out: Path, video: Path, frames: str, seconds: float) -> str:
     return f"""
 import sys
 from vrecore.testing import register_test_types
-from vrecore.graph import build_graph
-from vrecore.export import run_export
+from vrecore.graph.build import build_graph
+from vrecore.export.run import run_export
 register_test_types()
 g = build_graph({{"representations": {{"rgb": {{"type": "color/rgb"}},
      "slow": {{"type": "test/slow", "batch_size": 2, "parameters": {{"seconds": {seconds}}},
@@ -293,7 +293,7 @@ def test_unexpected_error_is_recorded_then_raised(registry, sample_video, tmp_pa
         def get_batch(self, indices):
             raise ZeroDivisionError("decoder bug")
 
-    from vrecore.frames import FrameSource
+    from vrecore.frames.video import FrameSource
 
     FrameSource.register(Broken)
     with pytest.raises(ZeroDivisionError):
@@ -333,8 +333,8 @@ def test_a_custom_store_is_pluggable(registry, sample_video, tmp_path):
     import io
     import zlib
 
-    from vrecore.npz import npz_bytes
-    from vrecore.store import Store, encode_image
+    from vrecore.store.directory import Store, encode_image
+    from vrecore.store.npz import npz_bytes
 
     class MemoryStore(Store):
         """Files in a dict: what a key-value or object-store backend would implement."""

@@ -14,15 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 RGB_HSV = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]}}
 
 
 def vre(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -85,7 +85,7 @@ def test_disk_full_at_start(sample_video, tmpfs):
 
 
 def test_disk_full_mid_run_keeps_the_frames_done(sample_video, tmpfs):
-    from vrecore.verify_cli import verify_export
+    from vrecore.cli.verify import verify_export
 
     out = tmpfs("1m") / "out"
     r = vre("export", f"video={sample_video}", f"output_dir={out}", "pipeline=rgb_hsv", "representations.hsv.export=false",
@@ -121,7 +121,7 @@ def test_bad_input_is_one_line(sample_video, tmp_path, override, message):
 def _image_folder(tmp_path: Path, sample_video: Path, n: int = 6) -> Path:
     from PIL import Image
 
-    from vrecore.frames import open_video
+    from vrecore.frames.video import open_video
 
     folder = tmp_path / "images"
     folder.mkdir()
@@ -232,7 +232,7 @@ def _slow_export(out: Path, video: Path, frames: str, seconds: float) -> subproc
                                     f"  slow: {{type: test/slow, parameters: {{seconds: {seconds}}}, batch_size: 2, "
                                     "binary_format: npz-compressed, image_format: jpg}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "vrecore.cli", "export", "--config-dir", str(conf.parent),
+    return subprocess.Popen([sys.executable, "-m", "vrecore.cli.app", "export", "--config-dir", str(conf.parent),
                              "pipeline=slow", f"video={video}", f"output_dir={out}", f"frames={frames}"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -270,7 +270,7 @@ def run_export_again(out: Path, video: Path) -> dict[str, tuple[int, int]]:
         "slow": {"type": "test/slow", "parameters": {"seconds": 0.0}, "batch_size": 2,
                  "binary_format": "npz-compressed", "image_format": "jpg"}}})
     r = run_export(graph, video, out, frames="0..48")
-    from vrecore.verify_cli import verify_export
+    from vrecore.cli.verify import verify_export
 
     checks = verify_export(out, deep=True)
     assert all(c.complete == set(range(48)) and not c.bad and not c.missing for c in checks.values()), checks
@@ -308,7 +308,7 @@ def test_kill_9_at_random_moments(sample_video, tmp_path):
 
 
 def test_temporaries_of_other_hosts_are_never_reaped(registry, sample_video, tmp_path):
-    from vrecore.store import _HOST
+    from vrecore.store.directory import _HOST
 
     out = tmp_path / "out"
     run_export(build_graph({"representations": RGB_HSV}), sample_video, out, frames="0..2")
@@ -324,6 +324,6 @@ def test_durable_writes(registry, sample_video, tmp_path):
     r = run_export(build_graph({"representations": RGB_HSV}), sample_video, tmp_path / "o", frames="0..3",
                    durable=True)
     assert r.ok and json.loads(r.metadata_file.read_text())["durable"] is True
-    from vrecore.verify_cli import verify_export
+    from vrecore.cli.verify import verify_export
 
     assert all(c.complete == {0, 1, 2} for c in verify_export(tmp_path / "o", deep=True).values())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from vrecore.cli import main
+from vrecore.cli.app import main
 
 VIDEO = Path(__file__).parents[1] / "src" / "vrecore" / "data" / "big_buck_bunny_640x360.mp4"
 
@@ -140,7 +140,7 @@ def _slow_export(tmp_path: Path, *args: str) -> subprocess.Popen[str]:
     (conf / "slow.yaml").write_text("# @package _global_\nrepresentations:\n"
                                     "  slow: {type: test/slow, parameters: {seconds: 3}, batch_size: 1}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "vrecore.cli", "export", "--config-dir", str(conf.parent),
+    return subprocess.Popen([sys.executable, "-m", "vrecore.cli.app", "export", "--config-dir", str(conf.parent),
                              "pipeline=slow", f"video={VIDEO}", f"output_dir={tmp_path / 'out'}", "batch_size=1",
                              *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -196,7 +196,7 @@ def test_workers_end_when_their_parent_is_killed(tmp_path):
 def test_workers_are_capped_by_the_work(sample_video, tmp_path):
     from vrecore.testing import write_test_types_distribution  # noqa: F401 (the subprocess needs test types)
 
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", f"video={sample_video}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", f"video={sample_video}",
                         f"output_dir={tmp_path / 'out'}", "frames=0..8", "batch_size=4", "workers=1000"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.cli import main
+from vrecore.cli.app import main
 from vrecore.errors import ConfigError, StorageError, VreError
 
 CLIP = Path(__file__).parents[1] / "src" / "vrecore" / "data" / "big_buck_bunny_640x360.mp4"
@@ -30,7 +30,7 @@ FRAME = (360, 640, 3)  # the shipped clip's frames: rgb uint8, hsv float32
 def export(tmp_path_factory) -> Path:
     """Three frames of the shipped clip, exported as `vre export` does by default (rgb, hsv)."""
     out = tmp_path_factory.mktemp("faults") / "exp"
-    subprocess.run([sys.executable, "-m", "vrecore.cli", "export", f"video={CLIP}", f"output_dir={out}",
+    subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", f"video={CLIP}", f"output_dir={out}",
                     "frames=0..3"], check=True, capture_output=True)
     return out
 
@@ -286,7 +286,7 @@ def test_a_member_with_trailing_bytes_is_refused(bombed):
 
 
 def test_load_npz_refuses_a_member_declaring_more_than_expected(tmp_path):
-    from vrecore.npz import load_npz, write_npz
+    from vrecore.store.npz import load_npz, write_npz
 
     array = np.arange(24, dtype=np.float32).reshape(2, 4, 3)
     for compress in (False, True):

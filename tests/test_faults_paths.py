@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from vrecore.cli import main as vre_main
+from vrecore.cli.app import main as vre_main
 
 HOST = "".join(c if c.isalnum() or c in "_-" else "_" for c in socket.gethostname())[:40] or "host"
 
 
 def vre(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True,
                           timeout=timeout)
 
 

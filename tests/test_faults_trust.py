@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 
-import vrecore.export
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
-from vrecore.plan import FingerprintMismatch
-from vrecore.verify_cli import verify_export
+import vrecore.export.run
+from vrecore.cli.verify import verify_export
+from vrecore.export.plan import FingerprintMismatch
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 RGB_HSV = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]}}
 SMALL = [90, 160]
@@ -32,7 +32,7 @@ def graph(output_size: list[int] | None = None) -> Any:
 
 
 def vre(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True, timeout=180)
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True, timeout=180)
 
 
 def tree(out: Path) -> dict[str, bytes]:
@@ -70,7 +70,7 @@ def _assert_only_the_winner_is_stored(out: Path, winner: str, run_id: str, diges
 
 def test_two_runs_released_together_into_a_new_folder_one_proceeds(registry, sample_video, tmp_path, monkeypatch):
     """Both plan (read only) before either records its fingerprint: the claim decides, 20 times."""
-    real_make_plan = vrecore.export.make_plan
+    real_make_plan = vrecore.export.run.make_plan
     barrier = threading.Barrier(2)
 
     def plan_then_wait(*args: Any, **kwargs: Any) -> Any:
@@ -78,7 +78,7 @@ def test_two_runs_released_together_into_a_new_folder_one_proceeds(registry, sam
         barrier.wait(timeout=60)  # both runs checked the folder; now both claim it
         return plan
 
-    monkeypatch.setattr(vrecore.export, "make_plan", plan_then_wait)
+    monkeypatch.setattr(vrecore.export.run, "make_plan", plan_then_wait)
     for repetition in range(20):
         out = tmp_path / f"out{repetition}"
         outcome: dict[str, Any] = {}
@@ -103,14 +103,14 @@ def test_two_runs_released_together_into_a_new_folder_one_proceeds(registry, sam
         assert result.ok
         digests = json.loads(result.metadata_file.read_text())["fingerprints"]
         before = tree(out)
-        monkeypatch.setattr(vrecore.export, "make_plan", real_make_plan)
+        monkeypatch.setattr(vrecore.export.run, "make_plan", real_make_plan)
         size, frames = RUNS[loser]
         with pytest.raises(FingerprintMismatch) as later:
             run_export(graph(size), sample_video, out, frames=frames)
         assert str(outcome[loser]) == str(later.value), "refused exactly as a later run is"
         assert tree(out) == before
         _assert_only_the_winner_is_stored(out, winner, result.run_id, digests)
-        monkeypatch.setattr(vrecore.export, "make_plan", plan_then_wait)
+        monkeypatch.setattr(vrecore.export.run, "make_plan", plan_then_wait)
 
 
 def _race_child(barrier: Any, out: str, video: str, key: str, results: Any) -> None:
@@ -147,7 +147,7 @@ def test_a_claim_of_a_dead_run_without_frames_does_not_block(registry, sample_vi
     """A run killed after recording its fingerprint but before any frame: a run made differently may take
     the empty folder (as before the claim existed)."""
     out = tmp_path / "out"
-    monkeypatch.setattr(vrecore.export._Export, "_loop", lambda self, plan, executor: None)
+    monkeypatch.setattr(vrecore.export.run._Export, "_loop", lambda self, plan, executor: None)
     first = run_export(graph(), sample_video, out, frames="0..3")
     monkeypatch.undo()
     meta = json.loads((out / "rgb" / ".repr_metadata.json").read_text())
@@ -204,7 +204,7 @@ def test_lost_metadata_is_reported_then_rebuilt_from_the_records(registry, sampl
 
 
 def test_verify_repair_rebuilds_lost_metadata(registry, sample_video, tmp_path, capsys):
-    from vrecore.verify_cli import main
+    from vrecore.cli.verify import main
 
     out = tmp_path / "out"
     run_export(graph(), sample_video, out, frames="0..3")
@@ -223,7 +223,7 @@ def test_rebuilt_metadata_still_refuses_a_run_made_differently(registry, sample_
     out = tmp_path / "out"
     run_export(graph(), sample_video, out, frames="0..3")
     (out / "rgb" / ".repr_metadata.json").unlink()
-    from vrecore.metadata import regenerate_metadata
+    from vrecore.export.metadata import regenerate_metadata
 
     regenerate_metadata(out)
     before = tree(out)

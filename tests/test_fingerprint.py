@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.export import run_export
-from vrecore.fingerprint import stored_dtype
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
-from vrecore.plan import FingerprintMismatch
+from vrecore.export.fingerprint import stored_dtype
+from vrecore.export.plan import FingerprintMismatch
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 BASE = {"g": {"type": "test/grey"}, "s": {"type": "test/scaled", "dependencies": ["g"], "parameters": {"factor": 2.0}}}
 
@@ -36,7 +36,7 @@ def with_(name: str, **spec) -> dict:
 
 @pytest.fixture
 def other_video(tmp_path_factory):
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
 
     return make_sample_clip(tmp_path_factory.mktemp("other") / "other.mp4", width=320, height=180, frames=48, seed=7)
 
@@ -103,18 +103,18 @@ def test_a_moved_or_copied_video_is_the_same_video(registry, sample_video, tmp_p
 
 
 def test_a_new_plugin_version_is_refused(registry, sample_video, tmp_path, monkeypatch):
-    import vrecore.export
+    import vrecore.export.run
 
     out = tmp_path / "out"
-    monkeypatch.setattr(vrecore.export, "_plugin_versions", lambda: {"vrecore-testing": "1.0", "vrecore": "0.1.0"})
+    monkeypatch.setattr(vrecore.export.run, "_plugin_versions", lambda: {"vrecore-testing": "1.0", "vrecore": "0.1.0"})
     run_export(graph(BASE), sample_video, out, frames="0..4")
-    monkeypatch.setattr(vrecore.export, "_plugin_versions", lambda: {"vrecore-testing": "1.1", "vrecore": "0.1.0"})
+    monkeypatch.setattr(vrecore.export.run, "_plugin_versions", lambda: {"vrecore-testing": "1.1", "vrecore": "0.1.0"})
     with pytest.raises(FingerprintMismatch, match=r"plugin.version: 1.0 → 1.1"):
         run_export(graph(BASE), sample_video, out, frames="0..4")
 
 
 def test_keep_adds_frames_and_records_the_folder_as_mixed(registry, sample_video, tmp_path):
-    from vrecore.verify_cli import verify_export
+    from vrecore.cli.verify import verify_export
 
     out = tmp_path / "out"
     run_export(graph(BASE), sample_video, out, frames="0..4")
@@ -135,7 +135,7 @@ def test_keep_adds_frames_and_records_the_folder_as_mixed(registry, sample_video
 
 def test_the_cli_refuses_with_one_line_per_representation(sample_video, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "vrecore.cli", "export", f"video={sample_video}", f"output_dir={out}", "frames=0..3"]
+    args = [sys.executable, "-m", "vrecore.cli.app", "export", f"video={sample_video}", f"output_dir={out}", "frames=0..3"]
     assert subprocess.run(args, capture_output=True, timeout=120).returncode == 0
     r = subprocess.run([*args, "output_size=[90,160]"], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2, r.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from vrecore.errors import GraphError
-from vrecore.graph import build_graph
+from vrecore.graph.build import build_graph
 
 
 def reps(**spec):
@@ -64,7 +64,7 @@ def test_unknown_role(registry):
 
 
 def test_unknown_type_suggests_the_plugin(registry):
-    from vrecore.registry import Registry
+    from vrecore.graph.registry import Registry
 
     core_only = Registry()
     core_only.load_builtin()

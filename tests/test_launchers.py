@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from vrecore.cli import HydraJob
+from vrecore.cli.app import HydraJob
 
 
 def test_joblib_multirun_over_three_clips_one_corrupt(sample_video, tmp_path):
@@ -17,7 +17,7 @@ def test_joblib_multirun_over_three_clips_one_corrupt(sample_video, tmp_path):
     clips[1].write_bytes(sample_video.read_bytes())
     clips[2].write_bytes(sample_video.read_bytes()[:4000])
     out = tmp_path / "exports"
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "-m", f"video={','.join(map(str, clips))}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "-m", f"video={','.join(map(str, clips))}",
                         f"output_root={out}", "frames=0..4", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                        capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
@@ -39,10 +39,10 @@ def test_shipped_launcher_configs_compose(launcher, target):
     pytest.importorskip(target.rsplit(".", 2)[0])
     from hydra import compose, initialize_config_module
 
-    from vrecore.config import register_schemas
+    from vrecore.cli.config import register_schemas
 
     register_schemas()
-    with initialize_config_module(version_base="1.3", config_module="vrecore.conf"):
+    with initialize_config_module(version_base="1.3", config_module="vrecore.cli.conf"):
         cfg = compose("export", overrides=[f"hydra/launcher={launcher}", "video=a.mp4"],
                       return_hydra_config=True)
     assert cfg.hydra.launcher._target_ == target

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from vrecore.export import run_export
-from vrecore.frames import open_video
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.frames.video import open_video
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 
 def _grey(frames: np.ndarray) -> np.ndarray:

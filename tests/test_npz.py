@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from vrecore.npz import load_npz, write_npz
+from vrecore.store.npz import load_npz, write_npz
 
 
 @pytest.mark.parametrize("dtype", ["uint8", "float16", "float32", "bool", "int32", "uint16"])

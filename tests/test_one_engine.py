@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.engine import to_stored
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.graph.executor import to_stored
+from vrecore.store.npz import load_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_a_transient_out_of_memory_is_retried_in_a_stream_as_in_an_export(regist
     r = run_export(graph, sample_video, tmp_path / "o", frames="0..3")
     assert r.ok and r.stats["m"].computed == 3 and graph["m"].representation.calls == 4
     twice = build_graph({"representations": {"m": {**reps["m"], "parameters": {"times": 2}}}})
-    from vrecore.engine import RepresentationFailed
+    from vrecore.graph.executor import RepresentationFailed
 
     with pytest.raises(RepresentationFailed, match=r"failed on frame 0: MemoryError: test: out of memory on call 2"):
         list(stream(str(sample_video), twice, realtime=False, drop_frames=False, max_frames=3))

@@ -43,16 +43,16 @@ def test_the_walk_finds_lazy_type_checking_and_top_level_imports():
         from typing import TYPE_CHECKING
         import vrecore
         from vrecore.plugin import hookimpl
-        from vrecore.representation import Batch
+        from vrecore.graph.representation import Batch
         if TYPE_CHECKING:
-            from vrecore.weights import ResolvedWeights
+            from vrecore.weights.variants import ResolvedWeights
         def f():
-            import vrecore.engine as engine
+            import vrecore.graph.executor as engine
             from vrecore.testing import populate_hub_cache
             from . import sibling
         """)
-    assert forbidden_imports(source) == [(3, "vrecore"), (5, "vrecore.representation"), (7, "vrecore.weights"),
-                                         (9, "vrecore.engine")]
+    assert forbidden_imports(source) == [(3, "vrecore"), (5, "vrecore.graph.representation"), (7, "vrecore.weights.variants"),
+                                         (9, "vrecore.graph.executor")]
 
 
 def test_plugins_import_from_vrecore_only_the_plugin_surface():
@@ -72,8 +72,8 @@ def test_importing_the_surface_and_every_name_in_it_imports_no_torch():
 def test_the_surface_lists_what_it_gives():
     assert sorted(vrecore.plugin.__all__) == sorted(vrecore.plugin._LAZY)
     assert set(vrecore.plugin.__all__) <= set(dir(vrecore.plugin))
-    from vrecore.representation import Representation
-    from vrecore.weights import WeightedRepresentation
+    from vrecore.graph.representation import Representation
+    from vrecore.weights.variants import WeightedRepresentation
 
     assert vrecore.plugin.Representation is Representation
     assert issubclass(LearnedRepresentation, WeightedRepresentation)
@@ -129,7 +129,7 @@ def test_learned_base_places_the_model_in_eval_mode_and_computes_in_inference_mo
 def test_learned_base_refuses_before_setup_and_after_teardown(monkeypatch):
     pytest.importorskip("torch")
     released = []
-    monkeypatch.setattr("vrecore.learned.release_accelerator_memory", lambda: released.append(True))
+    monkeypatch.setattr("vrecore.weights.learned.release_accelerator_memory", lambda: released.append(True))
     rep = Doubler(name="d")
     for use in (lambda: rep.model, lambda: rep.device, lambda: rep.compute(_batch())):
         with pytest.raises(RuntimeError, match=r"^'test/doubler' \('d'\) used before setup\(\); call setup\(device\) "):
@@ -142,10 +142,10 @@ def test_learned_base_refuses_before_setup_and_after_teardown(monkeypatch):
 
 
 def test_the_engine_frees_accelerator_memory_through_the_one_helper():
-    import vrecore.engine
-    import vrecore.learned
+    import vrecore.graph.executor
+    import vrecore.weights.learned
 
-    assert vrecore.engine.release_accelerator_memory is vrecore.learned.release_accelerator_memory
+    assert vrecore.graph.executor.release_accelerator_memory is vrecore.weights.learned.release_accelerator_memory
 
 
 # -- the third-party example of docs/plugins.md ---------------------------------------------------------
@@ -189,7 +189,7 @@ def test_the_documented_third_party_plugin_exports_and_imports_only_the_surface(
     (info / "entry_points.txt").write_text(f"[vre]\n{entry_name} = {entry_module}\n")
 
     out = tmp_path / "out"
-    export = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", f"video={sample_video}", f"output_dir={out}",
+    export = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", f"video={sample_video}", f"output_dir={out}",
                              "pipeline=motion", "frames=0..3"], capture_output=True, text=True, timeout=120,
                             env={**os.environ, "PYTHONPATH": str(site)})
     assert export.returncode == 0, export.stderr

@@ -65,7 +65,7 @@ def vre(*args: str, site: Path | None = None, env: dict | None = None, cwd: Path
     full_env = {**os.environ, **(env or {})}
     if site is not None:
         full_env["PYTHONPATH"] = os.pathsep.join([str(site), full_env.get("PYTHONPATH", "")])
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=120)
 
 
@@ -87,7 +87,7 @@ def test_third_party_plugin_adds_a_type_and_a_pipeline(tmp_path, sample_video):
     assert r.returncode == 0, r.stderr
     import numpy as np
 
-    from vrecore.npz import load_npz
+    from vrecore.store.npz import load_npz
 
     np.testing.assert_array_equal(load_npz(out / "inverted" / "npz" / "1.npz"),
                                   255 - load_npz(out / "rgb" / "npz" / "1.npz"))
@@ -133,18 +133,18 @@ def test_switches_turn_plugins_off(tmp_path, env):
 
 def test_trace_prints_registrations(tmp_path):
     r = vre("list", env={"VRE_TRACE_PLUGINS": "1"})
-    assert "vre: vrecore registers color/hsv -> vrecore.representations.color:HSV" in r.stderr
+    assert "vre: vrecore registers color/hsv -> vrecore._builtin.color:HSV" in r.stderr
 
 
 def test_plugin_object_registered_around_one_test(registry):
-    from vrecore.graph import build_graph
+    from vrecore.graph.build import build_graph
 
     g = build_graph({"representations": {"g": {"type": "test/grey"}}})
     assert g["g"].type_name == "test/grey" and registry.types["test/grey"].provider == "vrecore-testing"
 
 
 def test_discovery_imports_no_torch():
-    code = ("import sys, vrecore; from vrecore.registry import get_registry; from vrecore.graph import build_graph;"
+    code = ("import sys, vrecore; from vrecore.graph.registry import get_registry; from vrecore.graph.build import build_graph;"
             "r = get_registry(); [e.load() for e in r.types.values()];"
             "build_graph({'representations': {'rgb': {'type': 'color/rgb'},"
             "                                 'hsv': {'type': 'color/hsv', 'dependencies': ['rgb']}}});"

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from vrecore.errors import WeightsError
-from vrecore.export import run_export
-from vrecore.graph import build_graph
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
 
 GRAPH = {"representations": {"rgb": {"type": "color/rgb"},
                              "a": {"type": "test/missing-weights", "parameters": {"variant": "small"}},

@@ -8,9 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from vrecore.cli import main as vre_main
-from vrecore.export import run_export
-from vrecore.graph import build_graph
+from vrecore.cli.app import main as vre_main
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
 from vrecore.visual.collage import CollageMaker
 from vrecore.visual.preview_video import write_preview_video
 from vrecore.visual.stored import ExportView

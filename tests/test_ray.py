@@ -7,7 +7,7 @@ import signal
 import pytest
 from tests.test_scaleout import REPS, _complete_again, _export_cli, _wait, frames_of, graph
 
-from vrecore.export import run_export
+from vrecore.export.run import run_export
 
 pytest.importorskip("ray")
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.cli import main as vre_main
-from vrecore.export import run_export
-from vrecore.graph import build_graph
+from vrecore.cli.app import main as vre_main
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
 from vrecore.visual.report import write_report
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -159,7 +159,7 @@ def test_report_renders_in_headless_chromium(export: Path, tmp_path: Path) -> No
 
 def test_export_with_report_true_writes_it(sample_video: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", f"video={sample_video}", f"output_dir={out}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", f"video={sample_video}", f"output_dir={out}",
                         "pipeline=rgb_hsv", "frames=0..3", "report=true"], capture_output=True, text=True,
                        env={**os.environ, "VRE_DISABLE_PLUGIN_AUTOLOAD": "1"}, timeout=180)
     assert r.returncode == 0, r.stderr

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from vrecore.export import WorkerFailed, run_export
-from vrecore.graph import build_graph
+from vrecore.export.run import WorkerFailed, run_export
+from vrecore.graph.build import build_graph
 
 REPS = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]},
         "g": {"type": "test/grey", "output_dtype": "float16"}, "s": {"type": "test/scaled", "dependencies": ["g"]}}
@@ -93,7 +93,7 @@ def _export_cli(out: Path, video: Path, *args: str) -> subprocess.Popen[str]:
     (conf / "slow.yaml").write_text("# @package _global_\nrepresentations:\n  rgb: {type: color/rgb}\n"
                                     "  slow: {type: test/slow, parameters: {seconds: 0.25}, batch_size: 2}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-m", "vrecore.cli", "export", "--config-dir", str(conf.parent),
+    return subprocess.Popen([sys.executable, "-m", "vrecore.cli.app", "export", "--config-dir", str(conf.parent),
                              "pipeline=slow", f"video={video}", f"output_dir={out}", "batch_size=2", *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
@@ -120,8 +120,8 @@ def _wait(out: Path, n: int, timeout: float = 90) -> None:
 
 
 def _complete_again(out: Path, video: Path) -> None:
+    from vrecore.cli.verify import verify_export
     from vrecore.testing import register_test_types
-    from vrecore.verify_cli import verify_export
 
     register_test_types()
     reps = {"rgb": {"type": "color/rgb"}, "slow": {"type": "test/slow", "parameters": {"seconds": 0.0},
@@ -170,7 +170,7 @@ def test_ctrl_c_stops_every_worker(sample_video, tmp_path):
 
 def test_workers_need_a_path(registry, sample_video, tmp_path):
     from vrecore.errors import ConfigError
-    from vrecore.frames import open_video
+    from vrecore.frames.video import open_video
 
     with pytest.raises(ConfigError, match=r"workers must be a positive integer"):
         run_export(graph(), sample_video, tmp_path / "o", workers=0)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import yaml
 
+from vrecore.cli.seed_config import SEED_TYPES, load_seed_config, translate_seed_config
 from vrecore.errors import ConfigError, GraphError
-from vrecore.seed_config import SEED_TYPES, load_seed_config, translate_seed_config
 
 CONFIGS = Path(__file__).parent / "seed_configs"
 
@@ -47,7 +47,7 @@ def seed_forms(sample_video, tmp_path_factory) -> Path:
     """An export of the types whose stored form the seed also has, with the seed's disk conventions."""
     from vre_geometry.testing import register_scene_types
     from vrecore import build_graph, run_export
-    from vrecore.registry import reset_registry
+    from vrecore.graph.registry import reset_registry
     from vrecore.testing import register_test_types
 
     reset_registry()
@@ -148,7 +148,7 @@ def test_canny_seed_layout_roundtrip_and_fingerprint():
 def test_learned_one_channel_types_store_the_seed_layout_on_request(type_name, memory_dtype):
     if type_name == "depth/marigold":
         pytest.importorskip("diffusers")
-    from vrecore.registry import get_registry
+    from vrecore.graph.registry import get_registry
 
     cls = get_registry().get(type_name).load()
     memory = np.random.default_rng(0).random((2, 4, 5, 1)).astype(memory_dtype)
@@ -157,7 +157,7 @@ def test_learned_one_channel_types_store_the_seed_layout_on_request(type_name, m
     disk = seeds.to_disk(memory)
     assert disk.shape == (2, 4, 5, 1) and disk.dtype == np.float32
     np.testing.assert_array_equal(seeds.from_disk(disk), memory)
-    from vrecore.fingerprint import unfingerprinted
+    from vrecore.export.fingerprint import unfingerprinted
 
     # The layout is recorded by the stored dtype and shape, where the weights come from by their identity.
     assert unfingerprinted(seeds) == {"disk_layout", "weights_path"}
@@ -166,7 +166,7 @@ def test_learned_one_channel_types_store_the_seed_layout_on_request(type_name, m
 def test_normals_seed_convention_mirrors_x():
     from vre_geometry.normals import NormalsFromDepthSVD
     from vre_geometry.testing import relative_depth, render_scene
-    from vrecore.representation import Batch
+    from vrecore.graph.representation import Batch
 
     scene = render_scene(36, 64, fov_deg=75.0, pitch_deg=20.0)
     depth = relative_depth(scene.z, 10.0, 0.05).astype(np.float32)[None, ..., None]
@@ -183,11 +183,11 @@ def test_normals_seed_convention_mirrors_x():
 def test_seed_type_names_resolve(seed_name, caplog):
     import logging
 
-    from vrecore.registry import get_registry, reset_registry
+    from vrecore.graph.registry import get_registry, reset_registry
 
     reset_registry()
     ours = SEED_TYPES[seed_name].ours
-    with caplog.at_level(logging.WARNING, logger="vrecore.registry"):
+    with caplog.at_level(logging.WARNING, logger="vrecore.graph.registry"):
         entry = get_registry().get(seed_name)
     assert entry.type_name == ours
     notes = [r.getMessage() for r in caplog.records]
@@ -200,14 +200,14 @@ def test_seed_type_names_resolve(seed_name, caplog):
 @pytest.mark.parametrize("name", ["buildings(nearby)", "normals_svd(depth_marigold)", "fastsam(s)",
                                   "safe-landing+semantics", "a.b_c-d"])
 def test_seed_representation_names_are_accepted(registry, name):
-    from vrecore.graph import build_graph
+    from vrecore.graph.build import build_graph
 
     assert build_graph({"representations": {name: {"type": "color/rgb"}}}).names == [name]
 
 
 @pytest.mark.parametrize("name", ["../x", "..", ".hidden", "a/b", "a\\b", "a\x00b", "a b", "(x)", "x=1", "a'b"])
 def test_names_that_could_escape_or_hide_stay_refused(registry, name):
-    from vrecore.graph import build_graph
+    from vrecore.graph.build import build_graph
 
     with pytest.raises(GraphError, match="is not safe as a folder name"):
         build_graph({"representations": {name: {"type": "color/rgb"}}})
@@ -356,8 +356,8 @@ def test_rgb_output_dtype_uint8_is_what_vre_stores():
 
 
 def test_convert_config_cli_writes_a_pipeline_that_builds(tmp_path, capsys):
-    from vrecore.cli import main
-    from vrecore.graph import build_graph
+    from vrecore.cli.app import main
+    from vrecore.graph.build import build_graph
 
     assert main(["convert-config", str(CONFIGS / "dronescapes2.yaml")]) == 0
     text = capsys.readouterr().out
@@ -372,12 +372,12 @@ def test_convert_config_cli_writes_a_pipeline_that_builds(tmp_path, capsys):
 
 def vre(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """The `vre` command in a process of its own (Hydra reconfigures logging in the process it runs in)."""
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], cwd=cwd, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)
 
 
 def test_export_with_a_seed_config(sample_video, tmp_path, capsys):
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     run = vre("export", "--seed-config", str(CONFIGS / "paper_listing.yaml"), f"video={sample_video}",
               "output_dir=out", "frames=0..3", "binary_format=npz", cwd=tmp_path)

@@ -19,7 +19,7 @@ from typing import IO, Any
 import numpy as np
 import pytest
 
-from vrecore.graph import build_graph
+from vrecore.graph.build import build_graph
 from vrecore.streaming import GraphProcessor
 
 W, H = 96, 64
@@ -74,7 +74,7 @@ class Vre:
     def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None,
                  stdin: Any = subprocess.PIPE) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vrecore.cli", "stream", *args], stdin=stdin, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "vrecore.cli.app", "stream", *args], stdin=stdin, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, cwd=cwd)
         self.lines: list[str] = []
         self._cond = threading.Condition()
@@ -259,7 +259,7 @@ def test_slow_representation_drops_to_the_newest_frame_with_flat_memory(tmp_path
 @pytest.mark.timeout(60)
 def test_short_final_frame_and_closed_output(tmp_path: Path) -> None:
     frames = [colour_frame(i).tobytes() for i in range(5)]
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "stream", "source=-", f"width={W}", f"height={H}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "stream", "source=-", f"width={W}", f"height={H}",
                         "output=-", "drop_frames=false"],
                        input=b"".join(frames) + b"\x07" * (FRAME // 3), capture_output=True, timeout=60)
     assert r.returncode == 0, r.stderr.decode()
@@ -440,7 +440,7 @@ def test_web_viewer_shows_live_graph_outputs_in_chromium(tmp_path: Path) -> None
 def test_learned_set_up_once_and_failures(tmp_path: Path) -> None:
     env = types_env(tmp_path)
     frames = b"".join(seq_frame(i).tobytes() for i in range(8))
-    base = [sys.executable, "-m", "vrecore.cli", "stream"]
+    base = [sys.executable, "-m", "vrecore.cli.app", "stream"]
     keys = ["source=-", f"width={W}", f"height={H}", "output=-", "drop_frames=false"]
     args = pipeline(tmp_path, "  a: {type: test/learned}\n  rgb: {type: color/rgb}\n")
     r = subprocess.run([*base, *args, *keys, "verbose=true", "output_representation=a"], input=frames,
@@ -505,7 +505,7 @@ def test_user_mistakes_are_one_line(tmp_path: Path) -> None:
     ]
     try:
         for args, message in cases:
-            r = subprocess.run([sys.executable, "-m", "vrecore.cli", "stream", *args], stdin=subprocess.DEVNULL,
+            r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "stream", *args], stdin=subprocess.DEVNULL,
                                capture_output=True, text=True, timeout=60, cwd=tmp_path)
             lines = r.stderr.strip().splitlines()
             assert r.returncode == 2, (args, r.stderr)
@@ -523,14 +523,14 @@ def test_stream_mode_writes_no_files(tmp_path: Path) -> None:
     tmp.mkdir()
     env = {"TMPDIR": str(tmp)}
     frames = b"".join(colour_frame(i).tobytes() for i in range(10))
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "stream", "source=-", f"width={W}", f"height={H}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "stream", "source=-", f"width={W}", f"height={H}",
                         "output=[-,web://127.0.0.1:0,jsonl://127.0.0.1:0]", "drop_frames=false"],
                        input=frames, capture_output=True, timeout=60, cwd=cwd, env={**os.environ, **env})
     assert r.returncode == 0, r.stderr.decode()
     assert len(r.stdout) == 10 * FRAME
     assert list(cwd.iterdir()) == [] and list(tmp.iterdir()) == []
 
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "stream", "source=-", f"width={W}", f"height={H}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "stream", "source=-", f"width={W}", f"height={H}",
                         "output=-", "drop_frames=false", "metrics_csv=metrics.csv"],
                        input=frames, capture_output=True, timeout=60, cwd=cwd, env={**os.environ, **env})
     assert r.returncode == 0, r.stderr.decode()

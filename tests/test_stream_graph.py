@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 import vrecore
-from vrecore.export import run_export
-from vrecore.frames import open_video
-from vrecore.graph import build_graph
-from vrecore.hookspecs import hookimpl
-from vrecore.npz import load_npz
-from vrecore.representation import Batch, OutputSpec, Representation, Role
+from vrecore.export.run import run_export
+from vrecore.frames.video import open_video
+from vrecore.graph.build import build_graph
+from vrecore.graph.hookspecs import hookimpl
+from vrecore.graph.representation import Batch, OutputSpec, Representation, Role
+from vrecore.store.npz import load_npz
 from vrecore.streaming import (
     CallbackTarget,
     GraphProcessor,
@@ -174,7 +174,7 @@ def test_stream_outputs_equal_export_outputs(types, sample_video: Path, tmp_path
 
 
 def test_summary_previews_and_export_false(types, monkeypatch: pytest.MonkeyPatch) -> None:
-    from vrecore.representations.color import HSV
+    from vrecore._builtin.color import HSV
 
     made: list[int] = []
     original = HSV.make_images

@@ -1,11 +1,11 @@
-"""Tile grids (vrecore.tiles): grid shapes, tile positions, labels drawn once, blank tiles for missing images."""
+"""Tile grids (vrecore.visual.tiles): grid shapes, tile positions, labels drawn once, blank tiles for missing images."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from vrecore.errors import ConfigError
-from vrecore.tiles import BACKGROUND, TileRenderer, as_rgb8, grid_shape, plan_tiles, text_strip
+from vrecore.visual.tiles import BACKGROUND, TileRenderer, as_rgb8, grid_shape, plan_tiles, text_strip
 
 
 @pytest.mark.parametrize(

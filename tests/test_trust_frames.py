@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from vrecore.errors import StorageError
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 RGB_HSV = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]}}
 
@@ -32,7 +32,7 @@ def snapshot(out: Path) -> dict[str, tuple[int, bytes]]:
 
 
 def vre(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True, timeout=180,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True, timeout=180,
                           **kwargs)
 
 
@@ -149,7 +149,7 @@ def test_verify_flags_a_dependent_whose_dependency_changed(registry, sample_vide
     run_export(graph(reps), sample_video, out, frames="0..4")
     run_export(graph({"g": {"type": "test/grey", "parameters": {"offset": 0.5}}}), sample_video, out, frames="0..4",
                overwrite=True)
-    from vrecore.verify_cli import verify_export
+    from vrecore.cli.verify import verify_export
 
     checks = verify_export(out)
     assert checks["s"].stale == set(range(4)) and not checks["s"].complete
@@ -158,7 +158,7 @@ def test_verify_flags_a_dependent_whose_dependency_changed(registry, sample_vide
 
 
 def test_metadata_rebuild_keeps_the_description_and_records_unrecorded_files(registry, sample_video, tmp_path):
-    from vrecore.metadata import regenerate_metadata
+    from vrecore.export.metadata import regenerate_metadata
 
     out = tmp_path / "out"
     reps = {"g": {"type": "test/grey", "parameters": {"offset": 0.25}, "image_format": "jpg"}}
@@ -181,7 +181,7 @@ def test_metadata_rebuild_keeps_the_description_and_records_unrecorded_files(reg
 def test_metadata_rebuild_while_an_export_runs_loses_none_of_its_frames(registry, sample_video, tmp_path):
     from tests.test_export import _script
 
-    from vrecore.metadata import regenerate_metadata
+    from vrecore.export.metadata import regenerate_metadata
 
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-c", _script(out, sample_video, "0..48", 0.03)])

@@ -1,4 +1,4 @@
-"""vrecore.weights: declared variants, resolve (cache, local path, imports, downloads), the lock file, preflight
+"""vrecore.weights.variants: declared variants, resolve (cache, local path, imports, downloads), the lock file, preflight
 and `vre weights`.
 
 Hub tests run against a temporary cache laid out by `vrecore.testing.populate_hub_cache`, or against a
@@ -23,11 +23,12 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 pytest.importorskip("huggingface_hub")
 
-from vrecore.cli import main  # noqa: E402
+from vrecore.cli.app import main  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.registry import get_registry, reset_registry  # noqa: E402
+from vrecore.graph.registry import get_registry, reset_registry  # noqa: E402
 from vrecore.testing import LocalHub, WeightedGrey, populate_hub_cache, scale_weights, use_hub_cache  # noqa: E402
-from vrecore.weights import (  # noqa: E402
+from vrecore.weights.cache import Lock, lock_path, sha256_file  # noqa: E402
+from vrecore.weights.variants import (  # noqa: E402
     ConvertRecipe,
     PackageSource,
     WeightVariant,
@@ -36,7 +37,6 @@ from vrecore.weights import (  # noqa: E402
     load_safetensors,
     resolve,
 )
-from vrecore.weights_store import Lock, lock_path, sha256_file  # noqa: E402
 
 REPO = "vre-test/tiny-net"
 
@@ -124,8 +124,8 @@ def test_the_installed_plugins_declare_only_real_sources():
 
 
 def test_weights_modules_import_light():
-    code = ("import sys, vrecore.weights, vrecore.weights_store, vrecore.weights_hub, vrecore.weights_cli, "
-            "vrecore.weights_convert; "
+    code = ("import sys, vrecore.weights.variants, vrecore.weights.cache, vrecore.weights.hub, vrecore.cli.weights, "
+            "vrecore.weights.convert; "
             "bad = [m for m in ('torch', 'safetensors.torch', 'huggingface_hub') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -222,7 +222,7 @@ def test_a_package_variant_is_found_without_importing_the_package(tmp_path: Path
 
 
 def test_the_lock_file_is_the_projects_when_there_is_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    from vrecore.weights_store import weights_dir
+    from vrecore.weights.cache import weights_dir
 
     monkeypatch.chdir(tmp_path)
     assert lock_path() == weights_dir() / "vre-weights.lock"
@@ -261,8 +261,8 @@ def test_without_network_a_missing_variant_is_one_line_without_retries(tmp_path:
 
 def test_export_reports_each_missing_variant_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                              sample_video: Path, weighted):
-    from vrecore.export import run_export
-    from vrecore.graph import build_graph
+    from vrecore.export.run import run_export
+    from vrecore.graph.build import build_graph
 
     use_hub_cache(monkeypatch, tmp_path / "empty", offline=True)
     weighted({"tiny": hub_variant(), "converted": convert_variant()})
@@ -304,7 +304,7 @@ def test_fetch_downloads_resolves_the_branch_and_records_the_lock(tmp_path: Path
         rep.preflight()
         rep.setup("cpu")
         frames = np.full((1, 2, 2, 3), 255, np.uint8)
-        from vrecore.representation import Batch
+        from vrecore.graph.representation import Batch
 
         assert rep.compute(Batch(indices=np.arange(1), frames=frames, deps={}))[0, 0, 0, 0] == 2.0
         assert rep.weights_identity()["commit"] == commit
@@ -401,7 +401,7 @@ def test_the_identity_names_the_content_not_the_place(tmp_path: Path, monkeypatc
 
 
 def test_convert_for_a_variant_checks_the_checkpoint_and_applies_the_recipe(tmp_path: Path, weighted):
-    from vrecore.weights_convert import convert_for_variant
+    from vrecore.weights.convert import convert_for_variant
 
     torch.save({"state_dict": {"scale": torch.tensor(2.0)}, "epoch": 3}, tmp_path / "tiny.ckpt")
     weighted({"tiny": convert_variant(sha256=sha256_file(tmp_path / "tiny.ckpt"))})
@@ -415,17 +415,17 @@ def test_convert_for_a_variant_checks_the_checkpoint_and_applies_the_recipe(tmp_
 
 # --- the command line: weights_path= without Hydra's + -----------------------------------------------------------
 def test_a_parameter_the_preset_does_not_set_needs_no_plus(tmp_path: Path):
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=rgb_hsv",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "pipeline=rgb_hsv",
                         "representations.hsv.parameters.weights_path=/models/x", "--cfg", "job"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "weights_path: /models/x" in r.stdout
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=rgb_hsv", "video=/nowhere.mp4",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "pipeline=rgb_hsv", "video=/nowhere.mp4",
                         "representations.hsv.parameters.weights_path=/models/x"],
                        capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2, r.stderr
     assert "representation 'hsv' (color/hsv) has unknown parameter(s) weights_path; accepted: none" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=rgb_hsv", "representations.hsv.typo=1",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "pipeline=rgb_hsv", "representations.hsv.typo=1",
                         "--cfg", "job"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert r.returncode == 2 and "Key 'typo' not in 'RepresentationConfig'" in r.stderr  # the rest stays closed
 

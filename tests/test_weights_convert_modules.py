@@ -14,8 +14,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.weights import load_safetensors  # noqa: E402
-from vrecore.weights_convert import (  # noqa: E402
+from vrecore.weights.convert import (  # noqa: E402
     StandIn,
     convert_checkpoint,
     convert_main,
@@ -23,6 +22,7 @@ from vrecore.weights_convert import (  # noqa: E402
     pickled_globals,
     read_checkpoint,
 )
+from vrecore.weights.variants import load_safetensors  # noqa: E402
 
 FOREIGN = "vre_foreign_models"
 

@@ -4,28 +4,25 @@ Importing vrecore is light (no torch, no model code); the public names load on f
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from vrecore import _moved
+from vrecore._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Representation": "vrecore.representation", "Role": "vrecore.representation",
-    "OutputSpec": "vrecore.representation", "Batch": "vrecore.representation",
-    "build_graph": "vrecore.graph", "Graph": "vrecore.graph",
-    "open_video": "vrecore.frames", "FrameSource": "vrecore.frames",
-    "run_export": "vrecore.export", "ExportResult": "vrecore.export",
-    "get_registry": "vrecore.registry", "hookimpl": "vrecore.hookspecs",
-    "VreError": "vrecore.errors", "load_npz": "vrecore.npz",
-    "regenerate_metadata": "vrecore.metadata", "cache_dir": "vrecore.sample",
+    "Representation": "vrecore.graph.representation", "Role": "vrecore.graph.representation",
+    "OutputSpec": "vrecore.graph.representation", "Batch": "vrecore.graph.representation",
+    "build_graph": "vrecore.graph.build", "Graph": "vrecore.graph.build",
+    "open_video": "vrecore.frames.video", "FrameSource": "vrecore.frames.video",
+    "run_export": "vrecore.export.run", "ExportResult": "vrecore.export.run",
+    "get_registry": "vrecore.graph.registry", "hookimpl": "vrecore.graph.hookspecs",
+    "VreError": "vrecore.errors", "load_npz": "vrecore.store.npz",
+    "regenerate_metadata": "vrecore.export.metadata", "cache_dir": "vrecore.frames.sample",
     "stream": "vrecore.streaming.graph", "StreamResult": "vrecore.streaming.graph",
     "run_graph_stream": "vrecore.streaming.graph",
 }
 
 __all__ = ["__version__", *_LAZY]
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vrecore' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
+_moved.install()

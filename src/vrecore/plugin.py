@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for type checkers
     from vrecore.errors import ConfigError, PluginError, SourceError, VreError, WeightsError
-    from vrecore.hookspecs import hookimpl
-    from vrecore.layouts import SeedDiskLayout, disk_layout_field
-    from vrecore.learned import LearnedRepresentation
-    from vrecore.representation import Batch, OutputSpec, Representation, Role, optional_size
-    from vrecore.weights import (
+    from vrecore.graph.hookspecs import hookimpl
+    from vrecore.graph.layouts import SeedDiskLayout, disk_layout_field
+    from vrecore.graph.representation import Batch, OutputSpec, Representation, Role, optional_size
+    from vrecore.weights.cache import sha256_file, weights_dir
+    from vrecore.weights.convert import module_state_dict
+    from vrecore.weights.learned import LearnedRepresentation
+    from vrecore.weights.variants import (
         ConvertRecipe,
         PackageSource,
         ResolvedWeights,
@@ -31,22 +33,21 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for typ
         load_safetensors,
         variant_field,
     )
-    from vrecore.weights_convert import module_state_dict
-    from vrecore.weights_store import sha256_file, weights_dir
 
 _LAZY = {
-    "hookimpl": "vrecore.hookspecs",
-    "Representation": "vrecore.representation", "Role": "vrecore.representation",
-    "OutputSpec": "vrecore.representation", "Batch": "vrecore.representation",
-    "optional_size": "vrecore.representation",
-    "WeightedRepresentation": "vrecore.weights", "WeightVariant": "vrecore.weights",
-    "ConvertRecipe": "vrecore.weights", "PackageSource": "vrecore.weights",
-    "ResolvedWeights": "vrecore.weights", "variant_field": "vrecore.weights",
-    "load_into": "vrecore.weights", "load_safetensors": "vrecore.weights", "damaged_fix": "vrecore.weights",
-    "module_state_dict": "vrecore.weights_convert",
-    "sha256_file": "vrecore.weights_store", "weights_dir": "vrecore.weights_store",
-    "LearnedRepresentation": "vrecore.learned",
-    "SeedDiskLayout": "vrecore.layouts", "disk_layout_field": "vrecore.layouts",
+    "hookimpl": "vrecore.graph.hookspecs",
+    "Representation": "vrecore.graph.representation", "Role": "vrecore.graph.representation",
+    "OutputSpec": "vrecore.graph.representation", "Batch": "vrecore.graph.representation",
+    "optional_size": "vrecore.graph.representation",
+    "WeightedRepresentation": "vrecore.weights.variants", "WeightVariant": "vrecore.weights.variants",
+    "ConvertRecipe": "vrecore.weights.variants", "PackageSource": "vrecore.weights.variants",
+    "ResolvedWeights": "vrecore.weights.variants", "variant_field": "vrecore.weights.variants",
+    "load_into": "vrecore.weights.variants", "load_safetensors": "vrecore.weights.variants",
+    "damaged_fix": "vrecore.weights.variants",
+    "module_state_dict": "vrecore.weights.convert",
+    "sha256_file": "vrecore.weights.cache", "weights_dir": "vrecore.weights.cache",
+    "LearnedRepresentation": "vrecore.weights.learned",
+    "SeedDiskLayout": "vrecore.graph.layouts", "disk_layout_field": "vrecore.graph.layouts",
     "VreError": "vrecore.errors", "ConfigError": "vrecore.errors", "PluginError": "vrecore.errors",
     "SourceError": "vrecore.errors", "WeightsError": "vrecore.errors",
 }

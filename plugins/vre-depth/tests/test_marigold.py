@@ -9,8 +9,8 @@ import pytest
 
 from vre_depth.marigold import Marigold
 from vrecore.errors import GraphError, PluginError, WeightsError
-from vrecore.graph import build_graph
-from vrecore.representation import Batch
+from vrecore.graph.build import build_graph
+from vrecore.graph.representation import Batch
 from vrecore.testing import RepresentationTestSuite, use_hub_cache
 
 

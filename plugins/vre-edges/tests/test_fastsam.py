@@ -16,8 +16,8 @@ from vre_edges import _yolov8_seg as yolo  # noqa: E402
 from vre_edges.fastsam import FastSAM, instance_palette, render_instances  # noqa: E402
 from vre_edges.variants import FASTSAM_VARIANTS  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.representation import Batch  # noqa: E402
-from vrecore.weights_convert import read_checkpoint  # noqa: E402
+from vrecore.graph.representation import Batch  # noqa: E402
+from vrecore.weights.convert import read_checkpoint  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------------- the network
@@ -237,7 +237,7 @@ def test_not_a_segmentation_model_is_refused(tmp_path):
 
 def _with_digest(monkeypatch: pytest.MonkeyPatch, key: str, checkpoint: Path) -> None:
     """The variant as declared, but for the sha256 of this test's checkpoint instead of the real file's."""
-    from vrecore.weights_store import sha256_file
+    from vrecore.weights.cache import sha256_file
 
     variant = FASTSAM_VARIANTS[key]
     assert variant.convert is not None
@@ -248,7 +248,7 @@ def _with_digest(monkeypatch: pytest.MonkeyPatch, key: str, checkpoint: Path) ->
 def test_convert_import_and_run_as_a_user_does(tmp_path, monkeypatch, capsys, random_yolo, ultralytics_checkpoint):
     """`vre convert-weights FastSAM-s.pt fastsam-s.safetensors --variant fastsam-s`, `vre weights import`, then the
     type computes exactly what the network it was made from computes."""
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     model = random_yolo("s", seed=5)
     ckpt = ultralytics_checkpoint(model, tmp_path / "FastSAM-s.pt")

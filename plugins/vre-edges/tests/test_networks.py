@@ -12,8 +12,8 @@ import pytest
 from vre_edges import _hed
 from vre_edges.networks import HED, DexiNed
 from vrecore.errors import WeightsError
-from vrecore.representation import Batch, Representation
-from vrecore.weights_store import sha256_file, weights_dir
+from vrecore.graph.representation import Batch, Representation
+from vrecore.weights.cache import sha256_file, weights_dir
 
 
 def _edges(rep: Representation, frames: np.ndarray) -> np.ndarray:
@@ -165,7 +165,7 @@ def test_dexined_pth_is_converted_and_imported(dexined_weights: Path, tmp_path: 
     from safetensors.torch import load_file
 
     from vre_edges.variants import DEXINED_VARIANTS
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     # As the seed's checkpoint: a pickled state dict (here saved from DataParallel, with "module." names).
     pth = tmp_path / "dexined.pth"

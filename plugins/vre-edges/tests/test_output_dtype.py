@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 REPS = {"rgb": {"type": "color/rgb"}, "hsv": {"type": "color/hsv", "dependencies": ["rgb"]},
         "canny": {"type": "edges/canny", "dependencies": ["rgb"]},

@@ -13,7 +13,7 @@ TYPES = ("edges/canny", "edges/hed", "edges/dexined", "soft-segmentation/halfton
 
 
 def _vre(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True, timeout=120)
 
 
 def test_vre_list_shows_the_types() -> None:
@@ -25,7 +25,7 @@ def test_vre_list_shows_the_types() -> None:
 
 
 def test_discovery_and_the_classes_import_no_torch() -> None:
-    code = ("import sys; from vrecore.registry import get_registry; types = get_registry().types; "
+    code = ("import sys; from vrecore.graph.registry import get_registry; types = get_registry().types; "
             f"[types[t].load() for t in {TYPES!r}]; "
             "print(sorted(m for m in ('torch', 'h5py', 'safetensors', 'vre_edges._hed', 'vre_edges._dexined', "
             "'vre_edges._fastsam', 'vre_edges._yolov8_seg') "
@@ -47,7 +47,7 @@ def _composed(*overrides: str) -> dict[str, Any]:
 
 
 def test_presets() -> None:
-    from vrecore.cli import demo_presets
+    from vrecore.cli.app import demo_presets
 
     assert "edges_demo" in demo_presets()
     everything = _composed("pipeline=edges")["representations"]

@@ -12,8 +12,8 @@ from vre_edges._halftone import halftone, halftone_preview
 from vre_edges.canny import Canny
 from vre_edges.soft_segmentation import GeneralizedBoundaries, Halftone
 from vrecore.errors import GraphError
-from vrecore.graph import build_graph
-from vrecore.representation import Batch
+from vrecore.graph.build import build_graph
+from vrecore.graph.representation import Batch
 
 
 def _frames(n: int = 2, h: int = 90, w: int = 160) -> np.ndarray:

@@ -26,7 +26,7 @@ def _one_thread() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def textured_frame(bikes_video: Path) -> np.ndarray:
     """Frame 150 of bikes.mp4 (640x272): a street with texture everywhere, unlike the bus roof of the first frames."""
-    from vrecore.frames import open_video
+    from vrecore.frames.video import open_video
 
     with open_video(bikes_video) as source:
         return source.get_batch([150])[0]

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from vre_flow.testing import end_point_error, moving_clip, neighbour_batch, save_frames, warp
-from vrecore.export import run_export
-from vrecore.frames import open_video
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.frames.video import open_video
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 MARGIN = 16  # pixels left out at the borders, where the moved image was mirrored in
 

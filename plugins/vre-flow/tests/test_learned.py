@@ -14,7 +14,7 @@ from vrecore.errors import WeightsError
 @pytest.fixture
 def cached_weights(tmp_path: Path) -> Path:
     """Test weights placed as a user places converted ones: `vre weights import NAME FILE` (small, things, hdv2)."""
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     for name, kind in (("raft-small", "raft-small"), ("raft-things", "raft-large"), ("rife-hdv2", "rife")):
         file = make_weights(kind, tmp_path / f"{name}.safetensors")
@@ -52,8 +52,8 @@ def test_missing_weights_say_where_to_get_them_in_one_line():
 
 
 def test_export_stops_before_decoding_when_weights_are_missing(sample_video, tmp_path):
-    from vrecore.export import run_export
-    from vrecore.graph import build_graph
+    from vrecore.export.run import run_export
+    from vrecore.graph.build import build_graph
 
     graph = build_graph({"representations": {"flow": {"type": "optical-flow/raft", "parameters": {"variant": "small"}}}})
     with pytest.raises(WeightsError, match="representation 'flow' \\(optical-flow/raft\\): weights 'raft-small'"):
@@ -67,7 +67,7 @@ def test_an_official_style_checkpoint_converted_and_imported_loads(tmp_path, mon
     import torch
 
     from vre_flow.learned import RAFTFlow
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     monkeypatch.chdir(tmp_path)
     state = {f"module.{k}": v for k, v in untrained_network("raft-small").state_dict().items()}

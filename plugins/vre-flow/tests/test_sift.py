@@ -5,7 +5,7 @@ import numpy as np
 
 from vre_flow.sift import SIFT
 from vre_flow.testing import moving_clip
-from vrecore.representation import Batch
+from vrecore.graph.representation import Batch
 
 
 def test_keypoints_are_drawn_as_dots(textured_frame):

@@ -6,7 +6,7 @@ from typing import Any
 import attrs
 import numpy as np
 
-from vrecore.representation import OutputSpec, Representation
+from vrecore.graph.representation import OutputSpec, Representation
 from vrecore.testing import RepresentationTestSuite
 
 

@@ -11,9 +11,9 @@ import numpy as np
 from PIL import Image
 
 from vre_geometry.testing import render_scene, write_scene_types_distribution
-from vrecore.export import run_export
-from vrecore.graph import build_graph
-from vrecore.npz import load_npz
+from vrecore.export.run import run_export
+from vrecore.graph.build import build_graph
+from vrecore.store.npz import load_npz
 
 FRAMES = "0..3"
 
@@ -114,7 +114,7 @@ def test_preset_through_the_cli(tmp_path: Path, sample_video: Path) -> None:
     (conf / "scene.yaml").write_text("# @package _global_\nrepresentations:\n  depth: {type: test/scene-depth}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "--config-dir", str(tmp_path / "conf"),
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "--config-dir", str(tmp_path / "conf"),
                         f"video={sample_video}", f"output_dir={out}", "pipeline=[scene,normals]", "frames=0..2"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -142,7 +142,7 @@ def test_output_dtype_float32_stores_unrounded_normals(scene_registry, sample_vi
     depth = load_npz(tmp_path / "out" / "depth" / "npz" / "0.npz")
     assert stored.dtype == np.float32
     rep = graph["normals"].representation
-    from vrecore.representation import Batch
+    from vrecore.graph.representation import Batch
 
     memory = rep.compute(Batch(indices=np.array([0]), frames=None, deps={"depth": depth[None, ..., None]}))[0]
     assert np.array_equal(stored, memory.astype(np.float32), equal_nan=True), "stored values are the computed float32 values"

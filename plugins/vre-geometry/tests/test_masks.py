@@ -9,8 +9,8 @@ import pytest
 
 from vre_geometry.masks import DepthRange, SafeLanding
 from vrecore.errors import GraphError
-from vrecore.graph import build_graph
-from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.graph.build import build_graph
+from vrecore.graph.representation import Batch, OutputSpec, Representation
 
 
 @attrs.define(kw_only=True, eq=False)

@@ -10,8 +10,8 @@ from vre_geometry._normals import normals_from_depth_svd, normals_from_depth_svd
 from vre_geometry.normals import NormalsFromDepthGradient, NormalsFromDepthSVD
 from vre_geometry.testing import relative_depth, render_scene
 from vrecore.errors import GraphError
-from vrecore.graph import build_graph
-from vrecore.representation import Batch
+from vrecore.graph.build import build_graph
+from vrecore.graph.representation import Batch
 
 H, W = 36, 52
 

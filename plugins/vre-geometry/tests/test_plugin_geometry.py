@@ -17,7 +17,7 @@ CORE_SRC = PLUGIN_ROOT.parents[1] / "src" / "vrecore"
 
 
 def vre(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vrecore.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
@@ -39,7 +39,7 @@ def test_disabled_plugin_removes_the_types() -> None:
 
 
 def test_discovery_and_graph_building_import_neither_torch_nor_opencv() -> None:
-    code = ("import sys; from vrecore.registry import get_registry; from vrecore.graph import build_graph; "
+    code = ("import sys; from vrecore.graph.registry import get_registry; from vrecore.graph.build import build_graph; "
             "from vrecore.testing import register_test_types; r = register_test_types(get_registry()); "
             f"[r.types[t].load() for t in {TYPES!r}]; "
             "build_graph({'representations': {'d': {'type': 'test/grey'}, "
@@ -60,7 +60,7 @@ def test_core_never_imports_vre_geometry() -> None:
 
 
 def test_config_path_and_preset_are_registered() -> None:
-    from vrecore.registry import get_registry
+    from vrecore.graph.registry import get_registry
 
     assert ("vre-geometry", "pkg://vre_geometry.conf") in get_registry().config_paths
     assert resources.files("vre_geometry.conf").joinpath("pipeline", "normals.yaml").is_file()
@@ -87,8 +87,8 @@ def test_readme_dronescapes_example_builds() -> None:
     """The README's Dronescapes config is a valid graph (with vre-depth and vre-semantic installed; no weights needed)."""
     from omegaconf import OmegaConf
 
-    from vrecore.graph import build_graph
-    from vrecore.registry import get_registry
+    from vrecore.graph.build import build_graph
+    from vrecore.graph.registry import get_registry
 
     needed = ("depth/marigold", "semantic/mask2former", "semantic/phg-mae-distil", "mask/classes")
     if not all(t in get_registry().types for t in needed):

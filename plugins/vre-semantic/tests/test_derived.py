@@ -16,8 +16,8 @@ from vre_semantic.labels import (
 )
 from vre_semantic.mask2former import Mask2FormerSemantic
 from vrecore.errors import GraphError
-from vrecore.graph import build_graph
-from vrecore.representation import Batch, OutputSpec, Representation
+from vrecore.graph.build import build_graph
+from vrecore.graph.representation import Batch, OutputSpec, Representation
 from vrecore.testing import RepresentationTestSuite
 
 
@@ -292,7 +292,7 @@ class TestClassMask(RepresentationTestSuite):
 
 def test_probabilities_are_cast_once_to_the_runs_output_dtype():
     """disk_form=probabilities stores float16 by default; a float32 run stores the computed values unrounded."""
-    from vrecore.engine import to_stored
+    from vrecore.graph.executor import to_stored
 
     src = FakeSemantic("src", ABC)
     reps = {"m": SemanticMap(name="m", dependencies={"semantic": src}, table={"a": "x", "b": "y", "c": "y"},

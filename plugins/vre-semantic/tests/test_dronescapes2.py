@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vre_semantic.labels import COCO_PANOPTIC_CLASSES, DRONESCAPES_CLASSES, MAPILLARY_VISTAS_CLASSES
-from vrecore.registry import get_registry
+from vrecore.graph.registry import get_registry
 
 # Types of the sibling plugins the preset uses: vre-depth and vre-geometry.
 OTHER_PLUGINS_TYPES = ("depth/marigold", "depth/depth-anything-v2", "normals/depth-svd", "mask/safe-landing",
@@ -28,10 +28,10 @@ def compose(*overrides: str) -> dict[str, Any]:
     from hydra import initialize_config_module
     from omegaconf import OmegaConf
 
-    from vrecore.config import register_schemas
+    from vrecore.cli.config import register_schemas
 
     register_schemas()
-    with initialize_config_module(config_module="vrecore.conf", version_base="1.3"):
+    with initialize_config_module(config_module="vrecore.cli.conf", version_base="1.3"):
         cfg = hydra_compose(config_name="export", overrides=list(overrides))
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -74,7 +74,7 @@ def test_preset_class_names_exist_in_the_label_sets():
 
 
 def test_the_vre_command_finds_the_preset():
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=dronescapes2_fast", "--cfg", "job"],
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "pipeline=dronescapes2_fast", "--cfg", "job"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "type: depth/depth-anything-v2" in r.stdout and "safe-landing-semantics:" in r.stdout
@@ -92,7 +92,7 @@ def _weights_as_a_user_gets_them(depth: str, tmp_path: Path, monkeypatch: pytest
     from vre_depth.variants import MARIGOLD_VARIANTS
     from vre_semantic.testing import populate_mask2former_hub_cache, write_seed_mask2former_checkpoint
     from vre_semantic.variants import MASK2FORMER_VARIANTS
-    from vrecore.cli import main
+    from vrecore.cli.app import main
     from vrecore.testing import populate_hub_cache, use_hub_cache
 
     cache = use_hub_cache(monkeypatch, tmp_path / "hub", offline=True)
@@ -125,12 +125,12 @@ def test_dronescapes2_runs_end_to_end_with_tiny_weights(depth: str, tmp_path: Pa
         pytest.importorskip("diffusers", reason="depth/marigold needs vre-depth[marigold] (diffusers)")
     import torch
 
-    from vrecore.cli import main
-    from vrecore.export import run_export
-    from vrecore.graph import build_graph
-    from vrecore.npz import load_npz
-    from vrecore.sample import make_sample_clip
-    from vrecore.weights_store import Lock
+    from vrecore.cli.app import main
+    from vrecore.export.run import run_export
+    from vrecore.frames.sample import make_sample_clip
+    from vrecore.graph.build import build_graph
+    from vrecore.store.npz import load_npz
+    from vrecore.weights.cache import Lock
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -197,11 +197,11 @@ def test_without_the_weights_every_missing_expert_is_one_line_before_any_frame(t
 
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub"),
            "VRE_CACHE": str(tmp_path / "vre"), "VRE_WEIGHTS_LOCK": str(tmp_path / "vre-weights.lock")}
-    from vrecore.sample import make_sample_clip
+    from vrecore.frames.sample import make_sample_clip
 
     video = make_sample_clip(tmp_path / "clip.mp4", width=64, height=48, frames=2)
     started = time.monotonic()
-    r = subprocess.run([sys.executable, "-m", "vrecore.cli", "export", "pipeline=dronescapes2_fast", f"video={video}",
+    r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "pipeline=dronescapes2_fast", f"video={video}",
                         f"output_dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=300, env=env)
     elapsed = time.monotonic() - started
     lines = [line for line in r.stderr.splitlines() if "representation '" in line and ": weights '" in line]

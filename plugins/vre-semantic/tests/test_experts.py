@@ -21,7 +21,7 @@ from vre_semantic.testing import (  # noqa: E402
 )
 from vre_semantic.variants import MASK2FORMER_VARIANTS, PHG_MAE_VARIANTS  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.representation import Batch  # noqa: E402
+from vrecore.graph.representation import Batch  # noqa: E402
 from vrecore.testing import RepresentationTestSuite, use_hub_cache  # noqa: E402
 
 _ROOT = tempfile.TemporaryDirectory(prefix="vre-semantic-weights-")
@@ -101,7 +101,7 @@ class TestMask2FormerMapillaryR50(TestMask2FormerCoco):
 def test_phg_mae_matches_the_network_with_the_seed_preprocessing():
     from vre_semantic._phg_mae import preprocess_rgb
     from vre_semantic.testing import build_phg_mae_distil
-    from vrecore.weights import load_into, load_safetensors
+    from vrecore.weights.variants import load_into, load_safetensors
 
     rep = PHGMAEDistilSemantic(name="p", variant="150k", weights_path=str(tiny("phg-150k")))
     rep.setup("cpu")
@@ -303,7 +303,7 @@ def test_the_seeds_r50_checkpoint_converts_imports_and_gives_the_models_output(t
     import attrs
 
     from vre_semantic.testing import write_seed_mask2former_checkpoint
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     name = "mask2former-r50-mapillary-vistas-panoptic"
     ckpt, model = write_seed_mask2former_checkpoint(tmp_path / "49189528_1.ckpt")

@@ -9,7 +9,7 @@ import pytest
 
 from vrecore.errors import PluginError, WeightsError
 from vrecore.testing import RepresentationTestSuite
-from vrecore.weights import resolve
+from vrecore.weights.variants import resolve
 
 INSTALLED = importlib.util.find_spec("ai_edge_litert") is not None and importlib.util.find_spec("mediapipe") is not None
 needs_packages = pytest.mark.skipif(not INSTALLED, reason="optional: pip install ai-edge-litert && pip install "
@@ -46,7 +46,7 @@ class TestMediaPipeSelfieSquare(RepresentationTestSuite):
 def test_finds_the_astronaut():
     skimage_data = pytest.importorskip("skimage.data")
     from vre_semantic.mediapipe_selfie import MediaPipeSelfie
-    from vrecore.representation import Batch
+    from vrecore.graph.representation import Batch
 
     image = skimage_data.astronaut()  # 512x512, a person in front of a flag and a dark background
     rep = MediaPipeSelfie(name="s")

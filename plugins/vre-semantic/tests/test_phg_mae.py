@@ -23,8 +23,8 @@ from vre_semantic.testing import (  # noqa: E402
 )
 from vre_semantic.variants import PHG_MAE_SIZES, PHG_MAE_VARIANTS, SEED_RGB_MEAN, SEED_RGB_STD  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.weights import load_into, load_safetensors, sha256_file  # noqa: E402
-from vrecore.weights_convert import convert_checkpoint  # noqa: E402
+from vrecore.weights.convert import convert_checkpoint  # noqa: E402
+from vrecore.weights.variants import load_into, load_safetensors, sha256_file  # noqa: E402
 
 NOMINAL = {"150k": 150_000, "430k": 430_000, "1.1M": 1_100_000, "4.4M": 4_400_000}
 
@@ -142,7 +142,7 @@ def test_the_seed_checkpoint_converts_imports_and_loads(tmp_path: Path, monkeypa
                                                          capsys: pytest.CaptureFixture[str]):
     """The path a user takes: the seed's Lightning .ckpt -> vre convert-weights --variant -> vre weights import."""
     from vre_semantic.phg_mae import PHGMAEDistilSemantic
-    from vrecore.cli import main
+    from vrecore.cli.app import main
 
     model = _randomised(build_phg_mae_distil("430k"), seed=4)
     torch.save({"state_dict": model.state_dict(), "hyper_parameters": {"lr": 0.001}, "epoch": 3},
@@ -158,7 +158,7 @@ def test_the_seed_checkpoint_converts_imports_and_loads(tmp_path: Path, monkeypa
     rep.preflight()
     rep.setup("cpu")
     x = np.random.default_rng(0).integers(0, 256, (2, 33, 47, 3), dtype=np.uint8)
-    from vrecore.representation import Batch
+    from vrecore.graph.representation import Batch
 
     got = rep.compute(Batch(indices=np.arange(2), frames=x, deps={}))
     with torch.no_grad():
@@ -174,7 +174,7 @@ def test_the_seed_checkpoint_converts_imports_and_loads(tmp_path: Path, monkeypa
 
 
 def test_a_seed_checkpoint_with_another_digest_is_refused(tmp_path: Path):
-    from vrecore.weights_convert import convert_for_variant
+    from vrecore.weights.convert import convert_for_variant
 
     torch.save({"state_dict": build_phg_mae_distil("150k").state_dict()}, tmp_path / "model_150k.ckpt")
     with pytest.raises(WeightsError, match=r"checkpoint .*model_150k.ckpt has sha256 [0-9a-f]{64}, but model_150k.ckpt "

@@ -9,9 +9,9 @@ class VreSearchPathPlugin(SearchPathPlugin):
     """Appends each installed vre plugin's ``pkg://<package>.conf`` to Hydra's search path."""
 
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
-        if not any(e.path.replace("/", ".").endswith("vrecore.conf") for e in search_path.get_path() if e.path):
+        if not any(e.path.replace("/", ".").endswith("vrecore.cli.conf") for e in search_path.get_path() if e.path):
             return  # another Hydra app: leave it alone
-        from vrecore.registry import CORE_DISTRIBUTION, get_registry
+        from vrecore.graph.registry import CORE_DISTRIBUTION, get_registry
 
         for provider, path in get_registry().config_paths:
             if provider != CORE_DISTRIBUTION:

@@ -14,7 +14,7 @@ from vrecore.data.sources import FrameKey, find_exports
 from vrecore.data.statistics import TaskStatistics, frame_statistics, load_cached, merge_all, statistics_key, store_cached
 from vrecore.data.tasks import TaskReader, VirtualTask, build_reader, build_virtual
 from vrecore.errors import ConfigError
-from vrecore.paths import check_local_path
+from vrecore.store.location import check_local_path
 
 __all__ = ["HANDLE_MISSING", "NORMALIZATIONS", "MultiTaskDataset", "MultiTaskItem", "collate", "split_videos"]
 
@@ -765,6 +765,6 @@ def _open_sources(path: Path) -> tuple[list[Any], bool]:
 
 
 def _ranges(frames: list[int]) -> str:
-    from vrecore.runlog import ranges
+    from vrecore.export.runlog import ranges
 
     return ranges(frames)

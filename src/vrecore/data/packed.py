@@ -20,7 +20,7 @@ import numpy as np
 
 from vrecore.data.sources import FrameKey, StoredTask
 from vrecore.errors import ConfigError, StorageError
-from vrecore.npz import load_npy
+from vrecore.store.npz import load_npy
 
 __all__ = ["PACK_FORMAT", "PACK_MANIFEST", "PACK_TOOL", "WEBDATASET_INDEX", "PackedSource", "open_packed_sources"]
 

@@ -13,7 +13,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.npz import DiskForm, load_npz, read_npz_into
+from vrecore.store.npz import DiskForm, load_npz, read_npz_into
 
 __all__ = ["ExportSource", "FrameKey", "StoredTask", "find_exports", "is_export"]
 
@@ -200,7 +200,7 @@ def _shape(value: Any) -> tuple[int, ...] | None:
 
 def _latest_fingerprints(folder: Path) -> dict[int, str | None]:
     """Frame -> fingerprint digest of its latest record."""
-    from vrecore.verify import latest_records
+    from vrecore.store.verify import latest_records
 
     for file in RECORDS_FILES:
         try:

@@ -9,7 +9,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, VreError
-from vrecore.representation import Batch, Representation
+from vrecore.graph.representation import Batch, Representation
 
 __all__ = ["TaskReader", "VirtualTask", "build_reader", "build_virtual", "subgraph_config"]
 
@@ -84,7 +84,7 @@ def subgraph_config(name: str, specs: Mapping[str, Mapping[str, Any]]) -> dict[s
 
 def _build(config: Mapping[str, Any], cache: dict[str, Any]) -> Any:
     """The graph of ``config``, built once per distinct config (videos of one dataset share their types)."""
-    from vrecore.graph import build_graph
+    from vrecore.graph.build import build_graph
 
     key = json.dumps(config, sort_keys=True, default=str)
     if key not in cache:
@@ -101,7 +101,7 @@ def build_reader(name: str, specs: Mapping[str, Mapping[str, Any]], metadata: Ma
         warn(f"task '{name}': the export records no type for it; reading its stored arrays as they are "
              f"(give types={{'{name}': 'family/model'}} to read it through a type)")
         return TaskReader(name, None, _classes(None, metadata), one_hot)
-    from vrecore.registry import get_registry
+    from vrecore.graph.registry import get_registry
 
     try:
         get_registry().get(spec["type"], wanted_by=name)

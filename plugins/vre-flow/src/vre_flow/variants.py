@@ -1,4 +1,4 @@
-"""Weight variants of RAFT and RIFE, as data (`vrecore.weights`).
+"""Weight variants of RAFT and RIFE, as data (`vrecore.weights.variants`).
 
 No safetensors copy of these weights is published: each variant is ``convert-locally`` from the
 original checkpoint (its URL and file name in `ConvertRecipe`): ``vre convert-weights CHECKPOINT

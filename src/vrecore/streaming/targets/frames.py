@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from vrecore.errors import ConfigError
-from vrecore.tiles import as_rgb8
+from vrecore.visual.tiles import as_rgb8
 
 from .base import INPUT_NAME
 

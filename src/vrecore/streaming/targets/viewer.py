@@ -1,6 +1,6 @@
 """A live web viewer: every representation as a labelled tile with its milliseconds, in a browser.
 
-The page (`/`) shows one MJPEG stream of the tile grid that `vrecore.tiles` draws (the same
+The page (`/`) shows one MJPEG stream of the tile grid that `vrecore.visual.tiles` draws (the same
 layout as `vre collage`), with frames/s, latency, drops and each representation's compute
 time over its tile, polled from `/stats.json`. `/tiles.mjpg` and `/tiles.jpg` are the grid as
 a stream and as one JPEG; `/stream/<name>.mjpg` and `/frame/<name>.jpg` the same for one
@@ -34,7 +34,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError
-from vrecore.tiles import TileLayout, TileRenderer, as_rgb8, plan_tiles
+from vrecore.visual.tiles import TileLayout, TileRenderer, as_rgb8, plan_tiles
 
 from .base import INPUT_NAME, StreamTarget
 from .netloop import NetLoop, Payload

@@ -1,0 +1,340 @@
+"""The registry of representation types, filled by plugins through pluggy hooks and entry points.
+
+Discovery imports only each plugin's entry module (never torch or model code): a type is
+registered as a lazy ``"module:Class"`` target and imported when a graph uses it.
+
+Environment switches:
+- ``VRE_DISABLE_PLUGIN_AUTOLOAD=1``: load no installed plugin (core's own types stay).
+- ``VRE_DISABLED_PLUGINS=vre-example,other``: skip these distributions.
+- ``VRE_TRACE_PLUGINS=1``: print every registration to stderr.
+"""
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.metadata as md
+import logging
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import pluggy
+
+from vrecore.errors import GraphError, PluginError
+from vrecore.graph import hookspecs
+
+if TYPE_CHECKING:
+    from vrecore.graph.representation import Representation
+
+__all__ = ["ENTRY_POINT_GROUP", "FAMILIES_GROUP", "PluginInfo", "Registry", "TypeEntry", "get_registry", "reset_registry"]
+
+ENTRY_POINT_GROUP = "vre"
+CORE_DISTRIBUTION = "vrecore"
+log = logging.getLogger(__name__)
+
+FAMILIES_GROUP = "vre.families"
+"""Entry-point group in which a distribution declares type families, read without importing it:
+``depth = "vre-example"`` says that 'depth/' types come from the distribution vre-example. A plugin
+declares its own families, and may name the distribution of a family its presets use, so that an
+unknown type's error says what to install or why an installed plugin is not loaded."""
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _canonical(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+@attrs.frozen
+class TypeEntry:
+    """A registered representation type: its name, lazy target and providing distribution."""
+
+    type_name: str
+    target: str
+    provider: str
+    description: str = ""
+    aliases: tuple[str, ...] = ()
+    """Other names that resolve to this type (e.g. the seed tool's names)."""
+
+    def load(self) -> type[Representation]:
+        """Import and return the representation class."""
+        module_name, _, attr = self.target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as e:
+            raise PluginError(
+                f"type '{self.type_name}' from {self.provider} cannot be imported ({self.target}: {e}); "
+                f"reinstall {self.provider}") from e
+        return cls  # type: ignore[no-any-return]
+
+
+@attrs.frozen
+class PluginInfo:
+    """An installed plugin distribution and what happened when it was loaded."""
+
+    name: str
+    version: str
+    module: str
+    status: str
+    """loaded, disabled, incompatible or failed."""
+    reason: str = ""
+
+
+class Registry:
+    """Representation types and Hydra config paths, collected from core and plugins."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("vre")
+        self.pm.add_hookspecs(hookspecs)
+        self.plugins: list[PluginInfo] = []
+        self._providers: dict[str, str] = {}
+        self.versions: dict[str, str] = {}
+        """Distribution → version of every registered plugin (recorded in output fingerprints)."""
+        self.targets: dict[str, str | None] = {}
+        """Distribution → ``module:attribute`` of its plugin object when importable (worker processes
+        register in-process plugins, such as tests', from it)."""
+        self._types: dict[str, TypeEntry] | None = None
+        self._aliases: dict[str, str] = {}
+        self._config_paths: list[tuple[str, str]] | None = None
+
+    # -- loading ---------------------------------------------------------------------------------
+    def register_plugin(self, plugin: Any, distribution: str, version: str = "0") -> None:
+        """Register a plugin object or module under its distribution's name (tests use this too)."""
+        self.pm.register(plugin, name=distribution)
+        self._providers[distribution] = distribution
+        self.versions[distribution] = version
+        self.targets[distribution] = _import_path(plugin)
+        self._types = None
+        self._config_paths = None
+
+    def unregister_plugin(self, distribution: str) -> None:
+        """Remove a plugin registered with `register_plugin`."""
+        self.pm.unregister(name=distribution)
+        self._providers.pop(distribution, None)
+        self.versions.pop(distribution, None)
+        self.targets.pop(distribution, None)
+        self._types = None
+        self._config_paths = None
+
+    def has_plugin(self, distribution: str) -> bool:
+        """Whether a plugin is registered under this distribution name."""
+        return distribution in self._providers
+
+    def load_builtin(self) -> None:
+        """Register core's own types."""
+        from vrecore import _builtin
+
+        self.register_plugin(_builtin, CORE_DISTRIBUTION, _core_version())
+
+    def load_entry_points(self) -> None:
+        """Load installed plugins from the ``vre`` entry-point group, honouring the switches."""
+        if _env_flag("VRE_DISABLE_PLUGIN_AUTOLOAD"):
+            return
+        disabled = {_canonical(n) for n in os.environ.get("VRE_DISABLED_PLUGINS", "").split(",") if n.strip()}
+        seen: set[str] = set()
+        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist = ep.dist
+            dist_name = dist.metadata["Name"] if dist is not None else ep.name
+            version = dist.version if dist is not None else "?"
+            key = _canonical(dist_name)
+            if key in seen or key == CORE_DISTRIBUTION:
+                continue
+            seen.add(key)
+            if key in disabled or _canonical(ep.name) in disabled:
+                self.plugins.append(PluginInfo(dist_name, version, ep.value, "disabled", "VRE_DISABLED_PLUGINS"))
+                continue
+            problem = _incompatibility(dist)
+            if problem:
+                print(f"vre: skipping plugin {dist_name} {version}: {problem}", file=sys.stderr)
+                self.plugins.append(PluginInfo(dist_name, version, ep.value, "incompatible", problem))
+                continue
+            try:
+                module = ep.load()
+            except Exception as e:  # a broken plugin must not take the others down
+                reason = f"{type(e).__name__}: {e}"
+                print(f"vre: skipping plugin {dist_name} {version}: it failed to import ({reason}); "
+                      f"reinstall it or disable it with VRE_DISABLED_PLUGINS={dist_name}", file=sys.stderr)
+                self.plugins.append(PluginInfo(dist_name, version, ep.value, "failed", reason))
+                continue
+            self.register_plugin(module, dist_name, version)
+            self.plugins.append(PluginInfo(dist_name, version, ep.value, "loaded"))
+
+    # -- queries ---------------------------------------------------------------------------------
+    @property
+    def types(self) -> dict[str, TypeEntry]:
+        """Every registered type by name; a duplicate name raises PluginError naming both providers."""
+        if self._types is None:
+            types: dict[str, TypeEntry] = {}
+            alias_map: dict[str, str] = {}
+            trace = _env_flag("VRE_TRACE_PLUGINS")
+
+            def claim(provider: str, name: str) -> None:
+                owner = types[name].provider if name in types else (
+                    types[alias_map[name]].provider if name in alias_map else None)
+                if owner is not None:
+                    first, second = sorted((owner, provider))
+                    raise PluginError(
+                        f"representation type '{name}' is registered by both {first} and {second}; "
+                        f"uninstall one of them or disable it with VRE_DISABLED_PLUGINS")
+
+            def register(provider: str, type_name: str, target: str, *, description: str = "",
+                         aliases: tuple[str, ...] | list[str] = ()) -> None:
+                for name in (type_name, *aliases):
+                    claim(provider, name)
+                if trace:
+                    print(f"vre: {provider} registers {type_name} -> {target}"
+                          + (f" (aliases {', '.join(aliases)})" if aliases else ""), file=sys.stderr)
+                types[type_name] = TypeEntry(type_name, target, provider, description, tuple(aliases))
+                alias_map.update({a: type_name for a in aliases})
+
+            for impl in reversed(self.pm.hook.register_representations.get_hookimpls()):
+                impl.function(register=functools.partial(register, self._providers[impl.plugin_name]))
+            self._types, self._aliases = types, alias_map
+        return self._types
+
+    @property
+    def aliases(self) -> dict[str, str]:
+        """Alias → the type name it stands for."""
+        _ = self.types
+        return self._aliases
+
+    def resolve(self, type_name: str) -> str:
+        """The registered name of ``type_name`` (itself, or the type an alias stands for)."""
+        return type_name if type_name in self.types else self.aliases.get(type_name, type_name)
+
+    @property
+    def config_paths(self) -> list[tuple[str, str]]:
+        """(provider, Hydra search path) pairs, core's first."""
+        if self._config_paths is None:
+            paths: list[tuple[str, str]] = []
+            for impl in reversed(self.pm.hook.register_config_paths.get_hookimpls()):
+                provider = self._providers[impl.plugin_name]
+                impl.function(register=lambda path, provider=provider: paths.append((provider, path)))
+            self._config_paths = paths
+        return self._config_paths
+
+    def get(self, type_name: str, *, wanted_by: str | None = None) -> TypeEntry:
+        """The entry of a type, or a GraphError saying which plugin provides it."""
+        canonical = self.resolve(type_name)
+        if canonical in self.types:
+            if canonical != type_name:
+                log.warning("type '%s' is another name of '%s' (%s); vre uses '%s'", type_name, canonical,
+                            self.types[canonical].provider, canonical)
+            return self.types[canonical]
+        who = f"representation '{wanted_by}' has " if wanted_by else ""
+        family = type_name.split("/", 1)[0]
+        close = sorted(t for t in self.types if t.split("/", 1)[0] == family)
+        if close:
+            hint = f"installed '{family}/' types: {', '.join(close)}"
+        else:
+            hint = self._family_hint(family) or "run `vre list` to see the installed types"
+        raise GraphError(f"{who}unknown type '{type_name}'; {hint}")
+
+    def _family_hint(self, family: str) -> str | None:
+        """What installed distributions declare about a family (`FAMILIES_GROUP`), as a fix."""
+        providers = sorted({ep.value.strip() for ep in md.entry_points(group=FAMILIES_GROUP) if ep.name == family})
+        if not providers:
+            return None
+        status = {_canonical(p.name): p for p in self.plugins}
+        fixes = []
+        for dist in providers:
+            info = status.get(_canonical(dist))
+            if info is not None and info.status == "disabled":
+                fixes.append(f"{dist} provides them but is disabled ({info.reason}); enable it")
+            elif info is not None and info.status != "loaded":
+                fixes.append(f"{dist} provides them but is {info.status} ({info.reason})")
+            elif _installed(dist):
+                fixes.append(f"{dist} provides them (installed, not loaded in this registry)")
+            else:
+                fixes.append(f"install {dist}, which provides them")
+        return f"'{family}/' types: " + "; or ".join(fixes)
+
+
+def _import_path(plugin: Any) -> str | None:
+    """``module`` or ``module:attribute`` under which ``plugin`` can be imported again, if any."""
+    import types
+
+    if isinstance(plugin, types.ModuleType):
+        return plugin.__name__
+    module = sys.modules.get(getattr(type(plugin), "__module__", ""))
+    if module is None:
+        return None
+    for attr, value in vars(module).items():
+        if value is plugin:
+            return f"{module.__name__}:{attr}"
+    return None
+
+
+def register_from_targets(registry: Registry, plugins: dict[str, tuple[str, str | None]]) -> None:
+    """Register ``{distribution: (version, target)}`` plugins that ``registry`` lacks (a worker process
+    gets the plugins its parent registered in-process)."""
+    for dist, (version, target) in plugins.items():
+        if registry.has_plugin(dist) or target is None:
+            continue
+        module_name, _, attr = target.partition(":")
+        obj = importlib.import_module(module_name)
+        registry.register_plugin(getattr(obj, attr) if attr else obj, dist, version)
+
+
+def _installed(distribution: str) -> bool:
+    try:
+        md.distribution(distribution)
+    except md.PackageNotFoundError:
+        return False
+    return True
+
+
+def _core_version() -> str:
+    try:
+        return md.version(CORE_DISTRIBUTION)
+    except md.PackageNotFoundError:
+        return "0+unknown"
+
+
+def _incompatibility(dist: md.Distribution | None) -> str:
+    """Why a plugin distribution cannot work with this vrecore (read from its metadata), or ''."""
+    if dist is None:
+        return ""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        core = Version(_core_version())
+    except InvalidVersion:
+        return ""
+    for line in dist.requires or []:
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if _canonical(req.name) != CORE_DISTRIBUTION:
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if not req.specifier.contains(core, prereleases=True):
+            return (f"it requires vrecore{req.specifier} but vrecore {core} is installed; "
+                    f"upgrade the plugin or vrecore")
+    return ""
+
+
+_registry: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry: core's types plus the installed plugins, loaded once."""
+    global _registry
+    if _registry is None:
+        registry = Registry()
+        registry.load_builtin()
+        registry.load_entry_points()
+        _registry = registry
+    return _registry
+
+
+def reset_registry() -> None:
+    """Forget the loaded registry (tests, or after installing a plugin in-process)."""
+    global _registry
+    _registry = None

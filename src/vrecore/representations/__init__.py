@@ -1,1 +1,0 @@
-"""Representation types built into core (registered through the same hook as plugins)."""
