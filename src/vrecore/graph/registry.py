@@ -16,6 +16,7 @@ import importlib.metadata as md
 import logging
 import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -27,7 +28,8 @@ from vrecore.graph import hookspecs
 if TYPE_CHECKING:
     from vrecore.graph.representation import Representation
 
-__all__ = ["ENTRY_POINT_GROUP", "FAMILIES_GROUP", "PluginInfo", "Registry", "TypeEntry", "get_registry", "reset_registry"]
+__all__ = ["ENTRY_POINT_GROUP", "FAMILIES_GROUP", "Extension", "PluginInfo", "Registry", "TypeEntry", "get_registry",
+           "reset_registry"]
 
 ENTRY_POINT_GROUP = "vre"
 CORE_DISTRIBUTION = "vrecore"
@@ -72,6 +74,55 @@ class TypeEntry:
 
 
 @attrs.frozen
+class Extension:
+    """A store, stream source, stream target, sub-command or seed type that a plugin (or core) registered."""
+
+    kind: str
+    """store, source, target, command or seed type."""
+    name: str
+    target: Any
+    """``"module:attribute"`` (imported by `load`), or the object itself."""
+    provider: str
+    description: str = ""
+    options: dict[str, Any] = attrs.field(factory=dict)
+    """What else the registration said (a store's ``schemes`` and ``suffixes``)."""
+
+    def load(self) -> Any:
+        """The registered object, imported on first use."""
+        if not isinstance(self.target, str):
+            return self.target
+        module_name, _, attr = self.target.partition(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr) if attr else importlib.import_module(module_name)
+        except (ImportError, AttributeError) as e:
+            raise PluginError(f"{self.kind} '{self.name}' from {self.provider} cannot be imported ({self.target}: {e}); "
+                              f"reinstall {self.provider}") from e
+
+
+class _CommandTable:
+    """What `register_commands` hands a plugin: ``cli.command(name, "module:main", help=...)``, or as a decorator
+    ``@cli.command(name, help=...)`` over ``def main(argv) -> int``."""
+
+    def __init__(self, add: Callable[..., None]) -> None:
+        self._add = add
+
+    def command(self, name: str, target: str | Callable[[list[str]], int] | None = None, *, help: str = "") -> Any:  # noqa: A002
+        if target is not None:
+            self._add(name, target, description=help)
+            return target
+
+        def decorate(fn: Callable[[list[str]], int]) -> Callable[[list[str]], int]:
+            self._add(name, fn, description=help)
+            return fn
+
+        return decorate
+
+
+_EXTENSION_HOOKS = {"store": "register_stores", "source": "register_sources", "target": "register_targets",
+                    "command": "register_commands", "seed type": "register_seed_types"}
+
+
+@attrs.frozen
 class PluginInfo:
     """An installed plugin distribution and what happened when it was loaded."""
 
@@ -99,6 +150,7 @@ class Registry:
         self._types: dict[str, TypeEntry] | None = None
         self._aliases: dict[str, str] = {}
         self._config_paths: list[tuple[str, str]] | None = None
+        self._extensions: dict[str, dict[str, Extension]] = {}
 
     # -- loading ---------------------------------------------------------------------------------
     def register_plugin(self, plugin: Any, distribution: str, version: str = "0") -> None:
@@ -107,8 +159,7 @@ class Registry:
         self._providers[distribution] = distribution
         self.versions[distribution] = version
         self.targets[distribution] = _import_path(plugin)
-        self._types = None
-        self._config_paths = None
+        self._forget()
 
     def unregister_plugin(self, distribution: str) -> None:
         """Remove a plugin registered with `register_plugin`."""
@@ -116,8 +167,12 @@ class Registry:
         self._providers.pop(distribution, None)
         self.versions.pop(distribution, None)
         self.targets.pop(distribution, None)
+        self._forget()
+
+    def _forget(self) -> None:
         self._types = None
         self._config_paths = None
+        self._extensions = {}
 
     def has_plugin(self, distribution: str) -> bool:
         """Whether a plugin is registered under this distribution name."""
@@ -161,6 +216,27 @@ class Registry:
                 continue
             self.register_plugin(module, dist_name, version)
             self.plugins.append(PluginInfo(dist_name, version, ep.value, "loaded"))
+        self.check_hooks()
+
+    def check_hooks(self) -> None:
+        """Every hook implementation names a hook vre has (a typo such as ``register_representation`` is an
+        error naming the plugin, not a silent no-op)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as e:
+            provider = self._providers.get(self.pm.get_name(e.plugin) or "", "a plugin")
+            hooks = ", ".join(sorted(self.pm.hook.__dict__))
+            raise PluginError(f"{provider}: {e}; vre's hooks are {hooks}") from None
+
+    def _each_plugin(self, hook: str, **kwargs: Callable[[str], Any]) -> None:
+        """Call ``hook`` through ``pm.hook`` once per plugin (newest first, as pluggy orders them), handing it
+        the argument that ``kwargs[name](provider)`` makes, so that what a plugin registers carries its name."""
+        caller = getattr(self.pm.hook, hook)
+        impls = caller.get_hookimpls()
+        for impl in reversed(impls):
+            others = [i.plugin for i in impls if i is not impl]
+            provider = self._providers[impl.plugin_name]
+            self.pm.subset_hook_caller(hook, remove_plugins=others)(**{k: make(provider) for k, make in kwargs.items()})
 
     # -- queries ---------------------------------------------------------------------------------
     @property
@@ -190,8 +266,7 @@ class Registry:
                 types[type_name] = TypeEntry(type_name, target, provider, description, tuple(aliases))
                 alias_map.update({a: type_name for a in aliases})
 
-            for impl in reversed(self.pm.hook.register_representations.get_hookimpls()):
-                impl.function(register=functools.partial(register, self._providers[impl.plugin_name]))
+            self._each_plugin("register_representations", register=lambda provider: functools.partial(register, provider))
             self._types, self._aliases = types, alias_map
         return self._types
 
@@ -210,11 +285,42 @@ class Registry:
         """(provider, Hydra search path) pairs, core's first."""
         if self._config_paths is None:
             paths: list[tuple[str, str]] = []
-            for impl in reversed(self.pm.hook.register_config_paths.get_hookimpls()):
-                provider = self._providers[impl.plugin_name]
-                impl.function(register=lambda path, provider=provider: paths.append((provider, path)))
+            self._each_plugin("register_config_paths",
+                              register=lambda provider: lambda path: paths.append((provider, path)))
             self._config_paths = paths
         return self._config_paths
+
+    def extensions(self, kind: str) -> dict[str, Extension]:
+        """What plugins registered through the hook of ``kind`` (store, source, target, command, seed type), by
+        name; one name registered twice raises PluginError naming both providers."""
+        if kind not in self._extensions:
+            found: dict[str, Extension] = {}
+            trace = _env_flag("VRE_TRACE_PLUGINS")
+
+            def add(provider: str, name: str, target: Any, *, description: str = "", **options: Any) -> None:
+                if name in found:
+                    first, second = sorted((found[name].provider, provider))
+                    raise PluginError(f"{kind} '{name}' is registered by both {first} and {second}; "
+                                      f"uninstall one of them or disable it with VRE_DISABLED_PLUGINS")
+                if trace:
+                    print(f"vre: {provider} registers {kind} {name} -> {target}", file=sys.stderr)
+                found[name] = Extension(kind, name, target, provider, description, options)
+
+            hook = _EXTENSION_HOOKS[kind]
+            argument = "cli" if kind == "command" else "register"
+            wrap = (lambda provider: _CommandTable(functools.partial(add, provider))) if kind == "command" else (
+                lambda provider: functools.partial(add, provider))
+            self._each_plugin(hook, **{argument: wrap})
+            self._extensions[kind] = found
+        return self._extensions[kind]
+
+    def extension(self, kind: str, name: str) -> Extension:
+        """One registered extension, or a one-line error listing those of its kind."""
+        table = self.extensions(kind)
+        if name not in table:
+            known = ", ".join(sorted(table)) or "none"
+            raise GraphError(f"unknown {kind} '{name}'; installed: {known} (a plugin may add more: see `vre plugins`)")
+        return table[name]
 
     def get(self, type_name: str, *, wanted_by: str | None = None) -> TypeEntry:
         """The entry of a type, or a GraphError saying which plugin provides it."""
