@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,7 @@ def _run_hydra(command: str, args: list[str]) -> int:
     if ledger:
         os.environ["VRE_MULTIRUN_LEDGER"] = ledger
     condensed = False
+    root_level = logging.getLogger().level
     try:
         hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
     except SystemExit as e:
@@ -324,6 +326,8 @@ def _run_hydra(command: str, args: list[str]) -> int:
                 real_stderr.write(captured.getvalue())
         if ledger:
             os.environ.pop("VRE_MULTIRUN_LEDGER", None)
+        _enable_vrecore_loggers()  # Hydra's logging set-up disables loggers made before it: a caller keeps vre's
+        logging.getLogger().setLevel(root_level)  # ... and sets the root level, which would hide their warnings
     if ledger:
         return _multirun_summary(command, ledger)
     return max(codes, default=0)
@@ -507,14 +511,21 @@ class _LevelFormatter:
         return f"{prefix}{record.levelname.lower()}: {text}" if record.levelno >= 30 else f"{prefix}{text}"
 
 
+def _enable_vrecore_loggers() -> None:
+    """Undo what Hydra's logging configuration does to loggers created before it ran (it disables them)."""
+    import logging
+
+    for name, logger in list(logging.Logger.manager.loggerDict.items()):
+        if name.startswith("vrecore") and isinstance(logger, logging.Logger):
+            logger.disabled = False
+
+
 def _cli_logging(command: str, *, verbose: bool = False, errors: bool = True) -> Any:
     """Show vrecore warnings (INFO too when verbose; ERROR records unless ``errors`` is false, for a command
     that reports its error itself in one line) on stderr; returns a function that undoes it."""
     import logging
 
-    for name, logger in list(logging.Logger.manager.loggerDict.items()):
-        if name.startswith("vrecore") and isinstance(logger, logging.Logger):
-            logger.disabled = False  # Hydra's disabled job_logging disables loggers created before it ran
+    _enable_vrecore_loggers()
     root = logging.getLogger("vrecore")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LevelFormatter(command))  # type: ignore[arg-type]
