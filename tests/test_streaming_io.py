@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+import vrecore
 from vrecore.errors import ConfigError, SourceError
 from vrecore.streaming import (
     CallbackTarget,
@@ -36,7 +37,6 @@ from vrecore.streaming import (
     TcpTarget,
     VideoFileSource,
     WebViewerTarget,
-    iter_stream,
     mosaic,
     open_stream_source,
     open_stream_target,
@@ -60,6 +60,10 @@ def make_frame(i: int, w: int = W, h: int = H) -> np.ndarray:
 
 def frame_id(f: np.ndarray) -> int:
     return struct.unpack("<I", f.reshape(-1)[:4].tobytes())[0]
+
+
+RGB_GRAPH = {"representations": {"rgb": {"type": "color/rgb"}}}
+"""The smallest graph: `vrecore.stream` over it yields each frame as it came."""
 
 
 def pipe_source(
@@ -365,11 +369,11 @@ def test_end_of_input_and_short_final_frame(caplog: pytest.LogCaptureFixture) ->
     assert any("middle of a frame" in r.getMessage() for r in caplog.records)
 
 
-def test_iter_stream_and_max_frames() -> None:
+def test_stream_iterator_and_max_frames() -> None:
     data = b"".join(make_frame(i).tobytes() for i in range(10))
-    out = list(iter_stream(RawPipeSource(io.BytesIO(data), W, H), identity, drop_frames=False))
-    assert [s for s, _, _ in out] == list(range(10))
-    assert all(o["rgb"] is f for _, f, o in out)  # no copies on the way
+    out = list(vrecore.stream(RawPipeSource(io.BytesIO(data), W, H), RGB_GRAPH, drop_frames=False))
+    assert [r.seq for r in out] == list(range(10)) == [frame_id(r.frame) for r in out]
+    assert all(np.array_equal(r.outputs["rgb"], r.frame) for r in out)
 
     src = QueueSource()
 
@@ -381,7 +385,7 @@ def test_iter_stream_and_max_frames() -> None:
             time.sleep(0.002)
 
     threading.Thread(target=feed, daemon=True).start()
-    gen = iter_stream(src, identity)
+    gen = vrecore.stream(src, RGB_GRAPH)
     for _ in range(3):
         next(gen)
     gen.close()  # breaking out must stop the reader and close the source
@@ -514,11 +518,11 @@ def test_tcp_source_wait_mode_accepts_next_client() -> None:
     half = make_frame(1).tobytes()[:1000]
     _send_frames(src.address, [make_frame(0).tobytes(), half]).join(5)
     got: list[int] = []
-    gen = iter_stream(src, identity, drop_frames=False)
-    got.append(frame_id(next(gen)[1]))
+    gen = vrecore.stream(src, RGB_GRAPH, drop_frames=False)
+    got.append(frame_id(next(gen).frame))
     _send_frames(src.address, [make_frame(10).tobytes(), make_frame(11).tobytes()])
-    got.append(frame_id(next(gen)[1]))
-    got.append(frame_id(next(gen)[1]))
+    got.append(frame_id(next(gen).frame))
+    got.append(frame_id(next(gen).frame))
     t0 = time.monotonic()
     gen.close()  # the source is waiting for a third sender: close must interrupt it
     assert time.monotonic() - t0 < 2
@@ -538,7 +542,7 @@ def test_tcp_source_client_mode() -> None:
     threading.Thread(target=serve, daemon=True).start()
     src = open_stream_source(f"tcp://127.0.0.1:{port}?mode=client", width=W, height=H)
     assert isinstance(src, TcpSource)
-    got = [frame_id(f) for _, f, _ in iter_stream(src, identity, drop_frames=False)]
+    got = [frame_id(r.frame) for r in vrecore.stream(src, RGB_GRAPH, drop_frames=False)]
     assert got == [0, 1, 2]
     srv.close()
     with pytest.raises(SourceError, match="cannot connect"):
@@ -812,7 +816,7 @@ def test_video_file_source_fast_and_realtime(tmp_path: Path) -> None:
     _write_video(path, 20, fps=25)
     fast = VideoFileSource(path, realtime=False)
     t0 = time.monotonic()
-    frames = [f for _, f, _ in iter_stream(fast, identity, drop_frames=False)]
+    frames = [r.frame for r in vrecore.stream(fast, RGB_GRAPH, drop_frames=False)]
     assert len(frames) == 20 and frames[0].shape == (48, 64, 3)
     assert time.monotonic() - t0 < 0.7  # paced playback would take 19 x 40 ms
 
@@ -859,7 +863,7 @@ def test_open_stream_source_specs(tmp_path: Path) -> None:
     src = open_stream_source("tcp://:5001", width=W, height=H, host="0.0.0.0")
     assert isinstance(src, TcpSource) and src.address == ("0.0.0.0", 5001)
     src = open_stream_source("tcp://10.0.0.2:5002?mode=client", width=W, height=H)
-    assert isinstance(src, TcpSource) and src._mode == "client"
+    assert isinstance(src, TcpSource) and src.mode == "client"
     assert isinstance(open_stream_source("/dev/video0"), CaptureDeviceSource)
     video = tmp_path / "v.mp4"
     video.write_bytes(b"")

@@ -1,4 +1,4 @@
-"""Streaming mode: live sources, newest-frame mailbox, targets, the processing loop and the graph engine."""
+"""Streaming mode: live sources -> newest-frame mailbox -> graph processor -> targets, in one loop."""
 from __future__ import annotations
 
 from .graph import (
@@ -13,7 +13,9 @@ from .graph import (
     stream,
 )
 from .latest import FrameEntry, LatestFrame
-from .runner import ProcessFn, StreamSummary, iter_stream, run_stream
+from .loop import FunctionProcessor, ProcessFn, StreamLoop, run_stream
+from .result import StreamSummary
+from .session import StreamSession, open_stream_session
 from .sources import (
     CaptureDeviceSource,
     RawPipeSource,
@@ -39,6 +41,7 @@ __all__ = [
     "CaptureDeviceSource",
     "FrameEntry",
     "FrameResult",
+    "FunctionProcessor",
     "GraphProcessor",
     "GraphStream",
     "GraphStreamSummary",
@@ -49,7 +52,9 @@ __all__ = [
     "RawPipeSource",
     "RawStdoutTarget",
     "RepresentationFailed",
+    "StreamLoop",
     "StreamResult",
+    "StreamSession",
     "StreamSource",
     "StreamSummary",
     "StreamTarget",
@@ -58,8 +63,8 @@ __all__ = [
     "TcpTarget",
     "VideoFileSource",
     "WebViewerTarget",
-    "iter_stream",
     "mosaic",
+    "open_stream_session",
     "open_stream_source",
     "open_stream_target",
     "run_graph_stream",

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -22,8 +23,9 @@ from vrecore.errors import ConfigError
 
 from .base import StreamTarget, TargetClosed
 from .broadcast import Broadcaster
+from .spec import hostport
 
-__all__ = ["JsonLinesTarget", "dumps"]
+__all__ = ["JsonLinesTarget", "dumps", "open_jsonl_target"]
 
 
 def _json_default(obj: Any) -> Any:
@@ -118,3 +120,11 @@ class JsonLinesTarget(StreamTarget):
                 self._file.flush()
             except (OSError, ValueError):
                 pass
+
+
+def open_jsonl_target(spec: str, *, host: str = "127.0.0.1", **_: Any) -> JsonLinesTarget:
+    """``jsonl:-`` (stdout) or ``jsonl://HOST:PORT`` (TCP clients): each frame's summary as one JSON line."""
+    if spec == "jsonl:-":
+        return JsonLinesTarget(sys.stdout)
+    h, p = hostport(spec, host, None)
+    return JsonLinesTarget(port=p, host=h)

@@ -26,7 +26,6 @@ What the loop guarantees, whatever the clients do:
 from __future__ import annotations
 
 import abc
-import collections
 import heapq
 import itertools
 import logging
@@ -36,11 +35,12 @@ import struct
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 from vrecore.errors import ConfigError
 
-__all__ = ["Connection", "NetLoop", "Payload", "Protocol", "SEND_BUFFER_BYTES"]
+from .connection import Connection, Payload, kernel_queued
+
+__all__ = ["Connection", "NetLoop", "Payload", "Protocol", "SEND_BUFFER_BYTES"]  # the connection types re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -53,58 +53,6 @@ _SEND_BATCH = 64  # payloads gathered into one sendmsg() call
 _RECV_BYTES = 65536
 _LINGER_S = 1.0  # how long a refused or finished connection may take to read our last bytes
 _KERNEL_LOOK_S = 0.5  # a client idle that long has its kernel send queue watched for progress
-try:  # Linux; elsewhere only the bytes the socket takes from us count as progress
-    import fcntl
-    import termios
-
-    _TIOCOUTQ: int | None = termios.TIOCOUTQ
-except (ImportError, AttributeError):
-    _TIOCOUTQ = None
-
-
-def _kernel_queued(sock: socket.socket) -> int | None:
-    """Bytes in the socket's kernel send queue (sent but not acknowledged, or not sent yet)."""
-    if _TIOCOUTQ is None:
-        return None
-    try:
-        return struct.unpack("i", fcntl.ioctl(sock.fileno(), _TIOCOUTQ, b"\0\0\0\0"))[0]
-    except OSError:
-        return None
-
-
-class Payload:
-    """Bytes to send, shared by every connection that sends them (never copied per client)."""
-
-    __slots__ = ("view", "size", "holders")
-
-    def __init__(self, data: bytes | bytearray | memoryview) -> None:
-        self.view = memoryview(data).cast("B")
-        self.size = self.view.nbytes
-        self.holders = 0
-
-
-class Connection:
-    """One client socket, owned by the loop thread. `state` belongs to the protocol."""
-
-    __slots__ = ("sock", "peer", "out", "offset", "since", "kernel_queued", "read_deadline", "finishing",
-                 "half_closed", "refused", "open", "writing", "state")
-
-    def __init__(self, sock: socket.socket, peer: str) -> None:
-        self.sock = sock
-        self.peer = peer
-        self.out: collections.deque[Payload] = collections.deque()
-        self.offset = 0  # bytes of out[0] already sent
-        self.since = 0.0  # last time the client took bytes (or the out queue became non-empty)
-        self.kernel_queued: int | None = None  # bytes in the kernel send queue at the last look
-        self.read_deadline: float | None = None
-        self.finishing: float | None = None  # close once `out` is sent, at the latest then
-        self.half_closed = False  # our side is shut; waiting for the client to close
-        self.refused = False
-        self.open = True
-        self.writing = False  # registered for EVENT_WRITE
-        self.state: Any = None
-
-
 class Protocol(abc.ABC):
     """What a server does with its connections; every method runs on the loop thread."""
 
@@ -411,7 +359,7 @@ class NetLoop:
             elif conn.out and now - conn.since > min(_KERNEL_LOOK_S, self.write_timeout_s / 2):
                 # A slow reader may drain the kernel's buffer for many seconds before the socket
                 # takes new bytes from us: what it reads shows as a shrinking kernel queue.
-                queued = _kernel_queued(conn.sock)
+                queued = kernel_queued(conn.sock)
                 if queued is not None and conn.kernel_queued is not None and queued < conn.kernel_queued:
                     conn.since = now
                 conn.kernel_queued = queued

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from .base import StreamTarget, TargetClosed
 from .frames import FramePicker, flat
 
-__all__ = ["RawStdoutTarget"]
+__all__ = ["RawStdoutTarget", "open_pipe_target"]
 
 
 class RawStdoutTarget(StreamTarget):
@@ -61,3 +61,10 @@ class RawStdoutTarget(StreamTarget):
             self._file.flush()
         except (OSError, ValueError):
             pass
+
+
+def open_pipe_target(spec: str, *, representation: str | None = None, mosaic: bool | None = None,
+                     include_input: bool | None = None, **_: Any) -> RawStdoutTarget:
+    """`-`: raw rgb24 frames of one representation (or a mosaic) on stdout."""
+    return RawStdoutTarget(sys.stdout.buffer, representation=representation, mosaic=bool(mosaic),
+                           include_input=bool(include_input))

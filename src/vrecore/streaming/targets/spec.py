@@ -1,23 +1,19 @@
-"""`open_stream_target`: the target named by an output spec ('-', tcp://, web[://], jsonl://, jsonl:-)."""
+"""`open_stream_target`: a target spec resolved through the registry, and the HOST:PORT parsing built-ins share."""
 from __future__ import annotations
 
-import sys
+from typing import Any
 from urllib.parse import urlsplit
 
 from vrecore.errors import ConfigError
 
+from ..endpoints import open_endpoint
 from .base import StreamTarget
-from .jsonl import JsonLinesTarget
-from .raw import RawStdoutTarget
-from .tcp import TcpTarget
-from .viewer import WebViewerTarget
 
-__all__ = ["open_stream_target"]
-
-_TARGET_FORMS = "'-' (raw rgb24 on stdout), tcp://HOST:PORT, web, web://HOST:PORT, jsonl://HOST:PORT or jsonl:-"
+__all__ = ["hostport", "open_stream_target"]
 
 
-def _hostport(spec: str, default_host: str, default_port: int | None) -> tuple[str, int]:
+def hostport(spec: str, default_host: str, default_port: int | None) -> tuple[str, int]:
+    """(host, port) of ``SCHEME://HOST:PORT``, with defaults for what the spec leaves out."""
     parts = urlsplit(spec)
     try:
         port = parts.port
@@ -40,30 +36,19 @@ def open_stream_target(
     host: str = "127.0.0.1",
     include_input: bool | None = None,
 ) -> StreamTarget:
-    """Build the target named by `spec`: '-', tcp://, web[://HOST:PORT], jsonl://HOST:PORT or jsonl:-.
+    """Build the target named by `spec`, through the target registered for it.
 
-    Servers bind the spec's host, or `host` when the spec omits it (`tcp://:6000`); `web`
-    alone means port 8080. `representation`/`mosaic` choose what raw targets send;
+    ``SCHEME://...`` is the target registered under SCHEME (core: ``tcp``, ``web``, ``jsonl``;
+    plugins add more); ``-`` is ``pipe`` (raw rgb24 on stdout), ``web`` the viewer on port 8080
+    and ``jsonl:-`` JSON lines on stdout. Servers bind the spec's host, or `host` when the spec
+    omits it (`tcp://:6000`). `representation`/`mosaic` choose what raw targets send;
     `include_input` whether the input frame is shown too (web viewer: default yes; raw and TCP
     mosaics: default no). Servers get their default limits (see each target's module).
     """
-    spec = spec.strip()
-    if spec == "-":
-        use_mosaic = bool(mosaic) if mosaic is not None else False
-        return RawStdoutTarget(sys.stdout.buffer, representation=representation, mosaic=use_mosaic,
-                               include_input=bool(include_input))
-    web_input = True if include_input is None else include_input
-    if spec == "web":
-        return WebViewerTarget(8080, host, include_input=web_input)
-    if spec.startswith("web://"):
-        h, p = _hostport(spec, host, 8080)
-        return WebViewerTarget(p, h, include_input=web_input)
-    if spec.startswith("tcp://"):
-        h, p = _hostport(spec, host, None)
-        return TcpTarget(p, h, representation=representation, mosaic=mosaic, include_input=bool(include_input))
-    if spec == "jsonl:-":
-        return JsonLinesTarget(sys.stdout)
-    if spec.startswith("jsonl://"):
-        h, p = _hostport(spec, host, None)
-        return JsonLinesTarget(port=p, host=h)
-    raise ConfigError(f"stream target {spec!r} is not understood: give {_TARGET_FORMS}")
+    options: dict[str, Any] = {"representation": representation, "mosaic": mosaic, "host": host,
+                               "include_input": include_input}
+    target = open_endpoint("target", spec, options)
+    if not isinstance(target, StreamTarget):
+        raise ConfigError(f"stream target {spec!r} made a {type(target).__name__}, not a StreamTarget: "
+                          f"fix or uninstall the plugin that registered it")
+    return target

@@ -18,14 +18,16 @@ Clients are expected to send nothing; what they send is read and discarded.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from .base import StreamTarget
 from .broadcast import Broadcaster
 from .frames import FramePicker, flat
+from .spec import hostport
 
-__all__ = ["TcpTarget"]
+__all__ = ["TcpTarget", "open_tcp_target"]
 
 
 class TcpTarget(StreamTarget):
@@ -87,3 +89,10 @@ class TcpTarget(StreamTarget):
 
     def close(self) -> None:
         self._server.close()
+
+
+def open_tcp_target(spec: str, *, representation: str | None = None, mosaic: bool | None = None,
+                    host: str = "127.0.0.1", include_input: bool | None = None, **_: Any) -> TcpTarget:
+    """``tcp://HOST:PORT``: raw rgb24 frames served to TCP clients."""
+    h, p = hostport(spec, host, None)
+    return TcpTarget(p, h, representation=representation, mosaic=mosaic, include_input=bool(include_input))

@@ -38,9 +38,10 @@ from vrecore.visual.tiles import TileLayout, TileRenderer, as_rgb8, plan_tiles
 
 from .base import INPUT_NAME, StreamTarget
 from .netloop import NetLoop, Payload
+from .spec import hostport
 from .viewer_http import BOUNDARY, TILES, StreamKey, ViewerHttp
 
-__all__ = ["WebViewerTarget"]
+__all__ = ["WebViewerTarget", "open_web_target"]
 
 logger = logging.getLogger(__name__)
 
@@ -300,3 +301,10 @@ class WebViewerTarget(StreamTarget):
                     self._cache[key] = made
             self._loop.wake()
 
+
+
+def open_web_target(spec: str, *, host: str = "127.0.0.1", include_input: bool | None = None,
+                    **_: Any) -> WebViewerTarget:
+    """``web`` (port 8080) or ``web://HOST:PORT``: the live viewer for browsers."""
+    h, p = (host, 8080) if spec == "web" else hostport(spec, host, 8080)
+    return WebViewerTarget(p, h, include_input=True if include_input is None else include_input)
