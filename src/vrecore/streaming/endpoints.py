@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from vrecore.errors import ConfigError
+from vrecore.graph.registry import get_registry
 
 __all__ = ["SPECIAL_FORMS", "endpoint_name", "open_endpoint"]
 
@@ -40,8 +41,6 @@ def _forms(kind: str, names: list[str]) -> str:
 
 def open_endpoint(kind: str, spec: str, options: dict[str, Any]) -> Any:
     """Call the factory registered for ``spec`` as ``factory(spec, **options)``; unknown specs: one line."""
-    from vrecore.graph.registry import get_registry
-
     spec = spec.strip()
     table = get_registry().extensions(kind)
     names = sorted(table)

@@ -1,8 +1,4 @@
-"""Streaming a representation graph, the public API: `stream` (an iterator of results) and `run_graph_stream` (push).
-
-Both are thin users of the one loop (`vrecore.streaming.loop.StreamLoop`): a frame flows one way,
-source -> newest-frame mailbox -> `GraphProcessor` (the export's executor) -> targets.
-"""
+"""The public streaming API: `stream` (an iterator of results) and `run_graph_stream` (push), over the one loop."""
 from __future__ import annotations
 
 import os

@@ -1,9 +1,4 @@
-"""`GraphProcessor`: a representation graph run on one live frame at a time, by the export's executor.
-
-Every representation computes the frame as a batch of one, with the same code the batch exporter
-uses to feed a representation its dependencies by role and to check and resize what it computed:
-there is no streaming-only path in any representation.
-"""
+"""`GraphProcessor`: a representation graph run on one live frame at a time, by the export's executor."""
 from __future__ import annotations
 
 import collections
