@@ -115,7 +115,9 @@ def test_select_frames(spec, expected):
 @pytest.mark.parametrize("spec,error,message", [
     ("0..11", SourceError, r"frames=0..11 is out of range: the video has 10 frames"),
     ("5..5", SourceError, "start < end"),
-    ([3, 10], SourceError, r"frames=\[3,10\] has entries out of range \(10\): the video has 10 frames \(0..9\)"),
+    ([3, 10], SourceError, r"frames=\[3,10\] has entries out of range \(10\): the video has 10 frames \(valid: 0..10, end ex"),
+    ("8..2", ConfigError, r"frames=8..2 is reversed: .* write frames=2..8"),
+    ("0-10", ConfigError, r"frames=0-10 is not a frame selection: a range is written with two dots, frames=0..10"),
     ([-1, 3, -7], SourceError, r"has entries out of range \(-7, -1\)"),
     ("-2..4", SourceError, r"frames=-2..4 is out of range"),
     ("a..b", ConfigError, "is not a frame selection; use A..B"),

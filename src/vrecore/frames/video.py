@@ -289,10 +289,16 @@ def select_frames(spec: Any, num_frames: int) -> np.ndarray:
         start, stop = int(a or 0), int(b) if b else num_frames
         if step is not None and int(step) < 1:
             raise ConfigError(f"frames={spec}: the step must be 1 or more (every Nth frame), got {step}")
+        if a and b and start > stop:
+            raise ConfigError(f"frames={spec} is reversed: a range is start..end with the end last (end exclusive); "
+                              f"write frames={stop}..{start}")
         if start < 0 or stop > num_frames or start >= stop:
             raise SourceError(f"frames={spec} is out of range: the video has {num_frames} frames "
                               f"(valid: 0..{num_frames}); use 0 ≤ start < end ≤ {num_frames}")
         return np.arange(start, stop, int(step or 1))
+    elif isinstance(spec, str) and (dash := re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", spec)):
+        raise ConfigError(f"frames={spec} is not a frame selection: a range is written with two dots, "
+                          f"frames={dash[1]}..{dash[2]} (end exclusive)")
     elif isinstance(spec, str) and re.fullmatch(r"\s*\[?[-\d,\s]*\]?\s*", spec):
         ix = np.array([int(t) for t in re.findall(r"-?\d+", spec)], dtype=np.int64)
     elif isinstance(spec, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in spec):
@@ -305,7 +311,7 @@ def select_frames(spec: Any, num_frames: int) -> np.ndarray:
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise SourceError(f"frames={_as_text(spec)} has entries out of range ({shown}): the video has {num_frames} "
-                          f"frames (0..{num_frames - 1})")
+                          f"frames (valid: 0..{num_frames}, end exclusive)")
     return np.unique(ix)
 
 
