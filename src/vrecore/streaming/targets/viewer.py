@@ -30,29 +30,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError
 from vrecore.visual.tiles import TileLayout, TileRenderer, as_rgb8, plan_tiles
 
 from .base import INPUT_NAME, StreamTarget
-from .netloop import NetLoop, Payload
+from .netloop import NetLoop
 from .spec import hostport
-from .viewer_http import BOUNDARY, TILES, StreamKey, ViewerHttp
+from .viewer_http import TILES, Jpeg, StreamKey, ViewerHttp, make_jpeg
 
 __all__ = ["WebViewerTarget", "open_web_target"]
 
 logger = logging.getLogger(__name__)
-
-
-@attrs.frozen(eq=False)
-class Jpeg:
-    """One encoded image: the MJPEG part (boundary, headers, JPEG) and the JPEG alone, sharing bytes."""
-
-    seq: int
-    part: Payload
-    jpeg: Payload
 
 
 def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
@@ -63,14 +53,6 @@ def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise ValueError("JPEG encoding failed")
     return data.tobytes()
-
-
-def _make_jpeg(seq: int, jpeg: bytes) -> Jpeg:
-    head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
-            f"X-Frame-Seq: {seq}\r\n\r\n").encode()
-    # One buffer per part: separate small writes would meet Nagle + delayed ACK.
-    part = b"".join((head, jpeg, b"\r\n"))
-    return Jpeg(seq, Payload(part), Payload(memoryview(part)[len(head):len(head) + len(jpeg)]))
 
 
 class WebViewerTarget(StreamTarget):
@@ -291,7 +273,7 @@ class WebViewerTarget(StreamTarget):
                         img = as_rgb8(key, images[key])
                     else:
                         continue  # not in this frame: the client waits for one that has it
-                    made = _make_jpeg(seq, encode_jpeg(np.ascontiguousarray(img), self.jpeg_quality))
+                    made = make_jpeg(seq, encode_jpeg(np.ascontiguousarray(img), self.jpeg_quality))
                 except Exception:  # noqa: BLE001 - a bad preview must not stop the viewer
                     logger.warning("web viewer: cannot show %s of frame %d", key or "the tiles", seq, exc_info=True)
                     with cond:

@@ -5,24 +5,62 @@ import collections
 import html
 import string
 import time
+import typing
 from http import HTTPStatus
 from importlib import resources
-from typing import TYPE_CHECKING
+from typing import Any
 from urllib.parse import unquote, urlsplit
+
+import attrs
 
 from .jsonl import dumps
 from .netloop import Connection, Payload, Protocol
 
-if TYPE_CHECKING:
-    from .viewer import Jpeg, WebViewerTarget
-
-__all__ = ["BOUNDARY", "TILES", "StreamKey", "ViewerHttp"]
+__all__ = ["BOUNDARY", "TILES", "Jpeg", "StreamKey", "ViewerHttp", "ViewerState", "make_jpeg"]
 
 BOUNDARY = "vreframe"
 StreamKey = str | None
 """What a JPEG shows: a stream's name ("input" or a representation), or TILES for the grid."""
 TILES: StreamKey = None
 MAX_HEADER_BYTES = 8192
+
+
+@attrs.frozen(eq=False)
+class Jpeg:
+    """One encoded image: the MJPEG part (boundary, headers, JPEG) and the JPEG alone, sharing bytes."""
+
+    seq: int
+    part: Payload
+    jpeg: Payload
+
+
+def make_jpeg(seq: int, jpeg: bytes) -> Jpeg:
+    """The MJPEG part of one JPEG, ready to send."""
+    head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+            f"X-Frame-Seq: {seq}\r\n\r\n").encode()
+    # One buffer per part: separate small writes would meet Nagle + delayed ACK.
+    part = b"".join((head, jpeg, b"\r\n"))
+    return Jpeg(seq, Payload(part), Payload(memoryview(part)[len(head):len(head) + len(jpeg)]))
+
+
+class ViewerState(typing.Protocol):
+    """What the HTTP side reads of the viewer it serves (the viewer imports this module, never the reverse)."""
+
+    title: str
+
+    @property
+    def closed(self) -> bool: ...
+
+    @property
+    def seq(self) -> int: ...
+
+    def cached(self, key: StreamKey) -> Jpeg | None: ...
+
+    def want(self, key: StreamKey) -> None: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def stream_names(self) -> list[str]: ...
 
 
 class _State:
@@ -51,7 +89,7 @@ def _head(status: HTTPStatus, ctype: str, length: int | None, extra: str = "", c
 class ViewerHttp(Protocol):
     """Serves one `WebViewerTarget`: MJPEG clients get the newest JPEG each time they took the last one."""
 
-    def __init__(self, viewer: WebViewerTarget, *, read_timeout_s: float, min_period_s: float) -> None:
+    def __init__(self, viewer: ViewerState, *, read_timeout_s: float, min_period_s: float) -> None:
         self.viewer = viewer
         self.read_timeout_s = read_timeout_s
         self.min_period_s = min_period_s
