@@ -1,4 +1,4 @@
-"""Core's own plugin: registers the built-in types through the same hook as any plugin."""
+"""Core's own plugin: registers the built-in types and the directory store through the same hooks as any plugin."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -15,3 +15,9 @@ def register_representations(register: Callable[..., None]) -> None:
 @hookimpl
 def register_config_paths(register: Callable[[str], None]) -> None:
     register("pkg://vrecore.cli.conf")
+
+
+@hookimpl
+def register_stores(register: Callable[..., None]) -> None:
+    register("directory", "vrecore.store.directory:DirectoryStore", schemes=("file",),
+             description="npz folders in the seed tool's layout, on a local or shared file system (the default)")
