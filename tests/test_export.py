@@ -333,7 +333,8 @@ def test_a_custom_store_is_pluggable(registry, sample_video, tmp_path):
     import io
     import zlib
 
-    from vrecore.store.directory import Store, encode_image
+    from vrecore.store import Store
+    from vrecore.store.files import encode_image
     from vrecore.store.npz import npz_bytes
 
     class MemoryStore(Store):

@@ -308,12 +308,12 @@ def test_kill_9_at_random_moments(sample_video, tmp_path):
 
 
 def test_temporaries_of_other_hosts_are_never_reaped(registry, sample_video, tmp_path):
-    from vrecore.store.directory import _HOST
+    from vrecore.store.files import HOST
 
     out = tmp_path / "out"
     run_export(build_graph({"representations": RGB_HSV}), sample_video, out, frames="0..2")
     other = out / "rgb" / "npz" / "7.npz.tmp-otherhost-1-0123abcd"
-    dead = out / "rgb" / "npz" / f"8.npz.tmp-{_HOST}-999999-0123abcd"
+    dead = out / "rgb" / "npz" / f"8.npz.tmp-{HOST}-999999-0123abcd"
     other.write_bytes(b"another machine is writing this")
     dead.write_bytes(b"left by a killed process")
     run_export(build_graph({"representations": RGB_HSV}), sample_video, out, frames="0..3")

@@ -1,4 +1,4 @@
-"""Core's own plugin: its types, config path and stream endpoints, through the same hooks as any plugin."""
+"""Core's own plugin: its types, config path, store and stream endpoints, through the same hooks as any plugin."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -33,3 +33,9 @@ def register_targets(register: Callable[..., None]) -> None:
     register("tcp", f"{streaming}.tcp:open_tcp_target", description="raw rgb24 frames served to TCP clients")
     register("web", f"{streaming}.viewer:open_web_target", description="the live web viewer")
     register("jsonl", f"{streaming}.jsonl:open_jsonl_target", description="per-frame summaries as JSON lines")
+
+
+@hookimpl
+def register_stores(register: Callable[..., None]) -> None:
+    register("directory", "vrecore.store.directory:DirectoryStore", schemes=("file",),
+             description="npz folders in the seed tool's layout, on a local or shared file system (the default)")

@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         if command in STORED_EXPORT_COMMANDS:
-            check_no_url_arguments(rest)
+            rest = local_folder_arguments(rest)
         if command in COMMAND_MODULES:
             import importlib
 
@@ -85,21 +85,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-# Commands that read (or pack) a stored export: their folder arguments are local paths, never URLs.
+# Commands that read (or pack) a stored export: their folder arguments are local paths (file:// URLs), never URLs.
 STORED_EXPORT_COMMANDS = ("verify", "read", "collage", "video", "report", "metadata", "pack")
 
 
-def check_no_url_arguments(args: list[str]) -> None:
-    """Refuse a URL given as a command's folder (``vre verify s3://bucket/x``) before anything opens it."""
+def local_folder_arguments(args: list[str]) -> list[str]:
+    """``args`` with each folder as a local path (``file:///x`` -> ``/x``); any other URL (``vre verify
+    s3://bucket/x``) is refused before anything opens it."""
     from vrecore.store.location import check_local_path
 
-    previous = ""
+    previous, local = "", []
     for arg in args:
         if not arg.startswith("-") and "=" not in arg.partition("://")[0]:
-            check_local_path(arg, "destination" if previous in ("-o", "--output") else "folder")
+            arg = check_local_path(arg, "destination" if previous in ("-o", "--output") else "folder")
         elif arg.startswith(("--output=", "-o=")):
-            check_local_path(arg.partition("=")[2], "destination")
+            option, _, value = arg.partition("=")
+            arg = f"{option}={check_local_path(value, 'destination')}"
+        local.append(arg)
         previous = arg
+    return local
 
 
 def check_keys(command: str, config: dict[str, Any]) -> None:
@@ -454,7 +458,8 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
             durable=bool(config.get("durable")), progress=sys.stderr.isatty() if progress is None else progress,
             workers=config.get("workers", 1), devices=config.get("devices"), placement=config.get("placement"),
             runner=config.get("runner", "local"), ray_address=config.get("ray_address"),
-            video_backend=config.get("video_backend", "auto"), config=config, raise_on_error=False)
+            video_backend=config.get("video_backend", "auto"), store=config.get("store"), config=config,
+            raise_on_error=False)
     except VreError as e:
         print_error("export", e)
         outcome.update(status="failed", error=hide_environment(str(e)).splitlines()[0])
@@ -463,7 +468,7 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
     if config.get("report"):
         from vrecore.visual.report import report_after_export
 
-        report_after_export(output_dir)
+        report_after_export(result.output_dir)
     failed = sum(s.failed for s in result.stats.values())
     outcome.update(status=result.status, error=result.error and result.error.splitlines()[0],
                    frames=f"{len(result.frames)} x {len(result.stats)} representations: "

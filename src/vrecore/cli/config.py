@@ -42,6 +42,9 @@ class ExportConfig:
     output_dir: str | None = None
     output_root: str | None = None
     """When output_dir is unset: export into <output_root>/<video stem> (multiruns over videos)."""
+    store: str | None = None
+    """The registered store that keeps output_dir (core's: `directory`; plugins add more); none: chosen by
+    output_dir's URL scheme (SCHEME://...) or suffix, else `directory` (npz folders)."""
     frames: Any | None = None
     representations: dict[str, RepresentationConfig] = field(default_factory=dict)
     batch_size: int = 8

@@ -64,7 +64,7 @@ class MultiTaskDataset:
                  to_tensor: bool = True) -> None:
         if handle_missing not in HANDLE_MISSING:
             raise ConfigError(f"handle_missing {handle_missing!r} is not one of {', '.join(HANDLE_MISSING)}")
-        check_local_path(path, "path")
+        path = check_local_path(path, "path")
         if isinstance(stats_workers, bool) or not isinstance(stats_workers, int) or stats_workers < 0:
             raise ConfigError(f"stats_workers must be 0 or more, got {stats_workers!r}")
         tasks, videos = _names("tasks", tasks), _names("videos", videos)  # a string is one name, not its letters

@@ -22,7 +22,7 @@ from vrecore.export.writer import FrameWriter
 from vrecore.frames.video import FrameSource
 from vrecore.graph.build import Graph, Node
 from vrecore.graph.executor import Executor, NodeOutput, VideoFrames
-from vrecore.store.directory import Store
+from vrecore.store.base import Store
 
 __all__ = ["ChunkRunner", "Task", "TaskReport"]
 

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vrecore.errors import ConfigError
-from vrecore.store.directory import FORMAT_FOLDERS, DirectoryStore, Store, required_folders
+from vrecore.store.base import FORMAT_FOLDERS, Store, required_folders
+from vrecore.store.directory import DirectoryStore
+from vrecore.store.location import check_local_path
 from vrecore.store.verify import DiskForm, check_frames, latest_records
 
 if TYPE_CHECKING:
@@ -74,7 +76,7 @@ def regenerate_metadata(output_dir: str | os.PathLike[str]) -> dict[str, int]:
     """Rebuild every representation's metadata from the files on disk (keeping type, parameters and
     fingerprint; a lost or corrupt metadata file gets its fingerprint digest back from the frame records).
     Files without a record are checked in full and recorded; returns frames per name."""
-    root = Path(output_dir)
+    root = Path(check_local_path(output_dir, "output_dir"))
     if not root.is_dir():
         raise ConfigError(f"output_dir '{output_dir}' is not a folder; give the folder of an export")
     store = DirectoryStore(root)

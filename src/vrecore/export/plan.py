@@ -21,7 +21,8 @@ from vrecore.errors import ConfigError
 from vrecore.export.fingerprint import describe_changes, digest, disk_form
 from vrecore.export.runlog import process_gone
 from vrecore.graph.build import Graph, Node
-from vrecore.store.directory import DirectoryStore, Store, required_folders
+from vrecore.store.base import Store, required_folders
+from vrecore.store.directory import DirectoryStore
 from vrecore.store.verify import DiskForm, RepresentationCheck, check_frames, quarantine
 
 __all__ = ["ON_MISMATCH", "ExportPlan", "FingerprintMismatch", "apply_plan", "claim_fingerprints", "make_plan",

@@ -38,8 +38,10 @@ from vrecore.graph.executor import (
     preflight,
     thread_limit,
 )
-from vrecore.store.directory import DirectoryStore, Store, describe_os_error
-from vrecore.store.location import check_local_path
+from vrecore.store.base import Store
+from vrecore.store.directory import DirectoryStore
+from vrecore.store.files import describe_os_error
+from vrecore.store.location import choose_store
 
 __all__ = ["ExportResult", "RepresentationStats", "run_export"]
 
@@ -52,9 +54,10 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
                threads: int | None = None, durable: bool = False, workers: int = 1,
                devices: Sequence[str] | None = None, placement: Mapping[str, str] | None = None,
                runner: str = "local", ray_address: str | None = None, config: Mapping[str, Any] | None = None,
-               raise_on_error: bool = True) -> ExportResult:
-    """Export every selected frame of every representation of ``graph`` into ``output_dir``
-    (a folder, or any `vrecore.store.directory.Store`).
+               raise_on_error: bool = True, store: str | None = None) -> ExportResult:
+    """Export every selected frame of every representation of ``graph`` into ``output_dir``: a folder, a
+    location of a registered store (``SCHEME://...``, or a registered suffix such as ``.zarr``; ``store`` names
+    the store instead, see `vrecore.store.location.choose_store`), or any `vrecore.store.Store`.
 
     A re-run computes only what is missing or bad (stored frames are verified; corrupt files are
     moved to ``<out>/.quarantine`` and recomputed). Stored frames made differently (another video,
@@ -89,23 +92,25 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
 
         check_ray_installed()
     check_memory(graph)
-    if not isinstance(output_dir, Store):
-        check_local_path(output_dir, "output_dir")
-        if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-            raise ConfigError(f"output_dir '{os.fspath(output_dir)}' is a file, not a folder; choose a folder")
+    if isinstance(output_dir, Store) and store is not None:
+        raise ConfigError(f"store={store!r} chooses the store of an output location; with a Store object as "
+                          f"output_dir leave it unset")
+    chosen = None if isinstance(output_dir, Store) else choose_store(output_dir, store=store)
+    if chosen is not None:
+        chosen.check_location()
     scale = _ScaleOut(workers, [str(d) for d in devices] if devices else None, dict(placement or {}), runner,
                       ray_address, video_backend)
     source = video if isinstance(video, FrameSource) else open_video(video, video_backend)
-    made = [] if isinstance(output_dir, Store) else _missing_folders(output_dir)
+    made = _missing_folders(chosen.location) if chosen is not None and chosen.local else []
     export = None
     try:
         selected = [int(i) for i in select_frames(frames, source.num_frames)]
         if isinstance(output_dir, Store):
-            store = output_dir
-        else:
-            store = DirectoryStore(output_dir)
-            store.check_writable()
-        export = _Export(graph, source, store, selected, overwrite=overwrite, on_mismatch=on_mismatch,
+            kept = output_dir
+        elif chosen is not None:
+            kept = chosen.open()
+            kept.check_writable()
+        export = _Export(graph, source, kept, selected, overwrite=overwrite, on_mismatch=on_mismatch,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
                          config=config, threads=limit, durable=durable, scale=scale)
         result = export.run()

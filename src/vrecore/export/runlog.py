@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from vrecore.store.directory import Store
+from vrecore.store.base import Store
 from vrecore.store.safe_paths import open_append
 
 __all__ = ["ExportResult", "RepresentationStats", "RunLog", "mark_dead_runs", "new_run_id", "process_gone", "ranges"]

@@ -16,7 +16,8 @@ from typing import Any
 
 from vrecore.errors import StorageError
 from vrecore.graph.executor import NodeOutput, to_stored
-from vrecore.store.directory import Store, describe_os_error
+from vrecore.store.base import Store
+from vrecore.store.files import describe_os_error
 from vrecore.store.safe_paths import SymlinkRefused
 
 __all__ = ["FrameWriter"]

@@ -1,4 +1,4 @@
-"""Storage backends: where exported frames go. `DirectoryStore` writes the seed tool's layout.
+"""The directory store: npz folders on a local or shared file system, in the seed tool's layout.
 
 Layout (readable by the seed tool's reader, which takes every non-hidden entry of a representation
 folder for a folder of frames)::
@@ -23,27 +23,32 @@ the host and process id, so that a run reaps only what dead processes of its own
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import io
 import json
 import os
 import re
-import socket
 import uuid
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.store.npz import crc32, load_npz, npz_bytes
+from vrecore.store.base import FORMAT_FOLDERS, FileFacts, Store
+from vrecore.store.files import (
+    HOST,
+    TEMPORARY_NAME,
+    describe_os_error,
+    encode_image,
+    pid_alive,
+    write_atomic,
+    write_parts,
+)
+from vrecore.store.npz import load_npz, npz_bytes
 from vrecore.store.safe_paths import (
     SymlinkRefused,
     append,
-    atomic_write,
     create_new,
     directory,
     move,
@@ -53,121 +58,23 @@ from vrecore.store.safe_paths import (
     remove,
 )
 
-__all__ = ["DirectoryStore", "FileFacts", "Store", "required_folders"]
+__all__ = ["METADATA_FILE", "RECORDS_FILE", "DirectoryStore"]
 
 RECORDS_FILE = ".frames.jsonl"
 METADATA_FILE = ".repr_metadata.json"
 _LEGACY = {"frames.jsonl": RECORDS_FILE, "representation_metadata.json": METADATA_FILE}  # vre 0.1 names
-FORMAT_FOLDERS = ("npz", "jpg", "png")
 _OWN_FOLDERS = (".logs", ".quarantine")
 _OWN_FILES = (*FORMAT_FOLDERS, RECORDS_FILE, METADATA_FILE, ".lock", *_LEGACY)
-_HOST = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname())[:40] or "host"
-_TMP = re.compile(r"^(\d+)\.[a-z]+\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[0-9a-f]+$")
-
-FileFacts = list[int]
-"""What a record says about one stored file: [size in bytes, mtime in ns, CRC-32 of its bytes]."""
-
-
-def required_folders(binary_format: str, image_format: str) -> list[str]:
-    """The sub-folders that must hold a frame for it to count as done."""
-    out = ["npz"] if binary_format != "none" else []
-    return out + ([image_format] if image_format != "none" else [])
-
-
-class Store(ABC):
-    """Where the frames of representations are kept (pluggable: subclass it and pass an instance to
-    `run_export` in place of the output folder).
-
-    ``root`` is a local folder for the run's log, run metadata and quarantine (``<root>/.logs``,
-    ``<root>/.quarantine``); frames, records and per-representation metadata go wherever the
-    subclass puts them. Verification (`vrecore.store.verify`) works on any store through `stat_frames`,
-    `read_bytes` and the facts `write_frame` returns.
-    """
-
-    root: Path
-
-    @property
-    def logs(self) -> Path:
-        """The local folder of run logs and run metadata (created; never a link)."""
-        with directory(self.root, ".logs", create=True):
-            return self.root / ".logs"
-
-    # -- frames ----------------------------------------------------------------------------------
-    @abstractmethod
-    def write_frame(self, name: str, index: int, binary: np.ndarray | None, compress: bool,
-                    image: np.ndarray | None, image_format: str, *, durable: bool = False) -> dict[str, FileFacts]:
-        """Store one frame's disk-form array and/or preview, atomically per file; returns the facts of
-        each file written by sub-folder (``{"npz": [size, mtime_ns, crc32], ...}``). ``durable``:
-        on stable storage before returning."""
-
-    @abstractmethod
-    def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
-        """Frame → (size, mtime_ns) of every file present in a sub-folder (``npz``, ``jpg``...)."""
-
-    @abstractmethod
-    def read_bytes(self, name: str, sub: str, index: int) -> bytes:
-        """The bytes of one stored file."""
-
-    def read_frame(self, name: str, index: int) -> np.ndarray:
-        """The disk-form array of one stored frame."""
-        return load_npz(io.BytesIO(self.read_bytes(name, "npz", index)))
-
-    def has_frames(self, name: str) -> bool:
-        """Whether any frame file of ``name`` is stored (in any sub-folder)."""
-        return any(self.stat_frames(name, sub) for sub in FORMAT_FOLDERS)
-
-    def done_frames(self, name: str, folders: list[str]) -> set[int]:
-        """Frames of ``name`` present in every one of ``folders`` (presence only, not verified)."""
-        sets = [set(self.stat_frames(name, sub)) for sub in folders]
-        return set.intersection(*sets) if sets else set()
-
-    @abstractmethod
-    def quarantine(self, name: str, sub: str, index: int, run_id: str) -> str:
-        """Move a bad file aside (never delete it); returns where it went, for messages."""
-
-    @abstractmethod
-    def remove_frames(self, name: str) -> int:
-        """Delete every stored frame and record of a representation (``overwrite`` of a changed one)."""
-
-    # -- records and metadata --------------------------------------------------------------------
-    @abstractmethod
-    def append_records(self, name: str, records: list[dict[str, Any]]) -> None:
-        """Append per-frame records of a representation."""
-
-    @abstractmethod
-    def read_records(self, name: str) -> Iterator[dict[str, Any]]:
-        """Every per-frame record of a representation, oldest first."""
-
-    @abstractmethod
-    def read_metadata(self, name: str) -> dict[str, Any] | None:
-        """The metadata document of a representation, or None."""
-
-    @abstractmethod
-    def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
-        """Replace the metadata document of a representation (called under `lock`)."""
-
-    def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
-        """Write a run's metadata as JSON into `logs`, atomically; returns its path."""
-        rel = f".logs/run_metadata_{run_id}.json"
-        _atomic(self.root, rel, lambda f: f.write(json.dumps(metadata, indent=1, default=str).encode()))
-        return self.root / rel
-
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """Exclusive access to a representation's metadata across processes (default: none needed)."""
-        yield
-
-    def remove_stale_temporaries(self, names: Iterable[str]) -> int:
-        """Delete what crashed writers of this host left behind; returns how many (default: none)."""
-        return 0
-
-    def remove_own_temporaries(self, names: Iterable[str]) -> int:
-        """Delete this process's temporary files (an interrupted run); returns how many (default: none)."""
-        return 0
 
 
 class DirectoryStore(Store):
-    """The seed-compatible folder layout on a local or shared file system."""
+    """The seed-compatible folder layout on a local or shared file system (registered as ``directory``, the
+    default store, with the ``file://`` scheme)."""
+
+    @classmethod
+    def check_location(cls, location: str) -> None:
+        if os.path.exists(location) and not os.path.isdir(location):
+            raise ConfigError(f"output_dir '{location}' is a file, not a folder; choose a folder")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
@@ -202,7 +109,7 @@ class DirectoryStore(Store):
         """Raise a one-line StorageError now if nothing can be written (read-only folder, full disk, a link below
         the folder where vre writes)."""
         self.refuse_links()
-        probe = f".write-test-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe = f".write-test-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with directory(self.root) as fd:
                 try:
@@ -222,11 +129,11 @@ class DirectoryStore(Store):
         self.folder(name)
         facts: dict[str, FileFacts] = {}
         if binary is not None:
-            facts["npz"] = _atomic(self.root, f"{name}/npz/{index}.npz",
-                                   lambda f: _write_parts(f, npz_bytes(binary, compress=compress)), durable=durable)
+            facts["npz"] = write_atomic(self.root, f"{name}/npz/{index}.npz",
+                                   lambda f: write_parts(f, npz_bytes(binary, compress=compress)), durable=durable)
         if image is not None:
-            facts[image_format] = _atomic(self.root, f"{name}/{image_format}/{index}.{image_format}",
-                                          lambda f: _write_parts(f, [encode_image(image, image_format)]),
+            facts[image_format] = write_atomic(self.root, f"{name}/{image_format}/{index}.{image_format}",
+                                          lambda f: write_parts(f, [encode_image(image, image_format)]),
                                           durable=durable)
         return facts
 
@@ -235,7 +142,7 @@ class DirectoryStore(Store):
         with contextlib.suppress(FileNotFoundError, NotADirectoryError), os.scandir(self.folder(name) / sub) as it:
             for entry in it:
                 stem, dot, ext = entry.name.partition(".")
-                if entry.is_symlink() and (dot and ext == sub and stem.isdigit() or _TMP.match(entry.name)):
+                if entry.is_symlink() and (dot and ext == sub and stem.isdigit() or TEMPORARY_NAME.match(entry.name)):
                     raise SymlinkRefused(self.root / name / sub / entry.name)  # never verified, moved or deleted
                 if dot and ext == sub and stem.isdigit():
                     with contextlib.suppress(FileNotFoundError):
@@ -344,7 +251,7 @@ class DirectoryStore(Store):
     def write_json(self, rel: str | PurePath, obj: Any) -> None:
         """Write a JSON file below the output folder atomically (temporary name, then rename); compact: a frame
         map of 10,000 entries written with indentation takes several times longer."""
-        _atomic(self.root, rel, lambda f: f.write(json.dumps(obj, separators=(",", ":"), default=str).encode()))
+        write_atomic(self.root, rel, lambda f: f.write(json.dumps(obj, separators=(",", ":"), default=str).encode()))
 
     def _temporaries(self, names: Iterable[str]) -> Iterator[tuple[str, re.Match[str]]]:
         """Temporary files of this host in the frame folders of ``names``, as paths below the output folder."""
@@ -361,8 +268,8 @@ class DirectoryStore(Store):
                 continue
             for sub in subs:
                 for entry in os.scandir(folder / sub):
-                    m = _TMP.match(entry.name)
-                    if m and m.group("host") == _HOST:
+                    m = TEMPORARY_NAME.match(entry.name)
+                    if m and m.group("host") == HOST:
                         yield f"{name}/{sub}/{entry.name}", m
 
     def remove_stale_temporaries(self, names: Iterable[str]) -> int:
@@ -370,7 +277,7 @@ class DirectoryStore(Store):
         host's are left alone: its process ids mean nothing here."""
         removed = 0
         for rel, m in self._temporaries(names):
-            if not _pid_alive(int(m.group("pid"))):
+            if not pid_alive(int(m.group("pid"))):
                 removed += remove(self.root, rel)
         return removed
 
@@ -380,54 +287,3 @@ class DirectoryStore(Store):
             if int(m.group("pid")) == os.getpid():
                 removed += remove(self.root, rel)
         return removed
-
-
-def describe_os_error(e: OSError, what: str) -> str:
-    """One line for a file-system error a user or the machine caused, with the fix."""
-    reason = e.strerror or type(e).__name__
-    if e.errno == errno.ENOSPC or e.errno == errno.EDQUOT:
-        return f"{what}: no space left on the device; free space (or choose another output_dir) and run again"
-    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return f"{what} is not writable ({reason}); choose a writable output_dir or fix its permissions"
-    return f"{what}: {reason}{f' ({e.filename})' if e.filename else ''}"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _write_parts(f: Any, parts: Iterable[bytes | memoryview]) -> int:
-    """Write ``parts`` to ``f``; returns the CRC-32 of everything written."""
-    crc = 0
-    for p in parts:
-        f.write(p)
-        crc = crc32(p, crc)
-    return crc
-
-
-def _atomic(root: Path, rel: str | PurePath, write: Callable[[Any], Any], *, durable: bool = False) -> FileFacts:
-    """Write ``root/rel`` under a temporary name and rename it; returns [size, mtime_ns, crc32] of the result
-    (crc32 is 0 when ``write`` returns none)."""
-    name = PurePath(rel).name
-    st, crc = atomic_write(root, rel, write, f"{name}.tmp-{_HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
-                           durable=durable)
-    return [st.st_size, st.st_mtime_ns, int(crc or 0)]
-
-
-def encode_image(image: np.ndarray, image_format: str) -> bytes:
-    """A uint8 RGB preview as JPEG (quality 90) or PNG bytes."""
-    from PIL import Image
-
-    im = Image.fromarray(np.ascontiguousarray(image))
-    buf = io.BytesIO()
-    if image_format == "jpg":
-        im.save(buf, format="JPEG", quality=90)
-    else:
-        im.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()

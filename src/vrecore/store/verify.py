@@ -1,6 +1,6 @@
 """Verification of stored frames: a frame counts as done only when its files are what was written.
 
-Two levels, both through any `vrecore.store.directory.Store`:
+Two levels, both through any `vrecore.store.Store`:
 
 * **quick** (every export plans with it; ~20 ms per 1,000 frames): each file's size and mtime are
   compared with the record appended when it was written. A file whose size differs is corrupt
@@ -24,7 +24,7 @@ from typing import Any
 
 import attrs
 
-from vrecore.store.directory import FileFacts, Store
+from vrecore.store.base import FileFacts, Store
 from vrecore.store.npz import crc32, load_npz
 from vrecore.store.safe_paths import NotRegularFileError
 

@@ -186,7 +186,7 @@ def save_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
         atomic_write(path.parent, path.name, lambda f: f.write(data),
                      f".{path.name}.tmp-{os.getpid()}-{threading.get_ident():x}")
     except OSError as e:
-        from vrecore.store.directory import describe_os_error
+        from vrecore.store.files import describe_os_error
 
         raise StorageError(describe_os_error(e, f"collage '{path}'")) from e
 

@@ -89,7 +89,7 @@ class VideoWriter:
             self._container: Any = av.open(self._file, mode="w", format="mp4")
         except OSError as e:
             self.discard()
-            from vrecore.store.directory import describe_os_error
+            from vrecore.store.files import describe_os_error
 
             raise StorageError(describe_os_error(e, f"preview video '{path}'")) from e
         self._stream: Any = cast(Any, self._container.add_stream(self.codec, rate=rate))  # PyAV types it as a union
@@ -118,7 +118,7 @@ class VideoWriter:
             with directory(self.path.parent) as fd:
                 replace(fd, self._tmp, self.path.name, self.path)
         except OSError as e:
-            from vrecore.store.directory import describe_os_error
+            from vrecore.store.files import describe_os_error
 
             raise StorageError(describe_os_error(e, f"preview video '{self.path}'")) from e
         finally:

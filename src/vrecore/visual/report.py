@@ -24,7 +24,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, StorageError, VreError
 from vrecore.export.runlog import ranges
-from vrecore.store.directory import required_folders
+from vrecore.store.base import required_folders
 from vrecore.store.safe_paths import atomic_write
 from vrecore.visual import svg
 from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, read_records
@@ -410,7 +410,7 @@ def write_report(export: str | os.PathLike[str] | ExportView, output: str | os.P
     try:  # a link at ``path`` is refused, not followed or replaced
         atomic_write(path.parent, path.name, lambda f: f.write(html.encode("utf-8")), f".{path.name}.tmp-{os.getpid()}")
     except OSError as e:
-        from vrecore.store.directory import describe_os_error
+        from vrecore.store.files import describe_os_error
 
         raise StorageError(describe_os_error(e, f"report '{path}'")) from e
     return path

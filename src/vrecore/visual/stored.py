@@ -22,7 +22,9 @@ import numpy as np
 
 from vrecore.errors import ConfigError, VreError
 from vrecore.export.metadata import representation_folders
-from vrecore.store.directory import FORMAT_FOLDERS, METADATA_FILE, RECORDS_FILE
+from vrecore.store.base import FORMAT_FOLDERS
+from vrecore.store.directory import METADATA_FILE, RECORDS_FILE
+from vrecore.store.location import check_local_path
 from vrecore.store.npz import load_npz
 from vrecore.store.safe_paths import open_regular
 
@@ -133,7 +135,7 @@ class ExportView:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, warn: Warn | None = None) -> None:
-        self.root = Path(root)
+        self.root = Path(check_local_path(root, "output folder"))
         if not self.root.is_dir():
             raise ConfigError(f"'{root}' is not a folder; give the output folder of an export (vre export output_dir=...)")
         self._warn = warn or _log_warning
