@@ -19,6 +19,11 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for typ
     from vrecore.graph.hookspecs import hookimpl
     from vrecore.graph.layouts import SeedDiskLayout, disk_layout_field
     from vrecore.graph.representation import Batch, OutputSpec, Representation, Role, optional_size
+    from vrecore.store.base import FileFacts, Store
+    from vrecore.store.files import encode_image
+    from vrecore.store.npz import crc32, npz_bytes
+    from vrecore.streaming.sources.base import StreamSource
+    from vrecore.streaming.targets.base import StreamTarget
     from vrecore.weights.cache import sha256_file, weights_dir
     from vrecore.weights.convert import module_state_dict
     from vrecore.weights.learned import LearnedRepresentation
@@ -50,12 +55,16 @@ _LAZY = {
     "SeedDiskLayout": "vrecore.graph.layouts", "disk_layout_field": "vrecore.graph.layouts",
     "VreError": "vrecore.errors", "ConfigError": "vrecore.errors", "PluginError": "vrecore.errors",
     "SourceError": "vrecore.errors", "WeightsError": "vrecore.errors",
+    "Store": "vrecore.store.base", "FileFacts": "vrecore.store.base", "npz_bytes": "vrecore.store.npz",
+    "crc32": "vrecore.store.npz", "encode_image": "vrecore.store.files",
+    "StreamSource": "vrecore.streaming.sources.base", "StreamTarget": "vrecore.streaming.targets.base",
 }
 
 __all__ = [
     "Batch",
     "ConfigError",
     "ConvertRecipe",
+    "FileFacts",
     "LearnedRepresentation",
     "OutputSpec",
     "PackageSource",
@@ -65,16 +74,22 @@ __all__ = [
     "Role",
     "SeedDiskLayout",
     "SourceError",
+    "Store",
+    "StreamSource",
+    "StreamTarget",
     "VreError",
     "WeightVariant",
     "WeightedRepresentation",
-    "damaged_fix",
     "WeightsError",
+    "crc32",
+    "damaged_fix",
     "disk_layout_field",
+    "encode_image",
     "hookimpl",
     "load_into",
     "load_safetensors",
     "module_state_dict",
+    "npz_bytes",
     "optional_size",
     "sha256_file",
     "variant_field",
