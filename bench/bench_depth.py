@@ -19,7 +19,7 @@ import torch
 
 from vre_depth._models import DepthNet, model_input_size
 from vre_depth.variants import DA2_VARIANTS, DPT_VARIANTS
-from vrecore.weights.variants import WeightVariant
+from vrecore.plugin import WeightVariant
 
 
 def _dpt_hybrid() -> object:

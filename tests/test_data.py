@@ -499,3 +499,16 @@ def test_a_damaged_frame_is_one_error_naming_the_file(export, tmp_path):
         with pytest.raises(StorageError, match=re.escape(f"{path} cannot be read (") + ".*" +
                            re.escape(f"`vre verify {out} --repair` moves damaged frames aside")):
             read()
+
+
+def test_every_name_vrecore_data_exports_is_that_name_even_after_its_modules_are_imported():
+    """A sub-module named like an exported name (``collate``) would replace that name in the package."""
+    import importlib
+    import pkgutil
+    import types
+
+    import vrecore.data
+
+    for module in pkgutil.iter_modules(vrecore.data.__path__):
+        importlib.import_module(f"vrecore.data.{module.name}")
+    assert [n for n in vrecore.data.__all__ if isinstance(getattr(vrecore.data, n), types.ModuleType)] == []

@@ -132,7 +132,7 @@ def test_pickled_modules_keep_classes_as_inert_stand_ins(tmp_path, capsys):
     torch.save({"model": model}, tmp_path / "model.pt")
     assert main(["convert-weights", str(tmp_path / "model.pt"), str(tmp_path / "out.safetensors"),
                  "--pickled-modules", "--key", "model"]) == 0
-    from vrecore.weights.variants import load_safetensors
+    from vrecore.weights.loading import load_safetensors
 
     assert sorted(load_safetensors(tmp_path / "out.safetensors")) == ["0.bias", "0.weight"]
 
@@ -198,7 +198,7 @@ def test_a_checkpoint_that_contains_itself_is_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------------ item 11: never advise deleting their files
 def test_a_damaged_user_file_is_not_to_be_deleted(tmp_path):
-    from vrecore.weights.variants import load_safetensors
+    from vrecore.weights.loading import load_safetensors
 
     own = tmp_path / "my-finetune.safetensors"
     own.write_bytes(b"not safetensors at all")
@@ -209,7 +209,7 @@ def test_a_damaged_user_file_is_not_to_be_deleted(tmp_path):
 
 def test_a_damaged_file_in_vres_cache_may_be_deleted(tmp_path):
     from vrecore.weights.cache import imported_dir
-    from vrecore.weights.variants import load_safetensors
+    from vrecore.weights.loading import load_safetensors
 
     cached = imported_dir("x") / "model.safetensors"
     cached.parent.mkdir(parents=True)
@@ -221,7 +221,8 @@ def test_a_damaged_file_in_vres_cache_may_be_deleted(tmp_path):
 def test_a_changed_file_of_an_installed_package_means_reinstall(tmp_path, monkeypatch):
     import sys
 
-    from vrecore.weights.variants import PackageSource, WeightVariant, resolve
+    from vrecore.weights.resolving import resolve
+    from vrecore.weights.variants import PackageSource, WeightVariant
 
     site = tmp_path / "site"
     (site / "shipped_weights" / "w").mkdir(parents=True)

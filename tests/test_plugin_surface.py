@@ -73,7 +73,7 @@ def test_the_surface_lists_what_it_gives():
     assert sorted(vrecore.plugin.__all__) == sorted(vrecore.plugin._LAZY)
     assert set(vrecore.plugin.__all__) <= set(dir(vrecore.plugin))
     from vrecore.graph.representation import Representation
-    from vrecore.weights.variants import WeightedRepresentation
+    from vrecore.weights.representation import WeightedRepresentation
 
     assert vrecore.plugin.Representation is Representation
     assert issubclass(LearnedRepresentation, WeightedRepresentation)

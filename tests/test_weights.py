@@ -1,4 +1,4 @@
-"""vrecore.weights.variants: declared variants, resolve (cache, local path, imports, downloads), the lock file, preflight
+"""vrecore.weights: declared variants, resolve (cache, local path, imports, downloads), the lock file, preflight
 and `vre weights`.
 
 Hub tests run against a temporary cache laid out by `vrecore.testing.populate_hub_cache`, or against a
@@ -28,15 +28,10 @@ from vrecore.errors import WeightsError  # noqa: E402
 from vrecore.graph.registry import get_registry, reset_registry  # noqa: E402
 from vrecore.testing import LocalHub, WeightedGrey, populate_hub_cache, scale_weights, use_hub_cache  # noqa: E402
 from vrecore.weights.cache import Lock, lock_path, sha256_file  # noqa: E402
-from vrecore.weights.variants import (  # noqa: E402
-    ConvertRecipe,
-    PackageSource,
-    WeightVariant,
-    declared_variants,
-    load_into,
-    load_safetensors,
-    resolve,
-)
+from vrecore.weights.declared import declared_variants  # noqa: E402
+from vrecore.weights.loading import load_into, load_safetensors  # noqa: E402
+from vrecore.weights.resolving import resolve  # noqa: E402
+from vrecore.weights.variants import ConvertRecipe, PackageSource, WeightVariant  # noqa: E402
 
 REPO = "vre-test/tiny-net"
 
@@ -124,8 +119,9 @@ def test_the_installed_plugins_declare_only_real_sources():
 
 
 def test_weights_modules_import_light():
-    code = ("import sys, vrecore.weights.variants, vrecore.weights.cache, vrecore.weights.hub, vrecore.cli.weights, "
-            "vrecore.weights.convert; "
+    code = ("import sys, vrecore.weights.variants, vrecore.weights.resolving, vrecore.weights.loading, "
+            "vrecore.weights.representation, vrecore.weights.declared, vrecore.weights.cache, vrecore.weights.hub, "
+            "vrecore.cli.weights, vrecore.weights.convert; "
             "bad = [m for m in ('torch', 'safetensors.torch', 'huggingface_hub') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -482,3 +478,16 @@ def test_load_into_names_the_tensors_that_do_not_fit():
     with pytest.raises(WeightsError, match=r"2 missing key\(s\): head.weight \[2, 3\], head.bias \[2\]"):
         load_into(_Tiny(), partial, "tiny")
     assert torch.equal(load_into(_Tiny(), partial, "tiny", strict=False).lin.weight, sd["lin.weight"])
+
+
+def test_every_name_vrecore_weights_exports_is_that_name_even_after_its_modules_are_imported():
+    """A sub-module named like an exported name (``resolve``) would replace that name in the package."""
+    import importlib
+    import pkgutil
+    import types
+
+    import vrecore.weights
+
+    for module in pkgutil.iter_modules(vrecore.weights.__path__):
+        importlib.import_module(f"vrecore.weights.{module.name}")
+    assert [n for n in vrecore.weights.__all__ if isinstance(getattr(vrecore.weights, n), types.ModuleType)] == []

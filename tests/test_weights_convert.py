@@ -10,7 +10,7 @@ pytest.importorskip("safetensors")
 
 from vrecore.errors import WeightsError  # noqa: E402
 from vrecore.weights.convert import convert_checkpoint, convert_main  # noqa: E402
-from vrecore.weights.variants import load_into, load_safetensors  # noqa: E402
+from vrecore.weights.loading import load_into, load_safetensors  # noqa: E402
 
 
 class _Tiny(torch.nn.Module):

@@ -22,7 +22,7 @@ from vrecore.weights.convert import (  # noqa: E402
     pickled_globals,
     read_checkpoint,
 )
-from vrecore.weights.variants import load_safetensors  # noqa: E402
+from vrecore.weights.loading import load_safetensors  # noqa: E402
 
 FOREIGN = "vre_foreign_models"
 

@@ -27,28 +27,21 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for typ
     from vrecore.weights.cache import sha256_file, weights_dir
     from vrecore.weights.convert import module_state_dict
     from vrecore.weights.learned import LearnedRepresentation
-    from vrecore.weights.variants import (
-        ConvertRecipe,
-        PackageSource,
-        ResolvedWeights,
-        WeightedRepresentation,
-        WeightVariant,
-        damaged_fix,
-        load_into,
-        load_safetensors,
-        variant_field,
-    )
+    from vrecore.weights.loading import load_into, load_safetensors
+    from vrecore.weights.representation import WeightedRepresentation, variant_field
+    from vrecore.weights.resolving import ResolvedWeights, damaged_fix
+    from vrecore.weights.variants import ConvertRecipe, PackageSource, WeightVariant
 
 _LAZY = {
     "hookimpl": "vrecore.graph.hookspecs",
     "Representation": "vrecore.graph.representation", "Role": "vrecore.graph.representation",
     "OutputSpec": "vrecore.graph.representation", "Batch": "vrecore.graph.representation",
     "optional_size": "vrecore.graph.representation",
-    "WeightedRepresentation": "vrecore.weights.variants", "WeightVariant": "vrecore.weights.variants",
+    "WeightedRepresentation": "vrecore.weights.representation", "WeightVariant": "vrecore.weights.variants",
     "ConvertRecipe": "vrecore.weights.variants", "PackageSource": "vrecore.weights.variants",
-    "ResolvedWeights": "vrecore.weights.variants", "variant_field": "vrecore.weights.variants",
-    "load_into": "vrecore.weights.variants", "load_safetensors": "vrecore.weights.variants",
-    "damaged_fix": "vrecore.weights.variants",
+    "ResolvedWeights": "vrecore.weights.resolving", "variant_field": "vrecore.weights.representation",
+    "load_into": "vrecore.weights.loading", "load_safetensors": "vrecore.weights.loading",
+    "damaged_fix": "vrecore.weights.resolving",
     "module_state_dict": "vrecore.weights.convert",
     "sha256_file": "vrecore.weights.cache", "weights_dir": "vrecore.weights.cache",
     "LearnedRepresentation": "vrecore.weights.learned",

@@ -20,7 +20,7 @@ from vre_edges._dexined import DexiNed, dexined_edge_map  # noqa: E402
 from vre_edges._hed import HED, hed_state_dict_from_h5  # noqa: E402
 from vre_edges.variants import HED_VARIANTS  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.weights.variants import load_into, load_safetensors  # noqa: E402
+from vrecore.plugin import load_into, load_safetensors  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -101,7 +101,7 @@ class TestMask2FormerMapillaryR50(TestMask2FormerCoco):
 def test_phg_mae_matches_the_network_with_the_seed_preprocessing():
     from vre_semantic._phg_mae import preprocess_rgb
     from vre_semantic.testing import build_phg_mae_distil
-    from vrecore.weights.variants import load_into, load_safetensors
+    from vrecore.plugin import load_into, load_safetensors
 
     rep = PHGMAEDistilSemantic(name="p", variant="150k", weights_path=str(tiny("phg-150k")))
     rep.setup("cpu")

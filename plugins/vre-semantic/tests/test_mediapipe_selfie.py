@@ -9,7 +9,7 @@ import pytest
 
 from vrecore.errors import PluginError, WeightsError
 from vrecore.testing import RepresentationTestSuite
-from vrecore.weights.variants import resolve
+from vrecore.weights import resolve
 
 INSTALLED = importlib.util.find_spec("ai_edge_litert") is not None and importlib.util.find_spec("mediapipe") is not None
 needs_packages = pytest.mark.skipif(not INSTALLED, reason="optional: pip install ai-edge-litert && pip install "

@@ -23,8 +23,8 @@ from vre_semantic.testing import (  # noqa: E402
 )
 from vre_semantic.variants import PHG_MAE_SIZES, PHG_MAE_VARIANTS, SEED_RGB_MEAN, SEED_RGB_STD  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
+from vrecore.plugin import load_into, load_safetensors, sha256_file  # noqa: E402
 from vrecore.weights.convert import convert_checkpoint  # noqa: E402
-from vrecore.weights.variants import load_into, load_safetensors, sha256_file  # noqa: E402
 
 NOMINAL = {"150k": 150_000, "430k": 430_000, "1.1M": 1_100_000, "4.4M": 4_400_000}
 

@@ -41,7 +41,8 @@ def _pipeline_targets(pipeline: str, overrides: list[str]) -> list[_Target]:
 
     from vrecore.cli.config import register_schemas
     from vrecore.graph.build import build_graph
-    from vrecore.weights.variants import DeclaredVariant, WeightedRepresentation
+    from vrecore.weights.declared import DeclaredVariant
+    from vrecore.weights.representation import WeightedRepresentation
 
     register_schemas()
     try:
@@ -62,7 +63,7 @@ def _pipeline_targets(pipeline: str, overrides: list[str]) -> list[_Target]:
 
 
 def _named_targets(names: Iterable[str]) -> list[_Target]:
-    from vrecore.weights.variants import declared_variants, find_variant
+    from vrecore.weights.declared import declared_variants, find_variant
 
     names = list(names)
     if names:
@@ -95,7 +96,8 @@ def _error(message: str) -> None:
 
 # -- list ----------------------------------------------------------------------------------------------------------
 def _list(ns: argparse.Namespace) -> int:
-    from vrecore.weights.variants import size_text, variant_status
+    from vrecore.weights.resolving import variant_status
+    from vrecore.weights.variants import size_text
 
     rows = []
     for t in _targets(ns):
@@ -123,7 +125,8 @@ def _list(ns: argparse.Namespace) -> int:
 # -- fetch ---------------------------------------------------------------------------------------------------------
 def _fetch(ns: argparse.Namespace) -> int:
     from vrecore.weights.cache import Lock
-    from vrecore.weights.variants import resolve, size_text
+    from vrecore.weights.resolving import resolve
+    from vrecore.weights.variants import size_text
 
     if not ns.names and ns.pipeline is None:
         raise ConfigError("say what to fetch: variant names (see `vre weights list`) or --pipeline NAME")
@@ -146,7 +149,7 @@ def _fetch(ns: argparse.Namespace) -> int:
 # -- verify --------------------------------------------------------------------------------------------------------
 def _verify(ns: argparse.Namespace) -> int:
     from vrecore.weights.cache import sha256_file
-    from vrecore.weights.variants import resolve, variant_status
+    from vrecore.weights.resolving import resolve, variant_status
 
     bad = checked = 0
     for t in _named_targets(ns.names):
@@ -186,7 +189,8 @@ def _files_of(variant: Any, path: Path) -> dict[str, Path]:
 
 def _import(ns: argparse.Namespace) -> int:
     from vrecore.weights.cache import Lock, imported_dir, place_files, sha256_file
-    from vrecore.weights.variants import check_loadable, find_variant, size_text
+    from vrecore.weights.declared import check_loadable, find_variant
+    from vrecore.weights.variants import size_text
 
     declared = find_variant(ns.name)
     variant = declared.variant

@@ -8,9 +8,9 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "MultiTaskDataset": "vrecore.data.dataset", "collate": "vrecore.data.dataset",
-    "split_videos": "vrecore.data.dataset", "MISSING_LABEL": "vrecore.data.dataset",
-    "HANDLE_MISSING": "vrecore.data.dataset", "NORMALIZATIONS": "vrecore.data.dataset",
+    "MultiTaskDataset": "vrecore.data.dataset", "collate": "vrecore.data.batching",
+    "split_videos": "vrecore.data.splits", "MISSING_LABEL": "vrecore.data.batching",
+    "HANDLE_MISSING": "vrecore.data._checks", "NORMALIZATIONS": "vrecore.data.normalize",
     "TaskStatistics": "vrecore.data.statistics",
     "pack": "vrecore.data.packing", "PACK_FORMATS": "vrecore.data.packing",
 }

@@ -1,31 +1,28 @@
 """`MultiTaskDataset`: the frames of one export, or of a folder of exports, as ``({task: tensor}, name)`` items."""
 from __future__ import annotations
 
+import functools
 import logging
-import random
-import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vrecore.data.sources import FrameKey, find_exports
-from vrecore.data.statistics import TaskStatistics, frame_statistics, load_cached, merge_all, statistics_key, store_cached
+from vrecore.data import _checks
+from vrecore.data.batching import MISSING_LABEL, Collated, MultiTaskItem, collate, shared_empty
+from vrecore.data.index import build_index, find_present, open_sources, select_videos
+from vrecore.data.normalize import normalization_modes, normalize, normalize_in_place
+from vrecore.data.sources import FrameKey
+from vrecore.data.splits import split_videos
+from vrecore.data.statistics import TaskStatistics, frame_statistics, load_cached, statistics_key, statistics_pass, store_cached
 from vrecore.data.tasks import TaskReader, VirtualTask, build_reader, build_virtual
 from vrecore.errors import ConfigError
 from vrecore.store.location import check_local_path
 
-__all__ = ["HANDLE_MISSING", "NORMALIZATIONS", "MultiTaskDataset", "MultiTaskItem", "collate", "split_videos"]
+__all__ = ["MultiTaskDataset"]
 
 log = logging.getLogger("vrecore.data")
-
-HANDLE_MISSING = ("raise", "drop", "fill_none", "fill_zero", "fill_nan")
-NORMALIZATIONS = ("min_max", "standardization")
-MISSING_LABEL = -1
-"""Class index of a missing frame of a class-index task (pass it as ``ignore_index`` to the loss)."""
-
-MultiTaskItem = tuple[dict[str, Any], str]
 
 
 class MultiTaskDataset:
@@ -62,16 +59,12 @@ class MultiTaskDataset:
                  videos: Sequence[str] | None = None, types: Mapping[str, str | Mapping[str, Any]] | None = None,
                  stats_workers: int = 0, progress: bool | None = None, cache_statistics: bool = True,
                  to_tensor: bool = True) -> None:
-        if handle_missing not in HANDLE_MISSING:
-            raise ConfigError(f"handle_missing {handle_missing!r} is not one of {', '.join(HANDLE_MISSING)}")
+        _checks.check_handle_missing(handle_missing)
         path = check_local_path(path, "path")
-        if isinstance(stats_workers, bool) or not isinstance(stats_workers, int) or stats_workers < 0:
-            raise ConfigError(f"stats_workers must be 0 or more, got {stats_workers!r}")
-        tasks, videos = _names("tasks", tasks), _names("videos", videos)  # a string is one name, not its letters
+        _checks.check_stats_workers(stats_workers)
+        tasks, videos = _checks.names("tasks", tasks), _checks.names("videos", videos)
         if isinstance(one_hot, str):
             one_hot = [one_hot]
-        if isinstance(virtual_tasks, str):
-            virtual_tasks = [virtual_tasks]
         self.path = Path(path)
         self.handle_missing = handle_missing
         self.channels_first = channels_first
@@ -79,14 +72,14 @@ class MultiTaskDataset:
         self.progress = progress
         self.cache_statistics = cache_statistics
         self.to_tensor = to_tensor
-        self._sources, self._multi = _open_sources(self.path)
+        self._sources, self._multi = open_sources(self.path)
         if videos is not None:
-            self._sources = _select_videos(self._sources, videos)
+            self._sources = select_videos(self._sources, videos)
         self.videos = [s.video for s in self._sources]
         self._types = dict(types or {})
         self._specs = [self._source_specs(s) for s in self._sources]
         stored = sorted(set().union(*(set(s.tasks) for s in self._sources)))
-        self._virtual_specs = self._virtual_specs_of(virtual_tasks)
+        self._virtual_specs = _checks.virtual_specs(virtual_tasks)
         available = sorted(set(stored) | set(self._virtual_specs))
         self.task_names = list(tasks) if tasks is not None else available
         unknown = [t for t in self.task_names if t not in available]
@@ -109,14 +102,9 @@ class MultiTaskDataset:
             self._one_hot = {t for t in self.task_names if self._is_classification(t)}
             self._readers.clear()  # built to tell class tasks apart, before they knew they give one-hot maps
             self._virtual.clear()
-        wrong = [t for t in sorted(self._one_hot) if t not in self.task_names or not self._is_classification(t)]
-        if wrong:
-            what = "a class task" if len(wrong) == 1 else "class tasks"
-            classes = ", ".join(t for t in self.task_names if self._is_classification(t)) or "none"
-            raise ConfigError(f"one_hot names {', '.join(map(repr, wrong))}, not {what} of the dataset "
-                              f"(class tasks: {classes})")
-        self._normalization = self._normalization_of(normalization)
-        self._given_statistics = _given_statistics(statistics)
+        _checks.check_one_hot(self._one_hot, self.task_names, self._is_classification)
+        self._normalization = normalization_modes(normalization, self.task_names, self._normalizable)
+        self._given_statistics = _checks.given_statistics(statistics)
         self._statistics: dict[str, TaskStatistics] | None = None
 
     # -- what the dataset holds ----------------------------------------------------------------------
@@ -195,8 +183,8 @@ class MultiTaskDataset:
         """Several items read straight into one batch (what a DataLoader asks for): `collate_fn` then returns
         that batch without copying; any other collate function gets the items (views into the batch)."""
         batch, names, missing = self._batch(indices)
-        items = _Collated((({t: None if missing[t][b] and self.handle_missing == "fill_none" else batch[t][b]
-                             for t in batch}, name) for b, name in enumerate(names)))
+        items = Collated((({t: None if missing[t][b] and self.handle_missing == "fill_none" else batch[t][b]
+                            for t in batch}, name) for b, name in enumerate(names)))
         items.batch, items.names = batch, names
         return items
 
@@ -222,7 +210,7 @@ class MultiTaskDataset:
             dtype = self._item_dtype(task)
             shape = (len(positions), *self._arrange(template).shape)
             if torch is not None:
-                tensor = _shared_empty(torch, shape, getattr(torch, dtype.name)) if shared else \
+                tensor = shared_empty(torch, shape, getattr(torch, dtype.name)) if shared else \
                     torch.empty(shape, dtype=getattr(torch, dtype.name))
                 buffer = tensor.numpy()
                 out[task] = tensor
@@ -240,7 +228,7 @@ class MultiTaskDataset:
                     continue
                 self._read_into(v, task, frame, slot)
                 if mode is not None and stats is not None:
-                    _normalize_in_place(slot, stats[task], mode)
+                    normalize_in_place(slot, stats[task], mode)
         return out, [self._name(v, f) for v, f in positions], missing
 
     def _read_into(self, v: int, task: str, frame: int, slot: np.ndarray) -> None:
@@ -274,7 +262,7 @@ class MultiTaskDataset:
                 x = self._read(v, task, frame)
                 mode = self._normalization.get(task)
                 if mode is not None and stats is not None:
-                    x = _normalize(x, stats[task], mode)
+                    x = normalize(x, stats[task], mode)
             else:
                 x = self._fill(task)
             data[task] = None if x is None else self._output(self._arrange(x))
@@ -331,7 +319,7 @@ class MultiTaskDataset:
     def collate_fn(self, items: Sequence[MultiTaskItem]) -> tuple[dict[str, Any], list[str]]:
         """Stack items into a batch ({task: (B, ...)}, names); a missing (None) value becomes NaN, or
         `MISSING_LABEL` for class indices. Items from `__getitems__` are a batch already: returned as is."""
-        if isinstance(items, _Collated):
+        if isinstance(items, Collated):
             return items.batch, list(items.names)
         shapes = {t: (self.data_shape[t], self.dtypes[t]) for t in items[0][0]} if items else {}
         return collate(items, shapes)
@@ -368,13 +356,6 @@ class MultiTaskDataset:
             self._virtual[key] = build_virtual(task, specs, stored, one_hot=task in self._one_hot, cache=self._built)
         return self._virtual[key]
 
-    def _virtual_specs_of(self, virtual: Any) -> dict[str, Mapping[str, Any] | None]:
-        if virtual is None:
-            return {}
-        if isinstance(virtual, Mapping):
-            return {str(k): (dict(v) if v is not None else None) for k, v in virtual.items()}
-        return {str(name): None for name in virtual}
-
     def _is_classification(self, task: str) -> bool:
         v = next(i for i, p in enumerate(self._present[task]) if p)
         reader = self._virtual_task(v, task).reader if task in self._virtual_specs else self._reader(v, task)
@@ -385,80 +366,13 @@ class MultiTaskDataset:
 
     # -- which frames ----------------------------------------------------------------------------------
     def _find_present(self) -> dict[str, list[set[int]]]:
-        present: dict[str, list[set[int]]] = {}
-        for task in self.task_names:
-            if task in self._virtual_specs:
-                continue
-            present[task] = [s.frames(task) if task in s.tasks else set() for s in self._sources]
-        for task in self.task_names:
-            if task not in self._virtual_specs:
-                continue
-            present[task] = []
-            errors: list[ConfigError] = []
-            for v, source in enumerate(self._sources):
-                try:
-                    needed = self._virtual_task(v, task).read_from_disk
-                except ConfigError as e:  # this video lacks what the task is computed from: no frames there
-                    errors.append(e)
-                    present[task].append(set())
-                    continue
-                frames = [source.frames(n) for n in needed]
-                present[task].append(set.intersection(*frames) if frames else set())
-            if len(errors) == len(self._sources):
-                raise errors[0]
-        return present
+        return find_present(self.task_names, self._sources, self._virtual_specs,
+                            lambda v, task: self._virtual_task(v, task).read_from_disk)
 
     def _build_index(self) -> list[tuple[int, int]]:
-        index: list[tuple[int, int]] = []
-        problems: list[str] = []
-        for v in range(len(self._sources)):
-            sets = [self._present[t][v] for t in self.task_names]
-            every = set().union(*sets)
-            if self.handle_missing == "drop":
-                every = set.intersection(*sets) if sets else set()
-            elif self.handle_missing == "raise":
-                for task, frames in zip(self.task_names, sets, strict=True):
-                    lacking = sorted(every - frames)
-                    if lacking:
-                        where = f" of video '{self.videos[v]}'" if self._multi else ""
-                        problems.append(f"task '{task}' is missing frame(s) {_ranges(lacking)}{where}")
-            index.extend((v, f) for f in sorted(every))
-        if problems:
-            shown = problems[:5] + ([f"... and {len(problems) - 5} more"] if len(problems) > 5 else [])
-            raise ConfigError("; ".join(shown) + "; choose handle_missing='drop' (leave such frames out) or "
-                                                 "'fill_none', 'fill_zero', 'fill_nan', or compute the missing frames")
-        return index
+        return build_index(self._present, self.task_names, self.videos, self.handle_missing, self._multi)
 
     # -- normalization and statistics ------------------------------------------------------------------
-    def _normalization_of(self, normalization: Any) -> dict[str, str]:
-        if normalization is None:
-            return {}
-        if isinstance(normalization, str):
-            modes: dict[str, Any] = {"*": normalization}
-        elif isinstance(normalization, Mapping):
-            modes = dict(normalization)
-        else:
-            raise ConfigError(f"normalization must be None, 'min_max', 'standardization' or {{task: mode}}, got "
-                              f"{normalization!r}")
-        default = modes.pop("*", None)
-        for task, mode in modes.items():
-            if task not in self.task_names:
-                raise ConfigError(f"normalization names task '{task}', which is not in the dataset "
-                                  f"({', '.join(self.task_names)})")
-            if mode is not None and not self._normalizable(task):
-                raise ConfigError(f"task '{task}' holds classes or a mask; it is never normalized (leave it out "
-                                  f"of normalization)")
-        out: dict[str, str] = {}
-        for task in self.task_names:
-            mode = modes.get(task, default if self._normalizable(task) else None)
-            if mode is None:
-                continue
-            if mode not in NORMALIZATIONS:
-                raise ConfigError(f"normalization {mode!r} (task '{task}') is not one of None, "
-                                  f"{', '.join(NORMALIZATIONS)}")
-            out[task] = mode
-        return out
-
     @property
     def normalization(self) -> dict[str, str]:
         """Task -> normalization mode, for the normalized tasks."""
@@ -516,30 +430,15 @@ class MultiTaskDataset:
         return statistics_key(described, frames)
 
     def _statistics_pass(self, tasks: list[str]) -> dict[str, TaskStatistics]:
-        from tqdm import tqdm
+        raw = self._shallow_copy()  # read as stored: the statistics are what normalization then applies
+        raw._normalization = {}
+        return statistics_pass(len(raw), functools.partial(raw._frame_statistics, tasks), tasks,
+                               workers=self.stats_workers, progress=self.progress)
 
-        view = _StatisticsView(self, tasks)
-        show = sys.stderr.isatty() if self.progress is None else self.progress
-        batches: Iterable[dict[str, TaskStatistics]]
-        if self.stats_workers > 0:
-            from torch.utils.data import DataLoader
-
-            batches = DataLoader(view, batch_size=_STATS_BATCH,  # type: ignore[arg-type]
-                                 num_workers=self.stats_workers, collate_fn=_merge_partials)
-        else:
-            batches = (_merge_partials([view[i] for i in range(k, min(k + _STATS_BATCH, len(view)))])
-                       for k in range(0, len(view), _STATS_BATCH))
-        total: dict[str, TaskStatistics] = {}
-        with tqdm(total=len(view), desc=f"statistics of {', '.join(tasks)}", unit="frame", disable=not show,
-                  file=sys.stderr) as bar:
-            for k, part in enumerate(batches):
-                for task, stats in part.items():
-                    total[task] = total[task].merge(stats) if task in total else stats
-                bar.update(min(_STATS_BATCH, len(view) - k * _STATS_BATCH))
-        missing = [t for t in tasks if t not in total]
-        if missing:
-            raise ConfigError(f"task(s) {', '.join(missing)} have no frame to compute statistics from")
-        return total
+    def _frame_statistics(self, tasks: list[str], i: int) -> dict[str, TaskStatistics]:
+        """Item ``i``'s partial statistics of each of ``tasks`` that it has."""
+        v, frame = self._index[i]
+        return {t: frame_statistics(self._read(v, t, frame)) for t in tasks if frame in self._present[t][v]}
 
     # -- splits ----------------------------------------------------------------------------------------
     def split(self, fractions: Mapping[str, float], *, seed: int = 0) -> dict[str, MultiTaskDataset]:
@@ -591,180 +490,3 @@ class MultiTaskDataset:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._quiet = True  # warnings were given in the process that made the dataset
-
-
-_STATS_BATCH = 16
-
-
-class _Collated(list):  # type: ignore[type-arg]
-    """Items of one batch read together; ``batch`` and ``names`` are their collated form."""
-
-    batch: dict[str, Any]
-    names: list[str]
-
-
-class _StatisticsView:
-    """Map-style view giving each item's partial statistics (what DataLoader workers compute)."""
-
-    def __init__(self, dataset: MultiTaskDataset, tasks: list[str]) -> None:
-        self.dataset = dataset._shallow_copy()
-        self.dataset._normalization = {}
-        self.tasks = tasks
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, i: int) -> dict[str, TaskStatistics]:
-        v, frame = self.dataset._index[i]
-        return {t: frame_statistics(self.dataset._read(v, t, frame)) for t in self.tasks
-                if frame in self.dataset._present[t][v]}
-
-
-def _merge_partials(parts: Sequence[Mapping[str, TaskStatistics]]) -> dict[str, TaskStatistics]:
-    out: dict[str, TaskStatistics] = {}
-    for task in {t for p in parts for t in p}:
-        merged = merge_all(p[task] for p in parts if task in p)
-        if merged is not None:
-            out[task] = merged
-    return out
-
-
-def _shared_empty(torch: Any, shape: tuple[int, ...], dtype: Any) -> Any:
-    """An uninitialised tensor in shared memory, allocated there as torch's default_collate does in a worker
-    (``share_memory_()`` on a new tensor would copy it there: 2-3x slower)."""
-    elem = torch.empty(0, dtype=dtype)
-    storage = elem._typed_storage()._new_shared(int(np.prod(shape)), device=elem.device)
-    return elem.new(storage).resize_(shape)
-
-
-def _scale(stats: TaskStatistics, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """(offset, divisor) per channel of a normalization; a constant channel has divisor 1 (it becomes 0)."""
-    if mode == "min_max":
-        low, span = stats.min, stats.max - stats.min
-    else:
-        low, span = stats.mean, stats.std
-    span = np.where(np.isfinite(span) & (span > 0), span, 1.0)
-    return low.astype(np.float32), span.astype(np.float32)
-
-
-def _normalize(x: np.ndarray, stats: TaskStatistics, mode: str) -> np.ndarray:
-    """(x - min) / (max - min) or (x - mean) / std per channel (last axis)."""
-    low, span = _scale(stats, mode)
-    return ((x.astype(np.float32) - low) / span).astype(np.float32)
-
-
-def _normalize_in_place(x: np.ndarray, stats: TaskStatistics, mode: str) -> None:
-    low, span = _scale(stats, mode)
-    x -= low
-    x /= span
-
-
-def collate(items: Sequence[MultiTaskItem], shapes: Mapping[str, tuple[tuple[int, ...], str]] | None = None
-            ) -> tuple[dict[str, Any], list[str]]:
-    """Stack ``({task: array}, name)`` items into ``({task: (B, ...)}, names)`` (torch tensors when the items
-    are tensors); None values become NaN, or `MISSING_LABEL` for integer tasks. ``shapes``: task ->
-    (shape, dtype) for tasks that may be None in every item of a batch."""
-    if not items:
-        return {}, []
-    names = [name for _, name in items]
-    tensors = any(not isinstance(v, np.ndarray) and v is not None for d, _ in items for v in d.values())
-    out: dict[str, Any] = {}
-    for task in items[0][0]:
-        values = [d[task] for d, _ in items]
-        known = next((v for v in values if v is not None), None)
-        if known is not None:
-            shape, dtype = tuple(known.shape), str(known.dtype).replace("torch.", "")
-        elif shapes and task in shapes:
-            shape, dtype = shapes[task]
-        else:
-            raise ConfigError(f"task '{task}' is missing from every item of the batch and its shape is unknown; "
-                              f"use the dataset's collate_fn")
-        kind = np.dtype(dtype).kind
-        fill = MISSING_LABEL if kind == "i" else np.nan if kind == "f" else 0
-        arrays = [np.asarray(v) if v is not None else np.full(shape, fill, dtype) for v in values]
-        stacked = np.stack(arrays)
-        if tensors:
-            import torch
-
-            out[task] = torch.from_numpy(stacked)
-        else:
-            out[task] = stacked
-    return out, names
-
-
-def split_videos(videos: Sequence[str], fractions: Mapping[str, float], *, seed: int = 0) -> dict[str, list[str]]:
-    """Shuffle ``videos`` (seeded) and deal them into splits of about ``fractions`` of the videos (each
-    split at least one video); e.g. ``{"train": 0.8, "test": 0.2}``."""
-    if not fractions or any(f <= 0 for f in fractions.values()):
-        raise ConfigError(f"split fractions must be positive, got {dict(fractions)}")
-    if len(videos) < len(fractions):
-        raise ConfigError(f"{len(videos)} video(s) cannot make {len(fractions)} splits by video "
-                          f"({', '.join(fractions)}); export more videos or ask for fewer splits")
-    order = list(videos)
-    random.Random(seed).shuffle(order)
-    total = sum(fractions.values())
-    exact = {k: f / total * len(order) for k, f in fractions.items()}
-    counts = {k: max(1, int(e)) for k, e in exact.items()}
-    while sum(counts.values()) < len(order):  # largest remainders first
-        k = max(exact, key=lambda key: exact[key] - counts[key])
-        counts[k] += 1
-    while sum(counts.values()) > len(order):
-        k = max((key for key in counts if counts[key] > 1), key=lambda key: counts[key] - exact[key])
-        counts[k] -= 1
-    out: dict[str, list[str]] = {}
-    start = 0
-    for k in fractions:
-        out[k] = sorted(order[start:start + counts[k]])
-        start += counts[k]
-    return out
-
-
-def _names(what: str, names: Any) -> list[str] | None:
-    """A ``tasks`` or ``videos`` argument as a list of names: one string is one name."""
-    if names is None:
-        return None
-    if isinstance(names, str):
-        return [names]
-    if not isinstance(names, Iterable) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{what} must be a name or a list of names, got {names!r}")
-    return list(names)
-
-
-def _given_statistics(statistics: Any) -> dict[str, TaskStatistics]:
-    """The ``statistics`` argument checked: {task: TaskStatistics}."""
-    if statistics is None:
-        return {}
-    if not isinstance(statistics, Mapping):
-        raise ConfigError(f"statistics must be {{task: TaskStatistics}}, got {statistics!r}")
-    for task, stats in statistics.items():
-        if not isinstance(stats, TaskStatistics):
-            raise ConfigError(f"statistics[{task!r}] must be a TaskStatistics (e.g. another dataset's .statistics), "
-                              f"got {stats!r}")
-    return dict(statistics)
-
-
-def _select_videos(sources: list[Any], videos: Sequence[str]) -> list[Any]:
-    by_name = {s.video: s for s in sources}
-    unknown = [v for v in videos if v not in by_name]
-    if unknown:
-        raise ConfigError(f"video(s) {', '.join(map(repr, unknown))} not in the dataset; its videos: "
-                          f"{', '.join(by_name)}")
-    return [by_name[v] for v in videos]
-
-
-def _open_sources(path: Path) -> tuple[list[Any], bool]:
-    """The videos of the dataset at ``path`` and whether it is a folder of exports (names carry the video)."""
-    from vrecore.data.packed import open_packed_sources
-    from vrecore.data.sources import ExportSource
-
-    packed = open_packed_sources(path)
-    if packed is not None:
-        return packed
-    exports = find_exports(path)
-    return [ExportSource(root, video) for video, root in exports], exports[0][1] != path
-
-
-def _ranges(frames: list[int]) -> str:
-    from vrecore.export.runlog import ranges
-
-    return ranges(frames)

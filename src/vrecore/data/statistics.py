@@ -14,18 +14,22 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 
+from vrecore.errors import ConfigError
+
 __all__ = ["CACHE_FILE", "TaskStatistics", "frame_statistics", "load_cached", "merge_all", "statistics_key",
-           "store_cached"]
+           "statistics_pass", "store_cached"]
 
 CACHE_FILE = ".vre_statistics.json"
 _CACHE_ENTRIES = 64  # the newest entries kept in a cache file
+_PASS_BATCH = 16  # items summarised together (in one DataLoader worker) before their partials are merged
 
 
 @attrs.frozen(eq=False)
@@ -164,3 +168,56 @@ def store_cached(root: Path, stats: Mapping[str, tuple[str, TaskStatistics]], wa
         with contextlib.suppress(OSError):
             tmp.unlink()
         warn(f"statistics not cached: {path} cannot be written ({e.strerror or e}); they are recomputed next time")
+
+
+def statistics_pass(count: int, partials: Callable[[int], dict[str, TaskStatistics]], tasks: Sequence[str], *,
+                    workers: int = 0, progress: bool | None = None) -> dict[str, TaskStatistics]:
+    """The statistics of ``tasks`` over ``count`` items, ``partials(i)`` giving item i's (task -> partial
+    statistics), merged in batches computed here or by ``workers`` DataLoader workers (``partials`` picklable)."""
+    from tqdm import tqdm
+
+    view = _PartialsView(count, partials)
+    show = sys.stderr.isatty() if progress is None else progress
+    batches: Iterable[dict[str, TaskStatistics]]
+    if workers > 0:
+        from torch.utils.data import DataLoader
+
+        batches = DataLoader(view, batch_size=_PASS_BATCH,  # type: ignore[arg-type]
+                             num_workers=workers, collate_fn=_merge_partials)
+    else:
+        batches = (_merge_partials([view[i] for i in range(k, min(k + _PASS_BATCH, count))])
+                   for k in range(0, count, _PASS_BATCH))
+    total: dict[str, TaskStatistics] = {}
+    with tqdm(total=count, desc=f"statistics of {', '.join(tasks)}", unit="frame", disable=not show,
+              file=sys.stderr) as bar:
+        for k, part in enumerate(batches):
+            for task, stats in part.items():
+                total[task] = total[task].merge(stats) if task in total else stats
+            bar.update(min(_PASS_BATCH, count - k * _PASS_BATCH))
+    missing = [t for t in tasks if t not in total]
+    if missing:
+        raise ConfigError(f"task(s) {', '.join(missing)} have no frame to compute statistics from")
+    return total
+
+
+class _PartialsView:
+    """Map-style view giving each item's partial statistics (what DataLoader workers compute)."""
+
+    def __init__(self, count: int, partials: Callable[[int], dict[str, TaskStatistics]]) -> None:
+        self.count = count
+        self.partials = partials
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> dict[str, TaskStatistics]:
+        return self.partials(i)
+
+
+def _merge_partials(parts: Sequence[Mapping[str, TaskStatistics]]) -> dict[str, TaskStatistics]:
+    out: dict[str, TaskStatistics] = {}
+    for task in {t for p in parts for t in p}:
+        merged = merge_all(p[task] for p in parts if task in p)
+        if merged is not None:
+            out[task] = merged
+    return out

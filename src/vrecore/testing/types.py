@@ -12,7 +12,8 @@ import numpy as np
 
 from vrecore.graph.hookspecs import hookimpl
 from vrecore.graph.representation import Batch, OutputSpec, Representation, Role
-from vrecore.weights.variants import WeightedRepresentation, WeightVariant, variant_field
+from vrecore.weights.representation import WeightedRepresentation, variant_field
+from vrecore.weights.variants import WeightVariant
 
 # ============================================================================================
 # Section: representation types for engine tests (core and plugins)
@@ -203,7 +204,7 @@ class WeightedGrey(WeightedRepresentation):
 
     def setup(self, device: str) -> None:
         from vrecore.errors import WeightsError
-        from vrecore.weights.variants import load_safetensors
+        from vrecore.weights.loading import load_safetensors
 
         files = self.weights().files
         tensors = load_safetensors(next(p for f, p in files.items() if f.endswith(".safetensors")))

@@ -14,7 +14,7 @@ for what else a pickle names (`refused_global`): anything that is not a class of
 builtin, anything of the standard library: os, subprocess, builtins, importlib...) is refused, naming it.
 
 Whatever a conversion writes goes to a temporary folder beside the output first; with ``--variant`` it must
-load into the variant's model there (`vrecore.weights.variants.check_loadable`, the check `vre weights import` makes)
+load into the variant's model there (`vrecore.weights.declared.check_loadable`, the check `vre weights import` makes)
 before it is moved into place: a refused or failed conversion leaves nothing behind.
 """
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from vrecore.errors import WeightsError
-from vrecore.weights.variants import load_safetensors
+from vrecore.weights.loading import load_safetensors
 
 __all__ = ["StandIn", "convert_checkpoint", "convert_for_variant", "convert_main", "module_state_dict",
            "pickled_globals", "read_checkpoint", "refused_global"]
@@ -441,7 +441,8 @@ def convert_for_variant(src: str | os.PathLike[str], dst: str | os.PathLike[str]
     The checkpoint must have the sha256 the variant declares for it (when it declares one). ``dst`` is the
     ``.safetensors`` file of a one-file variant, else a folder that receives the variant's files.
     """
-    from vrecore.weights.variants import check_loadable, find_variant, sha256_file
+    from vrecore.weights.cache import sha256_file
+    from vrecore.weights.declared import check_loadable, find_variant
 
     declared = find_variant(name)
     variant = declared.variant

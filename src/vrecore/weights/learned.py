@@ -15,7 +15,7 @@ import attrs
 import numpy as np
 
 from vrecore.graph.representation import Batch
-from vrecore.weights.variants import WeightedRepresentation
+from vrecore.weights.representation import WeightedRepresentation
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
