@@ -107,7 +107,8 @@ def test_disk_full_mid_run_keeps_the_frames_done(sample_video, tmpfs):
     ("frames=0..10:0", "frames=0..10:0: the step must be 1 or more"),
     ("frames=[]", "frames=[] selects no frames"),
     ("frames=''", "frames='' selects nothing"),
-    ("frames=[3,-1,99]", "frames=[3,-1,99] has entries out of range (-1, 99): the video has 48 frames (valid: 0..48, end exclusive)"),
+    ("frames=[3,-1,99]", "frames=[3,-1,99] has entries out of range (-1, 99): the video has 48 frames (valid: 0..48, end "
+                         "exclusive)"),
 ])
 def test_bad_input_is_one_line(sample_video, tmp_path, override, message):
     pytest.importorskip("torch") if override.startswith("device") else None

@@ -237,7 +237,8 @@ def test_corrupt_weights(tmp_path: Path):
                                            r".*m2f/model.safetensors \(.*\); the file is corrupt or not this model"):
         Mask2FormerSemantic(name="m", variant="47429163_0", weights_path=str(folder)).setup("cpu")
     (folder / "config.json").write_text("{not json")
-    with pytest.raises(WeightsError, match=r"cannot read .*m2f/config.json \(.*\); delete it and fetch again"):
+    with pytest.raises(WeightsError,
+                       match=r"cannot read .*m2f/config.json \(.*\); check or replace .*config.json \(vre did not make it\)"):
         Mask2FormerSemantic(name="m", variant="47429163_0", weights_path=str(folder)).setup("cpu")
     (folder / "config.json").write_text('{"model_type": "dpt"}')
     with pytest.raises(WeightsError, match=r"config.json describes a 'dpt' model, not mask2former"):

@@ -18,6 +18,12 @@ def register_representations(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_stores(register: Callable[..., None]) -> None:
+    register("flat", "vre_motion.store:FlatStore", schemes=("flat",),
+             description="every frame of every representation as OUT/<name>-<frame>.npz in one folder")
+
+
+@hookimpl
 def register_sources(register: Callable[..., None]) -> None:
     register("images", "vre_motion.source:open_source",
              description="images://FOLDER[?fps=N]: a folder of pictures replayed as a live stream")
