@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +107,14 @@ def test_help_imports_no_torch_and_no_command_module():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "commands:" in r.stdout and "  export " in r.stdout
+
+
+def test_listing_types_and_translating_a_seed_config_import_no_model_library(tmp_path):
+    seed = Path(__file__).parent / "seed_configs" / "dronescapes2.yaml"  # marigold (diffusers), mask2former (transformers)
+    code = (f"import sys; from vrecore.cli import main; assert main(['list']) == 0; "
+            f"assert main(['convert-config', {str(seed)!r}, '-o', {str(tmp_path / 'p.yaml')!r}]) == 0; "
+            f"bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'diffusers', 'transformers')); "
+            f"assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "semantic/mask2former" in (tmp_path / "p.yaml").read_text()

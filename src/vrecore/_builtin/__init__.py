@@ -5,6 +5,7 @@ from collections.abc import Callable
 from typing import Any
 
 from vrecore.graph.hookspecs import hookimpl
+from vrecore.graph.seed_types import SeedType
 
 
 @hookimpl
@@ -16,6 +17,13 @@ def register_representations(register: Callable[..., None]) -> None:
 @hookimpl
 def register_config_paths(register: Callable[[str], None]) -> None:
     register("pkg://vrecore.cli.conf")
+
+
+@hookimpl
+def register_seed_types(register: Callable[..., None]) -> None:
+    """The seed tool's colour types are core's."""
+    register("color/rgb", SeedType("color/rgb"))
+    register("color/hsv", SeedType("color/hsv"))
 
 
 @hookimpl
