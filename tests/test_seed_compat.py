@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from vrecore.cli.seed_config import SEED_TYPES, load_seed_config, translate_seed_config
+from vrecore.cli.seed_config import load_seed_config, seed_types, translate_seed_config
 from vrecore.errors import ConfigError, GraphError
 
 CONFIGS = Path(__file__).parent / "seed_configs"
@@ -179,14 +179,31 @@ def test_normals_seed_convention_mirrors_x():
     assert "mirrored in x" in NormalsFromDepthSVD(name="n", convention="seed").metadata()["normals"]
 
 
-@pytest.mark.parametrize("seed_name", sorted(n for n, t in SEED_TYPES.items() if t is not None))
+SEED_TOOL_TYPES = ["color/hsv", "color/rgb", "depth/dpt", "depth/marigold", "descriptor/sift", "edges/canny",
+                   "edges/dexined", "normals/depth-svd", "optical-flow/raft", "optical-flow/rife",
+                   "semantic-segmentation/mask2former", "semantic-segmentation/safeuav", "soft-segmentation/fastsam",
+                   "soft-segmentation/generalized-boundaries", "soft-segmentation/python-halftone"]
+"""Every type of the seed's repository (VRE 1.18.6)."""
+
+
+def test_the_plugins_translate_every_type_of_the_seed():
+    from vrecore.graph.registry import get_registry, reset_registry
+
+    reset_registry()
+    assert sorted(seed_types()) == SEED_TOOL_TYPES
+    providers = {n: e.provider for n, e in get_registry().extensions("seed type").items()}
+    assert providers["color/rgb"] == "vrecore" and providers["depth/dpt"] == "vre-depth"
+    assert providers["semantic-segmentation/safeuav"] == "vre-semantic"
+
+
+@pytest.mark.parametrize("seed_name", SEED_TOOL_TYPES)
 def test_seed_type_names_resolve(seed_name, caplog):
     import logging
 
     from vrecore.graph.registry import get_registry, reset_registry
 
     reset_registry()
-    ours = SEED_TYPES[seed_name].ours
+    ours = seed_types()[seed_name].ours
     with caplog.at_level(logging.WARNING, logger="vrecore.graph.registry"):
         entry = get_registry().get(seed_name)
     assert entry.type_name == ours

@@ -8,8 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
+from vrecore.cli.convert_weights import main as convert_main  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
-from vrecore.weights.convert import convert_checkpoint, convert_main  # noqa: E402
+from vrecore.weights.convert import convert_checkpoint  # noqa: E402
 from vrecore.weights.loading import load_into, load_safetensors  # noqa: E402
 
 

@@ -13,11 +13,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 
+from vrecore.cli.convert_weights import main as convert_main  # noqa: E402
 from vrecore.errors import WeightsError  # noqa: E402
 from vrecore.weights.convert import (  # noqa: E402
     StandIn,
     convert_checkpoint,
-    convert_main,
     module_state_dict,
     pickled_globals,
     read_checkpoint,

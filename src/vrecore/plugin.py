@@ -6,8 +6,9 @@ A plugin's code imports from ``vrecore.plugin`` only (its tests add `vrecore.tes
 `OutputSpec`, `Batch`, whose ``neighbours`` carry the frames a type asks for with `frame_offsets`) is the
 base of every type; `WeightedRepresentation` declares weights as data (`WeightVariant` and its sources) and
 `LearnedRepresentation` adds a torch model's set-up and tear-down; the errors are the one-line ones the CLI
-prints; `SeedDiskLayout` gives a type the seed tool's stored form. Each name loads on first use, and none
-imports torch or model code. docs/plugins.md describes each name.
+prints; `SeedDiskLayout` gives a type the seed tool's stored form, and `SeedType` (with the translators
+`seed_parameter`, `seed_only`, `seed_pair`) maps the seed tool's type names a plugin owns (`register_seed_types`).
+Each name loads on first use, and none imports torch or model code. docs/plugins.md describes each name.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for typ
     from vrecore.graph.hookspecs import hookimpl
     from vrecore.graph.layouts import SeedDiskLayout, disk_layout_field
     from vrecore.graph.representation import Batch, OutputSpec, Representation, Role, optional_size
+    from vrecore.graph.seed_types import SeedTranslator, SeedType, seed_only, seed_pair, seed_parameter
     from vrecore.store.base import FileFacts, Store
     from vrecore.store.files import encode_image
     from vrecore.store.npz import crc32, npz_bytes
@@ -46,6 +48,9 @@ _LAZY = {
     "sha256_file": "vrecore.weights.cache", "weights_dir": "vrecore.weights.cache",
     "LearnedRepresentation": "vrecore.weights.learned",
     "SeedDiskLayout": "vrecore.graph.layouts", "disk_layout_field": "vrecore.graph.layouts",
+    "SeedType": "vrecore.graph.seed_types", "SeedTranslator": "vrecore.graph.seed_types",
+    "seed_parameter": "vrecore.graph.seed_types", "seed_only": "vrecore.graph.seed_types",
+    "seed_pair": "vrecore.graph.seed_types",
     "VreError": "vrecore.errors", "ConfigError": "vrecore.errors", "PluginError": "vrecore.errors",
     "SourceError": "vrecore.errors", "WeightsError": "vrecore.errors",
     "Store": "vrecore.store.base", "FileFacts": "vrecore.store.base", "npz_bytes": "vrecore.store.npz",
@@ -66,6 +71,8 @@ __all__ = [
     "ResolvedWeights",
     "Role",
     "SeedDiskLayout",
+    "SeedTranslator",
+    "SeedType",
     "SourceError",
     "Store",
     "StreamSource",
@@ -84,6 +91,9 @@ __all__ = [
     "module_state_dict",
     "npz_bytes",
     "optional_size",
+    "seed_only",
+    "seed_pair",
+    "seed_parameter",
     "sha256_file",
     "variant_field",
     "weights_dir",

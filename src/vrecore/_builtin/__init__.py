@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from vrecore.graph.hookspecs import hookimpl
+from vrecore.graph.seed_types import SeedType
 
 
 @hookimpl
@@ -39,3 +41,46 @@ def register_targets(register: Callable[..., None]) -> None:
 def register_stores(register: Callable[..., None]) -> None:
     register("directory", "vrecore.store.directory:DirectoryStore", schemes=("file",),
              description="npz folders in the seed tool's layout, on a local or shared file system (the default)")
+
+
+@hookimpl
+def register_seed_types(register: Callable[..., None]) -> None:
+    """The seed tool's colour types are core's."""
+    register("color/rgb", SeedType("color/rgb"))
+    register("color/hsv", SeedType("color/hsv"))
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    """Core's `vre` sub-commands (each module is imported only when its command runs)."""
+    for name, target, text in _COMMANDS:
+        cli.command(name, target, help=text)
+
+
+_COMMANDS = (
+    ("export", "vrecore.cli.export:main",
+     "[KEY=VALUE ...]  export representations of a video (Hydra overrides; -m for multirun)"),
+    ("stream", "vrecore.cli.stream:main",
+     "[KEY=VALUE ...]  run representations live on a camera, pipe, socket or file; nothing is stored"),
+    ("demo", "vrecore.cli.demo:main",
+     "[KEY=VALUE ...]  export the demo footage with every expert into ./vre_demo; collages, video, report"),
+    ("list", "vrecore.cli.info:list_types", "[--json]  representation types with provider, parameters and dependencies"),
+    ("plugins", "vrecore.cli.info:list_plugins", "installed plugin distributions and versions"),
+    ("metadata", "vrecore.cli.metadata:main", "OUTPUT_DIR  regenerate the metadata of an export from the files on disk"),
+    ("verify", "vrecore.cli.verify:main",
+     "OUTPUT_DIR  check stored frames: complete, missing, corrupt, stale (--deep, --repair)"),
+    ("convert-weights", "vrecore.cli.convert_weights:main", "SRC DST  convert a legacy .pth/.ckpt checkpoint to safetensors"),
+    ("weights", "vrecore.cli.weights:main",
+     "list|fetch|verify|import  model weights: status, download ahead, check hashes, import a file"),
+    ("collage", "vrecore.cli.collage:main",
+     "OUTPUT_DIR  per frame, one labelled picture of every representation (OUT/.collage/<frame>.jpg)"),
+    ("video", "vrecore.cli.video:main", "OUTPUT_DIR  a preview MP4 of the collages over time (OUT/preview.mp4)"),
+    ("report", "vrecore.cli.report:main",
+     "OUTPUT_DIR  one self-contained HTML page: graph, timings, runs, samples (OUT/report.html)"),
+    ("read", "vrecore.cli.read:main", "OUTPUT_DIR  tasks, shapes, dtypes, frames and missing frames of an export (--stats)"),
+    ("pack", "vrecore.cli.pack:main",
+     "OUTPUT_DIR --to F  write an export as webdataset shards or a zarr store, for training at scale"),
+    ("convert-config", "vrecore.cli.convert_config:main",
+     "CFG  translate the seed tool's config into a vre pipeline (or: export --seed-config CFG)"),
+)
+"""Name, ``module:function`` (taking the arguments after the name, returning the exit code), one line of help."""

@@ -10,21 +10,23 @@ The translation reproduces what the seed computes and stores where vre can: its 
 parameter names (``model_id``, ``disk_data_argmax``, ``inference_height``...), its conventions (Canny
 on the colour image, x-mirrored normals, flow units) and its stored forms (float32, ``disk_layout:
 seed``); the notes it returns say what still differs. Only the seed's own types are known here: types
-of the installed plugins are taken as they are.
+of the installed plugins are taken as they are. Each plugin maps the seed's names it owns
+(`register_seed_types`, `vrecore.graph.seed_types.SeedType`).
 """
 from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 from vrecore.errors import ConfigError, VreError
+from vrecore.graph.seed_types import SeedType
 
-__all__ = ["SEED_TYPES", "SeedTranslation", "load_seed_config", "translate_seed_config"]
+__all__ = ["SeedTranslation", "load_seed_config", "seed_types", "translate_seed_config"]
 
 TOP_KEYS = ("representations", "default_compute_parameters", "default_io_parameters", "default_learned_parameters",
             "globals")
@@ -35,124 +37,14 @@ SETTING_KEYS = ("batch_size", "binary_format", "image_format", "compress", "outp
 """Keys of the seed's compute, io and learned blocks (the seed moved some between blocks over versions, so
 each is accepted in any block)."""
 
-Translator = Callable[[Any, Mapping[str, Any]], dict[str, Any]]
+def seed_types() -> dict[str, SeedType]:
+    """The seed's type names the installed plugins (core's own included) translate, each with its `SeedType`."""
+    from vrecore.graph.registry import get_registry
 
+    return {name: entry.load() for name, entry in get_registry().extensions("seed type").items()}
 
-def _same(name: str) -> Translator:
-    return lambda value, _: {name: value}
-
-
-def _mask2former_variant(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
-    return {"variant": str(value)}  # vre accepts the seed's model ids (47429163_0...) as variant names
-
-
-def _disk_form(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
-    return {"disk_form": "argmax" if value else "probabilities"}
-
-
-def _marigold_variant(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
-    text = str(value)
-    return {"variant": text[len("marigold-"):] if text.startswith("marigold-") else text}
-
-
-def _pair(first: str, second: str, build: Callable[[Any, Any], dict[str, Any]]) -> tuple[Translator, Translator]:
-    """Translators of two seed parameters that make one of ours (both must be given)."""
-    def from_first(value: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-        if second not in params:
-            raise ValueError(f"needs '{second}' too")
-        return build(value, params[second])
-
-    def from_second(value: Any, params: Mapping[str, Any]) -> dict[str, Any]:
-        if first not in params:
-            raise ValueError(f"needs '{first}' too")
-        return {}
-
-    return from_first, from_second
-
-
-_RAFT_HEIGHT, _RAFT_WIDTH = _pair("inference_height", "inference_width",
-                                  lambda h, w: {"input_size": [int(h), int(w)]})
-_SENSOR_WIDTH, _SENSOR_HEIGHT = _pair("sensor_width", "sensor_height",
-                                      lambda w, h: {"sensor_size": [int(w), int(h)]})
-
-
-def _raft_small(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
-    return {"variant": "small" if value else "things"}
-
-
-def _only(expected: Any, why: str) -> Translator:
-    def check(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
-        if value != expected and not (expected is None and value is None):
-            raise ValueError(f"only {expected!r} is supported ({why})")
-        return {}
-
-    return check
-
-
-@attrs.frozen
-class SeedType:
-    """How one of the seed's types becomes vre's."""
-
-    ours: str
-    parameters: Mapping[str, Translator] = attrs.field(factory=dict)
-    reads_frames: bool = False
-    """The seed reads the video itself where vre's type takes an ``rgb`` dependency."""
-    fixed: Mapping[str, Any] = attrs.field(factory=dict)
-    """vre parameters that make it compute and store what the seed does."""
-    note: str | None = None
-    """What still differs from the seed's output."""
-
-
-_FLOW = {"delta": _same("delta"), "flow_delta_frames": _same("delta")}
-
-SEED_TYPES: dict[str, SeedType | None] = {
-    "color/rgb": SeedType("color/rgb"),
-    "color/hsv": SeedType("color/hsv"),
-    "soft-segmentation/python-halftone": SeedType("soft-segmentation/halftone", {
-        k: _same(k) for k in ("sample", "scale", "percentage", "angles", "antialias", "resolution")},
-        reads_frames=True),
-    "soft-segmentation/generalized-boundaries": SeedType("soft-segmentation/generalized-boundaries", {
-        k: _same(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True),
-    "soft-segmentation/fastsam": SeedType("soft-segmentation/fastsam", {
-        "variant": _same("variant"), "iou": _same("iou"), "conf": _same("conf")},
-        note="FastSAM stores one instance map (uint16) where the seed stores its 32 mask prototypes and boxes"),
-    "edges/canny": SeedType("edges/canny", {k: _same(k) for k in ("threshold1", "threshold2", "aperture_size",
-                                                                   "l2_gradient")},
-                            reads_frames=True, fixed={"color": True, "disk_layout": "seed"}),
-    "edges/dexined": SeedType("edges/dexined", fixed={"disk_layout": "seed"}),
-    "depth/dpt": SeedType("depth/dpt", fixed={"disk_layout": "seed"}),
-    "depth/marigold": SeedType("depth/marigold", {
-        "variant": _marigold_variant, "denoising_steps": _same("denoising_steps"),
-        "ensemble_size": _same("ensemble_size"), "processing_resolution": _same("processing_resolution"),
-        "seed": _same("seed")}, fixed={"disk_layout": "seed"}),
-    "semantic-segmentation/safeuav": SeedType("semantic/phg-mae-distil", {
-        "variant": _same("variant"), "disk_data_argmax": _disk_form}),
-    "semantic-segmentation/mask2former": SeedType("semantic/mask2former", {
-        "model_id": _mask2former_variant, "disk_data_argmax": _disk_form}),
-    "optical-flow/rife": SeedType("optical-flow/rife", {
-        "uhd": _same("uhd"), "compute_backward_flow": _only(False, "the seed itself supports only forward flow"),
-        **_FLOW}, fixed={"units": "seed"}),
-    "optical-flow/raft": SeedType("optical-flow/raft", {
-        "inference_height": _RAFT_HEIGHT, "inference_width": _RAFT_WIDTH, "iters": _same("iters"),
-        "small": _raft_small, "seed": _only(None, "vre's RAFT is deterministic; leave seed out"), **_FLOW},
-        fixed={"units": "seed"}),
-    "normals/depth-svd": SeedType("normals/depth-svd", {
-        "sensor_fov": _same("sensor_fov"), "sensor_size": _same("sensor_size"), "window_size": _same("window_size"),
-        "sensor_width": _SENSOR_WIDTH, "sensor_height": _SENSOR_HEIGHT,
-        "input_downsample_step": _only(None, "vre fits every pixel's window"),
-        "stride": _only(None, "vre fits every pixel's window")}, fixed={"convention": "seed"}),
-    "descriptor/sift": SeedType("descriptor/sift", {
-        "sigma": _same("sigma"), "num_intervals": _same("num_intervals"), "max_keypoints": _same("max_keypoints"),
-        "process_scale": _same("process_scale"),
-        "assumed_blur": _only(0.5, "OpenCV's SIFT assumes the seed's default blur"),
-        "image_border_width": _only(5, "OpenCV's SIFT uses the seed's default border")},
-        note="OpenCV's SIFT where the seed has its own numpy SIFT: keypoints differ slightly"),
-}
-"""Every type of the seed's repository (VRE 1.18.6) -> its vre translation (None: not provided by vre)."""
 
 _IMPLICIT_RGB = "\0rgb"  # stands for the rgb representation until its name is known
-_NOT_PROVIDED: dict[str, str] = {}  # every type of the seed has a vre translation
-
 
 
 def _setting_blocks(source: Mapping[str, Any], blocks: tuple[str, ...], where: str,
@@ -170,6 +62,7 @@ def _setting_blocks(source: Mapping[str, Any], blocks: tuple[str, ...], where: s
             else:
                 settings[key] = value
     return settings
+
 
 @attrs.frozen
 class SeedTranslation:
@@ -225,23 +118,24 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     global_settings.setdefault("output_dtype", "float32")  # the seed stores floats as float32 unless told
     config: dict[str, Any] = dict(global_settings)
     out: dict[str, dict[str, Any]] = {}
+    types = seed_types()
     rgb_name = next((n for n, s in reps.items() if isinstance(s, Mapping) and s.get("type") == "color/rgb"), None)
-    needs_rgb = False
+    frame_readers: list[str] = []
     for name, spec in reps.items():
-        entry = _representation(str(name), spec, defaults, global_settings, problems, notes)
+        entry = _representation(str(name), spec, types, defaults, global_settings, problems, notes)
         if entry is None:
             continue
-        seed_type = SEED_TYPES.get(str(spec.get("type")))
+        seed_type = types.get(str(spec.get("type")))
         if seed_type is not None and seed_type.reads_frames and not entry.get("dependencies"):
-            needs_rgb = True
+            frame_readers.append(seed_type.ours)
             entry["dependencies"] = [_IMPLICIT_RGB]
         out[str(name)] = entry
-    if needs_rgb:
+    if frame_readers:
         if rgb_name is None:
             rgb_name = "rgb" if "rgb" not in out else _free_name("rgb", out)
             out = {rgb_name: {"type": "color/rgb", "export": False}, **out}
-            notes.append(f"added '{rgb_name}' (color/rgb, not exported): vre's Canny, halftone and generalized "
-                         f"boundaries take an rgb dependency where the seed reads the video itself")
+            notes.append(f"added '{rgb_name}' (color/rgb, not exported): vre's {', '.join(sorted(set(frame_readers)))} "
+                         f"take an rgb dependency where the seed reads the video itself")
         for entry in out.values():
             if entry.get("dependencies") == [_IMPLICIT_RGB]:
                 entry["dependencies"] = [rgb_name]
@@ -252,8 +146,8 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     return SeedTranslation(config, notes)
 
 
-def _representation(name: str, spec: Any, seed_defaults: Mapping[str, Any], defaults: Mapping[str, Any],
-                    problems: list[str], notes: list[str]) -> dict[str, Any] | None:
+def _representation(name: str, spec: Any, types: Mapping[str, SeedType], seed_defaults: Mapping[str, Any],
+                    defaults: Mapping[str, Any], problems: list[str], notes: list[str]) -> dict[str, Any] | None:
     """One representation's vre entry: its type, dependencies, parameters and the settings where its own
     differ from the run's (``defaults``, translated from the seed's ``seed_defaults``)."""
     where = f"representation '{name}'"
@@ -272,11 +166,8 @@ def _representation(name: str, spec: Any, seed_defaults: Mapping[str, Any], defa
     settings = _setting_blocks(spec, ("compute_parameters", "io_parameters", "learned_parameters"), f"{where}: ",
                                problems)
     entry: dict[str, Any] = {}
-    if type_name in SEED_TYPES:
-        seed_type = SEED_TYPES[type_name]
-        if seed_type is None:
-            problems.append(f"{where}: type '{type_name}' is not supported: {_NOT_PROVIDED[type_name]}")
-            return None
+    if type_name in types:
+        seed_type = types[type_name]
         entry["type"] = seed_type.ours
         ours: dict[str, Any] = dict(seed_type.fixed)
         for key, value in params.items():
@@ -292,8 +183,8 @@ def _representation(name: str, spec: Any, seed_defaults: Mapping[str, Any], defa
                                 f"{_nearest(key, list(seed_type.parameters))}")
         if seed_type.note:
             notes.append(f"'{name}' ({seed_type.ours}): {seed_type.note}")
-        if type_name.startswith("semantic-segmentation/") and ours.get("disk_form") == "probabilities":
-            settings.setdefault("output_dtype", "float16")  # the seed stores probabilities as float16
+        for key, value in (seed_type.settings(ours) if seed_type.settings is not None else {}).items():
+            settings.setdefault(key, value)
     else:
         entry["type"] = type_name  # not a seed type: one of the installed plugins', taken as it is
         ours = params

@@ -277,8 +277,14 @@ class Registry:
         return self._aliases
 
     def resolve(self, type_name: str) -> str:
-        """The registered name of ``type_name`` (itself, or the type an alias stands for)."""
-        return type_name if type_name in self.types else self.aliases.get(type_name, type_name)
+        """The registered name of ``type_name`` (itself, the type an alias stands for, or the type a seed tool's
+        name becomes: `register_seed_types`)."""
+        if type_name in self.types:
+            return type_name
+        if type_name in self.aliases:
+            return self.aliases[type_name]
+        seed = self.extensions("seed type").get(type_name)
+        return str(seed.load().ours) if seed is not None else type_name
 
     @property
     def config_paths(self) -> list[tuple[str, str]]:

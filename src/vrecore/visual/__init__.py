@@ -1,2 +1,2 @@
-"""Pictures of an export: per-frame collages, a preview video and an HTML run report (`vre collage`, `vre video`,
-`vre report`), all made from the stored files and metadata."""
+"""Pictures of an export: per-frame collages, a preview video and an HTML run report, all made from the stored
+files and metadata (the `vre collage`, `vre video` and `vre report` commands are in `vrecore.cli`)."""

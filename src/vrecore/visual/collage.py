@@ -1,4 +1,4 @@
-"""`vre collage OUT`: per frame, one image of every representation's preview side by side, each tile labelled.
+"""Collages: per frame, one image of every representation's preview side by side, each tile labelled.
 
 The tiles are `vrecore.visual.tiles` grids, the same drawing as the live web viewer. Previews come from the
 stored data (`vrecore.visual.stored`); a representation without a frame gets a labelled "no frame"
@@ -7,7 +7,6 @@ the JPEG encoder release the GIL).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import threading
@@ -22,12 +21,11 @@ import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
 from vrecore.store.safe_paths import atomic_write, directory
-from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
 from vrecore.visual.stored import ExportView
 from vrecore.visual.tiles import TileLayout, TileRenderer, plan_tiles
 
-__all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "collage_folder", "encode_jpeg", "main", "map_in_order",
-           "save_jpeg", "select", "write_collages"]
+__all__ = ["COLLAGE_FOLDER", "CollageMaker", "CollageResult", "collage_folder", "encode_jpeg", "map_in_order",
+           "progress_bar", "save_jpeg", "select", "write_collages"]
 
 T = TypeVar("T")
 
@@ -191,33 +189,10 @@ def save_jpeg(path: Path, image: np.ndarray, quality: int = 90) -> None:
         raise StorageError(describe_os_error(e, f"collage '{path}'")) from e
 
 
-def main(argv: list[str]) -> int:
-    """`vre collage OUT [frames=...] [representations=...] [rows=N] [cols=N] [max_width=PX] [--output DIR]`."""
-    keys = ("frames", "representations", "rows", "cols", "max_width")
-    parser = argparse.ArgumentParser(
-        prog="vre collage", description="Per frame, one JPEG of every representation's preview side by side "
-        "(made from the stored data), each tile labelled; written to OUT/.collage/<frame>.jpg.",
-        epilog="settings:\n  " + "\n  ".join(SETTINGS_HELP[k] for k in keys),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output_dir", type=Path, help="the output folder of an export")
-    parser.add_argument("settings", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--output", type=Path, help="folder for the collages (default: OUT/.collage)")
-    parser.add_argument("--workers", type=int, help="drawing threads (default: the cores, at most 8)")
-    parser.add_argument("--quality", type=int, default=90, help="JPEG quality, 1-100 (default: 90)")
-    ns, settings = parse_settings(parser, argv, keys)
-    if not 1 <= ns.quality <= 100:
-        raise ConfigError(f"--quality {ns.quality}: give 1 to 100")
-    if ns.workers is not None and ns.workers < 1:
-        raise ConfigError(f"--workers {ns.workers}: give 1 or more")
-    max_width = positive_int("max_width", settings.get("max_width")) if "max_width" in settings else DEFAULT_MAX_WIDTH
-    result = write_collages(ns.output_dir, ns.output, frames=settings.get("frames"),
-                            representations=names_list(settings.get("representations")),
-                            rows=positive_int("rows", settings.get("rows")), cols=positive_int("cols", settings.get("cols")),
-                            max_width=max_width, workers=ns.workers, quality=ns.quality, progress=sys.stderr.isatty(),
-                            warn=printer("collage"))
-    lay = result.layout
-    paths = result.paths()
-    where = str(paths[0]) if len(paths) == 1 else f"{paths[0]} .. {paths[-1].name}"
-    print(f"vre collage: {len(paths)} collage(s) of {len(lay.names)} representations ({lay.rows}x{lay.cols} tiles, "
-          f"{lay.width}x{lay.height} pixels): {where}", file=sys.stderr)
-    return 0
+def progress_bar(total: int, what: str, enabled: bool) -> Any:
+    """A tqdm bar on stderr counting frames, or None when not ``enabled``."""
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit="frame", dynamic_ncols=True, file=sys.stderr)

@@ -1,16 +1,14 @@
-"""`vre video OUT`: a preview MP4 of the collages over time, at the source video's frame rate.
+"""The preview video: an MP4 of the collages over time, at the source video's frame rate.
 
-Collages are drawn in memory by the same `CollageMaker` as `vre collage` (a few frames ahead, on a
+Collages are drawn in memory by the same `CollageMaker` as the collages (a few frames ahead, on a
 pool of threads) and encoded with PyAV: H.264 (libx264) when the installed FFmpeg has it, else the
 first encoder available of OpenH264 and MPEG-4 part 2.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import stat
-import sys
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -21,12 +19,11 @@ import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
 from vrecore.store.safe_paths import SymlinkRefused, create_new, directory, lstat, replace
-from vrecore.visual.args import SETTINGS_HELP, names_list, parse_settings, positive_int, printer, progress_bar
-from vrecore.visual.collage import CollageMaker, map_in_order, select
+from vrecore.visual.collage import CollageMaker, map_in_order, progress_bar, select
 from vrecore.visual.stored import ExportView
 from vrecore.visual.tiles import BACKGROUND
 
-__all__ = ["ENCODERS", "VIDEO_FILE", "VideoResult", "VideoWriter", "choose_encoder", "frame_rate", "main",
+__all__ = ["ENCODERS", "VIDEO_FILE", "VideoResult", "VideoWriter", "choose_encoder", "frame_rate",
            "write_preview_video"]
 
 VIDEO_FILE = "preview.mp4"
@@ -176,33 +173,3 @@ def write_preview_video(export: str | os.PathLike[str] | ExportView, output: str
         if bar is not None:
             bar.close()
     return writer.result()
-
-
-def main(argv: list[str]) -> int:
-    """`vre video OUT [--fps F] [--output FILE] [frames=...] [representations=...] [rows=N] [cols=N] [max_width=PX]`."""
-    keys = ("frames", "representations", "rows", "cols", "max_width")
-    parser = argparse.ArgumentParser(
-        prog="vre video", description="A preview MP4 of the collages (every representation side by side, made from "
-        "the stored data) at the source video's frame rate; representations=NAME for one alone.",
-        epilog="settings:\n  " + "\n  ".join(SETTINGS_HELP[k] for k in keys),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output_dir", type=Path, help="the output folder of an export")
-    parser.add_argument("settings", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--output", type=Path, help=f"the MP4 file (default: OUT/{VIDEO_FILE})")
-    parser.add_argument("--fps", type=float, help="frames per second (default: the source video's)")
-    parser.add_argument("--workers", type=int, help="drawing threads (default: the cores, at most 8)")
-    parser.add_argument("--crf", type=int, default=23, help="H.264 quality, 0 (lossless) to 51 (default: 23)")
-    ns, settings = parse_settings(parser, argv, keys)
-    if ns.workers is not None and ns.workers < 1:
-        raise ConfigError(f"--workers {ns.workers}: give 1 or more")
-    if not 0 <= ns.crf <= 51:
-        raise ConfigError(f"--crf {ns.crf}: give 0 to 51")
-    max_width = positive_int("max_width", settings.get("max_width")) if "max_width" in settings else DEFAULT_MAX_WIDTH
-    result = write_preview_video(ns.output_dir, ns.output, fps=ns.fps, frames=settings.get("frames"),
-                                 representations=names_list(settings.get("representations")),
-                                 rows=positive_int("rows", settings.get("rows")),
-                                 cols=positive_int("cols", settings.get("cols")), max_width=max_width,
-                                 workers=ns.workers, crf=ns.crf, progress=sys.stderr.isatty(), warn=printer("video"))
-    print(f"vre video: {result.path} ({result.frames} frames, {result.width}x{result.height}, "
-          f"{float(result.fps):g} frames/s, {result.codec})", file=sys.stderr)
-    return 0

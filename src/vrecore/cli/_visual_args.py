@@ -1,4 +1,4 @@
-"""Command-line pieces shared by `vre collage`, `vre video` and `vre report`: KEY=VALUE settings and warnings."""
+"""What `vre collage` and `vre video` share on the command line: KEY=VALUE settings and warnings."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +8,7 @@ from typing import Any
 
 from vrecore.errors import ConfigError
 
-__all__ = ["SETTINGS_HELP", "names_list", "parse_settings", "positive_int", "printer", "progress_bar"]
+__all__ = ["SETTINGS_HELP", "names_list", "parse_settings", "positive_int", "printer"]
 
 SETTINGS_HELP = {
     "frames": "frames=A..B (end exclusive), A..B:N or [0,5,9]: which frames (default: every stored frame)",
@@ -66,12 +66,3 @@ def printer(command: str) -> Callable[[str], None]:
         print(f"vre {command}: warning: {message}", file=sys.stderr, flush=True)
 
     return warn
-
-
-def progress_bar(total: int, what: str, enabled: bool) -> Any:
-    """A tqdm bar on stderr counting frames, or None when not ``enabled``."""
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=what, unit="frame", dynamic_ncols=True, file=sys.stderr)

@@ -1,0 +1,228 @@
+"""The Hydra apps behind `vre export` and `vre stream`: compose the config, condense Hydra's errors into one line,
+run each job (a multirun's too) and sum a multirun up in a table."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+from vrecore.cli._logging import enable_vrecore_loggers
+from vrecore.cli._messages import remember_environment_values
+
+__all__ = ["HydraJob", "check_keys", "resolve_config", "run_hydra"]
+
+JOBS = {"export": "vrecore.cli.export:run_export_config", "stream": "vrecore.cli.stream:run_stream_config"}
+"""Command -> ``module:function`` running one composed config (imported in the job's process)."""
+
+
+def check_keys(command: str, config: dict[str, Any]) -> None:
+    """Reject top-level keys the command's schema does not have (``+unknownkey=1`` gets past Hydra)."""
+
+    from vrecore.cli.config import ExportConfig, StreamConfig
+    from vrecore.errors import ConfigError
+
+    schema = ExportConfig if command == "export" else StreamConfig
+    valid = [f.name for f in dataclasses.fields(schema)]
+    unknown = sorted(set(config) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {', '.join(unknown)} for `vre {command}`; valid keys: {', '.join(valid)}")
+
+
+def resolve_config(command: str, cfg: Any) -> dict[str, Any]:
+    """The composed config with interpolations resolved; one that cannot be is a one-line ConfigError."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from vrecore.errors import ConfigError
+
+    remember_environment_values(cfg)
+    try:
+        container = OmegaConf.to_container(cfg, resolve=True)
+    except (OmegaConfBaseException, RecursionError) as e:
+        key = getattr(e, "full_key", None)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"{key + ': ' if key else ''}{first}") from None
+    assert isinstance(container, dict)
+    return {str(k): v for k, v in container.items()}
+
+
+# While a Hydra app composes its config, Hydra's stderr is captured here (see `run_hydra`).
+_COMPOSING: dict[str, Any] = {}
+
+
+def _stop_capturing() -> None:
+    """The first job has started: give stderr back, with what Hydra wrote meanwhile (in this process)."""
+    if _COMPOSING:
+        real, captured = _COMPOSING.pop("real"), _COMPOSING.pop("captured")
+        sys.stderr = real
+        real.write(captured.getvalue())
+
+
+class HydraJob:
+    """The job function Hydra calls for each run of `vre export` / `vre stream`.
+
+    Picklable (it holds only names), so that launchers that run jobs in other processes or on other
+    machines (joblib, submitit, Ray) can ship it. In a multirun each job appends its outcome to the
+    ledger named by ``VRE_MULTIRUN_LEDGER``, and a failing job never stops the others.
+    """
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __call__(self, cfg: Any) -> int:
+
+        _stop_capturing()
+        ledger = os.environ.get("VRE_MULTIRUN_LEDGER")
+        outcome: dict[str, Any] = {}
+        t0 = time.monotonic()
+        try:
+            module, _, function = JOBS[self.command].partition(":")
+            code = int(getattr(importlib.import_module(module), function)(cfg, outcome))
+        except Exception as e:
+            if not ledger:
+                raise
+            import traceback
+
+            traceback.print_exc()
+            code, outcome["status"], outcome["error"] = 1, "crashed", f"{type(e).__name__}: {e}"
+        if ledger:
+            _record_outcome(ledger, cfg, code, outcome, time.monotonic() - t0)
+        return code
+
+
+def _record_outcome(ledger: str, cfg: Any, code: int, outcome: dict[str, Any], seconds: float) -> None:
+    line = {"video": outcome.get("video") or cfg.get("video"), "output_dir": outcome.get("output_dir"),
+            "exit_code": code, "status": outcome.get("status") or ("ok" if code == 0 else "failed"),
+            "error": outcome.get("error"), "frames": outcome.get("frames"), "seconds": round(seconds, 2)}
+    os.makedirs(os.path.dirname(ledger), exist_ok=True)
+    fd = os.open(ledger, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(line) + "\n").encode())
+    finally:
+        os.close(fd)
+
+
+def _multirun_ledger(args: list[str]) -> str:
+    """Where the jobs of a multirun record their outcome: in ``output_root`` when given (a shared file
+    system for launchers on other machines), else in the temporary folder."""
+
+    from vrecore.export.runlog import new_run_id
+
+    root = next((a.split("=", 1)[1] for a in args if a.startswith("output_root=")), None)
+    name = f"multirun_{new_run_id()}.jsonl"
+    if root and "," not in root:
+        return os.path.abspath(os.path.join(root, ".multirun", name))
+    return os.path.join(tempfile.gettempdir(), "vre-" + name)
+
+
+def _multirun_summary(command: str, ledger: str) -> int:
+    """Print a table of the multirun's jobs and their outcome; the exit code is the worst one."""
+
+    rows = []
+    if os.path.exists(ledger):
+        with open(ledger) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+    if not rows:
+        print(f"vre {command}: error: no job reported an outcome (jobs on other machines need output_root on a "
+              f"shared file system); see the launcher's logs", file=sys.stderr)
+        return 1
+    table = [("video", "status", "frames", "seconds", "output / error")]
+    for r in rows:
+        table.append((str(r["video"]), str(r["status"]), str(r.get("frames") or "-"), f"{r['seconds']:.1f}",
+                      str(r["error"] or r["output_dir"] or "")))
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    print(f"vre {command}: multirun of {len(rows)} job(s):", file=sys.stderr)
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True)) + "  " + row[4], file=sys.stderr)
+    return max(int(r["exit_code"]) for r in rows)
+
+
+def run_hydra(command: str, args: list[str]) -> int:
+    """Run a Hydra app (config ``conf/<command>.yaml``); its composition errors become one line.
+
+    Hydra prints a config mistake (an unknown key, a missing preset) over several lines and exits
+    1. Until the first job starts, its stderr is captured; a failure there is condensed into one
+    ``vre COMMAND: error:`` line with exit status 2, like every other user mistake. A multirun
+    (``-m``) ends with a table of its jobs and their outcome.
+    """
+
+    import hydra
+
+    from vrecore.cli.config import register_schemas
+
+    register_schemas()
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    ledger = _multirun_ledger(args) if multirun else None
+    codes: list[int] = []
+    real_stderr, captured = sys.stderr, io.StringIO()
+    job = HydraJob(command)
+
+    def single(cfg: Any) -> int:
+        code = job(cfg)
+        codes.append(code)
+        return code
+
+    sys.argv = [f"vre {command}", *args]
+    _COMPOSING.update(real=real_stderr, captured=captured)
+    sys.stderr = captured
+    if ledger:
+        os.environ["VRE_MULTIRUN_LEDGER"] = ledger
+    condensed = False
+    root_level = logging.getLogger().level
+    try:
+        hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
+    except SystemExit as e:
+        if not _COMPOSING or not e.code:
+            raise
+        condensed = True
+        print(f"vre {command}: error: {_condense_hydra_error(captured.getvalue())}", file=real_stderr)
+        return 2
+    finally:
+        if _COMPOSING:  # no job started in this process
+            _COMPOSING.clear()
+            sys.stderr = real_stderr
+            if not condensed:
+                real_stderr.write(captured.getvalue())
+        if ledger:
+            os.environ.pop("VRE_MULTIRUN_LEDGER", None)
+        enable_vrecore_loggers()  # Hydra's logging set-up disables loggers made before it: a caller keeps vre's
+        logging.getLogger().setLevel(root_level)  # ... and sets the root level, which would hide their warnings
+    if ledger:
+        return _multirun_summary(command, ledger)
+    return max(codes, default=0)
+
+
+def _condense_hydra_error(text: str) -> str:
+    """One line from Hydra's multi-line error report."""
+    parts: list[str] = []
+    options: list[str] = []
+    skip_indented = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("Set the environment variable HYDRA_FULL_ERROR",
+                                                "full_key:", "object_type=", "reference_type=")):
+            continue
+        if stripped == "Config search path:":
+            skip_indented = True
+            continue
+        if stripped.startswith("Available options in"):
+            skip_indented = False
+            options = []
+            parts.append(stripped.rstrip(":") + ": {options}")
+            continue
+        if line.startswith(("\t", "    ")) and parts and parts[-1].endswith("{options}") and not skip_indented:
+            options.append(stripped)
+            continue
+        if skip_indented and line.startswith(("\t", " ")):
+            continue
+        skip_indented = False
+        parts.append(stripped.rstrip("."))
+    joined = "; ".join(parts).replace("{options}", ", ".join(options) or "none")
+    return joined or "invalid command line; see `vre --help`"
