@@ -14,7 +14,7 @@ import pytest
 
 from vrecore.cli.app import main
 
-VIDEO = Path(__file__).parents[1] / "src" / "vrecore" / "data" / "big_buck_bunny_640x360.mp4"
+VIDEO = Path(__file__).parents[1] / "src" / "vrecore" / "frames" / "footage" / "big_buck_bunny_640x360.mp4"
 
 
 def tree_digest(root: Path) -> str:

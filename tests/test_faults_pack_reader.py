@@ -22,7 +22,7 @@ import pytest
 from vrecore.cli.app import main
 from vrecore.errors import ConfigError, StorageError, VreError
 
-CLIP = Path(__file__).parents[1] / "src" / "vrecore" / "data" / "big_buck_bunny_640x360.mp4"
+CLIP = Path(__file__).parents[1] / "src" / "vrecore" / "frames" / "footage" / "big_buck_bunny_640x360.mp4"
 FRAME = (360, 640, 3)  # the shipped clip's frames: rgb uint8, hsv float32
 
 

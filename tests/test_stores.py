@@ -13,7 +13,7 @@ from vrecore.export.run import run_export
 from vrecore.graph.build import build_graph
 from vrecore.store import DirectoryStore, open_store
 
-VIDEO = Path(__file__).parents[1] / "src" / "vrecore" / "data" / "big_buck_bunny_640x360.mp4"
+VIDEO = Path(__file__).parents[1] / "src" / "vrecore" / "frames" / "footage" / "big_buck_bunny_640x360.mp4"
 RGB = {"rgb": {"type": "color/rgb"}}
 
 

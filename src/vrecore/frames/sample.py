@@ -101,7 +101,7 @@ def demo_clip() -> Path:
     where it comes from and how it was cut: ``vrecore/data/README.md``)."""
     from importlib import resources
 
-    resource = resources.files("vrecore").joinpath("data", DEMO_CLIP)
+    resource = resources.files("vrecore.frames").joinpath("footage", DEMO_CLIP)
     path = Path(str(resource))
     if path.is_file():
         return path
