@@ -57,8 +57,7 @@ def halftone_preview(out: np.ndarray) -> np.ndarray:
 
 
 def with_note(images: np.ndarray, text: str) -> np.ndarray:
-    """``images`` (B, H, W, 3) uint8 with ``text`` written in light grey on a dark strip along their bottom, sized to
-    the image so that it stays legible in a collage tile."""
+    """``images`` (B, H, W, 3) uint8 with ``text`` on a dark strip along their bottom, sized to stay legible in a tile."""
     h, w = images.shape[1:3]
     font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(w / 400))
     (tw, th), base = cv2.getTextSize(text, font, 1.0, thickness)

@@ -73,13 +73,11 @@ class SIFT(Representation):
         return out.view(np.bool_)
 
     def make_images(self, memory: np.ndarray) -> np.ndarray:
-        """Light-blue rings around the stored dots, on black, large enough to be seen in a collage tile.
-
-        The stored map holds positions only (no keypoint scale), so every ring has one radius, a fraction of the
-        frame's size; dots close together (merged into one blob) get one ring. The dots themselves stay drawn.
-        """
+        """Light-blue rings around the stored dots on black, large enough to be seen in a collage tile."""
         import cv2
 
+        # The map holds positions only (no keypoint scale): every ring has one radius, a fraction of the frame's
+        # size, and dots that touch (one blob) share a ring.
         images = np.zeros((*memory.shape[:3], 3), np.uint8)
         radius = max(3, round(min(memory.shape[1:3]) * RING_RADIUS))
         thickness = max(1, radius // 3)

@@ -124,11 +124,9 @@ class MediaPipeSelfie(WeightedRepresentation, SemanticMapRepresentation):
 
 @contextlib.contextmanager
 def _native_info_lines_to_log() -> Iterator[None]:
-    """Catch what native code writes to file descriptor 2 meanwhile: LiteRT's C++ "INFO: ..." lines (its XNNPACK
-    delegate announces itself) become INFO records of this module's logger; any other line is passed on to stderr.
-
-    LiteRT has no Python switch for its C++ log (TF_CPP_MIN_LOG_LEVEL does not reach it), hence the redirection.
-    """
+    """LiteRT's C++ "INFO: ..." lines written to fd 2 meanwhile become INFO records; other lines go on to stderr."""
+    # LiteRT has no Python switch for its C++ log (TF_CPP_MIN_LOG_LEVEL does not reach it), hence the redirection;
+    # the line it prints is its XNNPACK delegate announcing itself.
     try:
         sys.stderr.flush()
         saved = os.dup(2)
