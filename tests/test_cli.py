@@ -111,7 +111,7 @@ def test_failed_run_exits_nonzero_and_keeps_outputs(sample_video, tmp_path):
     r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}",
             "frames=0..8", "batch_size=2", env=env)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert ("vre export: error: representation 'f' (test/fail) failed on frames 6..7: RuntimeError: test failure "
+    assert ("vre export: error: representation 'f' (test/fail) failed on frames 6..8: RuntimeError: test failure "
             "on frames [6]") in r.stderr
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "rgb" / "npz").iterdir()
             if int(p.stem) < 4} == before

@@ -130,7 +130,7 @@ def test_command_line(export: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for args, message in [
         (["representations=rgb,nope"], "'nope' is not in"),
         (["colour=red"], "unknown setting 'colour'; valid keys: frames, representations, rows, cols, max_width"),
-        (["frames=20..30"], "frames=20..30 names no stored frame; stored frames: 0..7"),
+        (["frames=20..30"], "frames=20..30 names no stored frame; stored frames: 0..8"),
         (["frames=40..60"], "frames=40..60 is out of range: the video has 48 frames"),
         (["rows=0"], "rows=0: give a whole number of 1 or more"),
         (["rows=1", "cols=2"], "rows=1 cols=2 hold 2 tiles, but there are 4 images"),

@@ -76,6 +76,7 @@ def _plugin(name: str) -> bool:
 def test_demo_experts_find_the_character_and_his_motion(tmp_path: Path) -> None:
     r = _vre("demo", "frames=[36,37]", "output_dir=out", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert not [line for line in r.stderr.splitlines() if line.startswith("INFO:")]  # LiteRT's XNNPACK line
     person = load_npz(tmp_path / "out" / "person" / "npz" / "36.npz") > 0
     assert 0.1 < person.mean() < 0.5  # the bunny, not the whole frame
     xs = np.nonzero(person.any(axis=0))[0]
@@ -83,3 +84,41 @@ def test_demo_experts_find_the_character_and_his_motion(tmp_path: Path) -> None:
     flow = load_npz(tmp_path / "out" / "flow_dis" / "npz" / "36.npz").astype(np.float32)
     speed = np.linalg.norm(flow, axis=-1)
     assert np.median(speed[person]) > 4 * np.median(speed[~person]) + 0.1  # he moves; the camera is still here
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(not (_plugin("vre-flow") and _plugin("vre-edges")), reason="needs vre-flow and vre-edges")
+def test_demo_collage_tiles_show_what_their_representations_hold(tmp_path: Path) -> None:
+    """The demo's SIFT and halftone, as its presets configure them, on one frame: in the collage, and shrunk to a
+    quarter as the report shows it, the SIFT tile has its keypoints visible and the halftone tile is a print of the
+    frame (dark where the frame is dark)."""
+    import cv2
+    from PIL import Image
+
+    from vrecore.visual.collage import CollageMaker
+    from vrecore.visual.stored import ExportView
+
+    others = ("hed", "flow_dis", "canny", "generalized_boundaries")  # the slow ones, and what this test does not see
+    r = _vre("export", "pipeline=[flow_demo,edges_demo]", f"video={demo_clip()}", "output_dir=out", "frames=20..21",
+             *(f"~representations.{name}" for name in others), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _vre("collage", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    collage = np.asarray(Image.open(out / ".collage" / "20.jpg").convert("RGB"))
+    tiles = {t.name: collage[t.image_y:t.image_y + t.height, t.x:t.x + t.width]
+             for t in CollageMaker(ExportView(out)).layout.tiles()}
+    assert set(tiles) == {"rgb", "sift", "halftone"}
+
+    def grey(tile: np.ndarray) -> np.ndarray:  # at a quarter of the collage's size, as the report shows it
+        small = cv2.resize(tile, (tile.shape[1] // 4, tile.shape[0] // 4), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    keypoints = load_npz(out / "sift" / "npz" / "20.npz")
+    assert keypoints.sum() > 1000  # the frame has keypoints: the tile must show them
+    assert (grey(tiles["sift"]) > 40).mean() > 0.2  # measured 0.58 (1-pixel blue dots: 0.0)
+    frame, print_ = grey(tiles["rgb"]), grey(tiles["halftone"])
+    dark, light = frame < 60, frame > 150
+    assert dark.mean() > 0.1 and light.mean() > 0.1  # the forest and the bunny's shadow; the sky and the grass
+    assert print_[dark].mean() < 140 < print_[light].mean()  # measured 99 and 197 (without the black ink: 227, 226)
+    assert np.corrcoef(frame.ravel(), print_.ravel())[0, 1] > 0.6  # measured 0.91 (without black ink: -0.02)

@@ -73,7 +73,7 @@ def test_layout_contents_and_metadata(registry, sample_video, tmp_path):
     assert meta["frames"]["3"]["run"] == result.run_id and meta["frames"]["3"]["formats"] == ["npz", "jpg"]
     run = json.loads(result.metadata_file.read_text())
     assert run["status"] == "ok" and run["representations"]["hsv"]["computed"] == 10
-    assert run["graph"]["representations"]["hsv"]["type"] == "color/hsv" and run["frames"] == "0..9"
+    assert run["graph"]["representations"]["hsv"]["type"] == "color/hsv" and run["frames"] == "0..10"
     assert result.log_file.exists() and "run " + result.run_id in result.log_file.read_text()
     assert "hsv" in result.summary()
 
@@ -161,7 +161,7 @@ def test_stop_policy_keeps_written_frames_and_reports(registry, sample_video, tm
     run_export(graph(RGB_HSV), sample_video, out, frames="0..8")
     before = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "hsv" / "npz").iterdir()}
     reps = {**RGB_HSV, "f": {"type": "test/fail", "batch_size": 2, "parameters": {"frames": [5]}}}
-    with pytest.raises(ExportError, match=r"representation 'f' failed on frames 4..5: RuntimeError|test failure"):
+    with pytest.raises(ExportError, match=r"representation 'f' failed on frames 4..6: RuntimeError|test failure"):
         run_export(graph(reps), sample_video, out, frames="0..8", overwrite=False)
     after = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in (out / "hsv" / "npz").iterdir()}
     assert after == before  # a failed run leaves earlier outputs untouched
@@ -170,7 +170,7 @@ def test_stop_policy_keeps_written_frames_and_reports(registry, sample_video, tm
     failed = [json.loads(p.read_text()) for p in runs if json.loads(p.read_text())["status"] == "failed"]
     assert len(failed) == 1 and failed[0]["representations"]["f"]["failed_frames"] == [4, 5]
     log = next(p for p in (out / ".logs").glob("log_*.txt") if failed[0]["run_id"] in p.name).read_text()
-    assert "f failed on frames 4..5" in log and "Traceback" in log
+    assert "f failed on frames 4..6" in log and "Traceback" in log
 
 
 def test_skip_policy_goes_on(registry, sample_video, tmp_path):

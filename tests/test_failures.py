@@ -215,7 +215,7 @@ def test_skip_covers_a_set_up_that_fails(registry, sample_video, tmp_path):
                    exception_mode="skip")
     assert r.ok and r.stats["rgb"].computed == 4
     assert r.stats["b"].failed == 4 and "set-up failed: RuntimeError: test: the model cannot be loaded" in r.stats["b"].errors[0]
-    assert r.stats["s"].failed == 4 and r.stats["s"].errors == ["frames 0..3: dependency 'b' failed"]
+    assert r.stats["s"].failed == 4 and r.stats["s"].errors == ["frames 0..4: dependency 'b' failed"]
     from vrecore.errors import ExportError
 
     with pytest.raises(ExportError, match=r"representation 'b' \(test/broken-setup\) set-up failed: RuntimeError"):

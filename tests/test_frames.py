@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from vrecore.errors import ConfigError, SourceError
+from vrecore.export.runlog import ranges
 from vrecore.frames.video import open_video, select_frames
 
 
@@ -78,7 +79,8 @@ def test_unknown_backend(sample_video):
 
 
 def test_out_of_range(sample_video):
-    with open_video(sample_video) as v, pytest.raises(SourceError, match=r"frame 48 is out of range .* 48 frames"):
+    message = r"frame 48 is out of range .* 48 frames \(0\.\.48, end exclusive\)"
+    with open_video(sample_video) as v, pytest.raises(SourceError, match=message):
         v.get_batch([1, 48])
 
 
@@ -131,3 +133,13 @@ def test_select_frames(spec, expected):
 def test_select_frames_errors(spec, error, message):
     with pytest.raises(error, match=message):
         select_frames(spec, 10)
+
+
+@pytest.mark.parametrize("frames,text", [
+    (range(44), "0..44"), ([3], "3"), ([3, 4], "3..5"), ([9, 0, 1, 2, 5, 7, 8], "0..3, 5, 7..10"), ([], ""),
+])
+def test_ranges_are_written_end_exclusive_like_a_selection(frames, text):
+    assert ranges(list(frames)) == text
+    for part in filter(None, text.split(", ")):  # each part selects exactly its frames
+        assert set(select_frames(part, 50).tolist()) <= set(frames)
+    assert sum(len(select_frames(p, 50)) for p in filter(None, text.split(", "))) == len(set(frames))

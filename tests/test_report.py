@@ -101,12 +101,13 @@ def test_report_holds_the_numbers_of_the_metadata(export: Path) -> None:
     assert mean >= 5  # 20 ms of sleep per batch of 4
     assert row["grey"]["mean"] == f"{mean:.1f}" and row["grey"]["records"] == "8"
     assert "hsv: missing frames 6" in html and "fail: failed frames 3" in html
+    assert "8 frames stored (0..8) of a " in html  # the CLI's notation: frames=0..8 selects these 8 frames
 
     run = json.loads(next((export / ".logs").glob("run_metadata_*.json")).read_text())
     runs = _rows(html, "runs")
     assert list(runs) == [run["run_id"]]
     cells = runs[run["run_id"]]
-    assert cells[1:6] == ["ok", run["started"], run["ended"], f"{run['seconds']:.1f}", "0..7"]
+    assert cells[1:6] == ["ok", run["started"], run["ended"], f"{run['seconds']:.1f}", "0..8"]  # end-exclusive
     assert cells[6:8] == ["cpu", "2"] and "fail 7/0/1" in cells[-1] and "grey 8/0/0" in cells[-1]
 
     svg = re.search(r'<svg[^>]* id="graph".*?</svg>', html, re.S)
@@ -127,6 +128,18 @@ def test_report_holds_the_numbers_of_the_metadata(export: Path) -> None:
     assert html.count('src="data:image/jpeg;base64,') == 3
     # Self-contained: nothing is fetched from anywhere (url(#arrow) is the SVG's own arrowhead).
     assert not re.search(r'(src|href)="(https?:)?//|url\((?!#)|@import|<script|<link', html)
+
+
+def test_run_records_written_before_the_end_exclusive_notation_read_inclusive(export: Path) -> None:
+    path = next((export / ".logs").glob("run_metadata_*.json"))
+    run = json.loads(path.read_text())
+    run.pop("frames_end_exclusive")
+    run["frames"] = "0..7"  # what vre wrote for frames 0-7 before it wrote ranges end-exclusive
+    path.write_text(json.dumps(run))
+    html = write_report(export).read_text()
+    row = _rows(html, "representations")["hsv"]
+    assert (row[3], row[4]) == ("7", "1")  # frame 7 is still expected, frame 6 still missing
+    assert _rows(html, "runs")[run["run_id"]][5] == "0..8"  # shown in today's notation
 
 
 @pytest.mark.timeout(180)

@@ -63,7 +63,7 @@ def test_export_of_the_demo_preset(sample_video: Path, tmp_path: Path, hed_h5: P
     result = run_export(build_graph(config), sample_video, out, frames="0..3")
     assert result.ok and sorted(result.stats) == ["canny", "generalized_boundaries", "halftone", "hed", "rgb"]
     forms = {"canny": ("bool", (180, 320)), "hed": ("float16", (180, 320)),
-             "halftone": ("float16", (180, 320, 3)), "generalized_boundaries": ("float16", (180, 320, 3))}
+             "halftone": ("float16", (180, 320, 4)), "generalized_boundaries": ("float16", (180, 320, 3))}
     for name, (dtype, shape) in forms.items():
         assert result.stats[name].computed == 3
         for i in range(3):

@@ -97,6 +97,23 @@ def test_soft_segmentations_wrap_their_kernels() -> None:
         assert back.dtype == np.float32 and np.abs(back - o).max() <= 2 ** -11  # float16 keeps [0, 1] to 5e-4
 
 
+def test_halftone_preview_without_k_says_so_on_the_picture() -> None:
+    """The seed's 3 planes (C, M, Y) leave out the black ink that grey component replacement moved to K, so dark
+    areas print light: the preview says so in a strip along its bottom; with include_k it is the plain print."""
+    dark = np.full((1, 180, 320, 3), 40, np.uint8)
+    with_k = Halftone(name="h", include_k=True)
+    out = with_k.compute(_batch(dark))
+    assert with_k.make_images(out).mean() < 100  # dark grey prints dark: mostly black ink
+    without_k = Halftone(name="h")
+    out = without_k.compute(_batch(dark))
+    image, plain = without_k.make_images(out)[0], halftone_preview(out)[0]
+    assert plain.mean() > 200  # what the stored planes print: near-white
+    differs = np.nonzero((image != plain).any(axis=(1, 2)))[0]
+    assert differs.min() > 180 * 3 // 4 and differs.max() == 179  # a strip at the bottom, the rest unchanged
+    strip = cv2.cvtColor(image[differs.min():], cv2.COLOR_RGB2GRAY)
+    assert (strip < 60).mean() > 0.5 and (strip > 180).mean() > 0.03  # light text on a dark strip
+
+
 def test_generalized_boundaries_layers_keep_the_declared_channel_count() -> None:
     # A 90x160 frame reduced to 36x64 has 2 x 2 sample patches, so only 4 layers exist: the 5th is zeros.
     rep = GeneralizedBoundaries(name="gb", adjust_to_rgb=False, max_channels=5, internal_size=64)

@@ -59,6 +59,29 @@ def test_finds_the_astronaut():
         MediaPipeSelfie(name="s").setup("cuda")
 
 
+_SET_UP = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(name)s %(levelname)s %(message)s")
+from vre_semantic.mediapipe_selfie import MediaPipeSelfie
+MediaPipeSelfie(name="s").setup("cpu")
+print("set up", file=sys.stderr)
+"""
+
+
+@needs_packages
+def test_litert_log_lines_go_to_logging_not_the_terminal():
+    """LiteRT's C++ code prints 'INFO: Created TensorFlow Lite XNNPACK delegate for CPU.' on fd 2 once per process
+    (so a fresh one runs here): it becomes an INFO record of the plugin's logger, shown only when logging is."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _SET_UP], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "set up\n"
+    assert ("vre_semantic.mediapipe_selfie INFO LiteRT: Created TensorFlow Lite XNNPACK delegate for CPU."
+            in r.stdout.splitlines())
+
+
 def test_model_file_checksums_are_declared():
     from vre_semantic.mediapipe_selfie import MEDIAPIPE_SELFIE_VARIANTS
 

@@ -453,7 +453,7 @@ class _Export:
         return {
             "command": " ".join(sys.argv), "video": str(self.source.path), "video_frames": self.source.num_frames,
             "fps": self.source.fps,
-            "frames": ranges(self.selected), "device": self.device, "overwrite": self.overwrite,
+            "frames": ranges(self.selected), "frames_end_exclusive": True, "device": self.device, "overwrite": self.overwrite,
             "on_mismatch": self.on_mismatch, "exception_mode": self.exception_mode, "durable": self.durable,
             "signal": self.signal, "config": dict(self.config) if self.config else None,
             "graph": self.graph.to_config(), "fingerprints": plan.digests,

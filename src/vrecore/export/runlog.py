@@ -27,14 +27,14 @@ def new_run_id() -> str:
 
 
 def ranges(frames: Sequence[int]) -> str:
-    """Compact text of frame indices: '0..9, 12, 20..24' (ends inclusive)."""
-    out, frames = [], sorted(frames)
+    """Compact text of frame indices in the notation of ``frames=``: '0..10, 12, 20..25' (ends exclusive)."""
+    out, frames = [], sorted(set(frames))
     k = 0
     while k < len(frames):
         j = k
         while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
             j += 1
-        out.append(str(frames[k]) if j == k else f"{frames[k]}..{frames[j]}")
+        out.append(str(frames[k]) if j == k else f"{frames[k]}..{frames[j] + 1}")
         k = j + 1
     return ", ".join(out)
 

@@ -54,7 +54,7 @@ class FrameSource(ABC):
         if len(ix) and (ix.min() < 0 or ix.max() >= self.num_frames):
             bad = int(ix.min()) if ix.min() < 0 else int(ix.max())
             raise SourceError(f"frame {bad} is out of range for '{self.path}', which has {self.num_frames} "
-                              f"frames (0..{self.num_frames - 1})")
+                              f"frames (0..{self.num_frames}, end exclusive)")
         return ix
 
 
@@ -146,7 +146,7 @@ class DecordSource(FrameSource):
         try:
             frames = self._reader.get_batch(unique.tolist()).asnumpy()
         except Exception as e:
-            raise SourceError(f"video '{self.path}': frames {unique[0]}..{unique[-1]} could not be decoded "
+            raise SourceError(f"video '{self.path}': frames {unique[0]}..{unique[-1] + 1} could not be decoded "
                               f"({_short(e)}); the file may be truncated or damaged: re-encode it, select other "
                               f"frames, or run with exception_mode=skip") from e
         return frames if len(unique) == len(ix) and (unique == ix).all() else frames[inverse]

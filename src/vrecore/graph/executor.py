@@ -379,7 +379,7 @@ class Executor:
                     self._fail(node, part, f"{type(e).__name__}: {e}", traceback.format_exc(),
                                quiet=self.quiet_failures and self.exception_mode == "stop")
                     if self.exception_mode == "stop":
-                        frames_text = f"frame {part[0]}" if len(part) == 1 else f"frames {part[0]}..{part[-1]}"
+                        frames_text = f"frame {part[0]}" if len(part) == 1 else f"frames {ranges(part)}"
                         raise RepresentationFailed(f"representation '{name}' ({node.type_name}) failed on "
                                                    f"{frames_text}: {type(e).__name__}: {e}") from e
                     k += len(part)
@@ -435,8 +435,8 @@ class Executor:
         self.batch_size[node.name] = stats.batch_size = new
         stats.batch_size_changes.append({"frame": part[0], "from": old, "to": new,
                                          "error": f"{type(e).__name__}: {e}"[:300]})
-        log.warning("%s: out of memory at batch size %d on frames %d..%d; retrying at %d", node.name, old,
-                    part[0], part[-1], new)
+        log.warning("%s: out of memory at batch size %d on frames %s; retrying at %d", node.name, old,
+                    ranges(part), new)
 
     def _gather(self, dep: str, part: list[int], shared: Mapping[str, Mapping[int, np.ndarray]],
                 read_stored: Callable[[Node, int], np.ndarray] | None) -> np.ndarray:

@@ -25,7 +25,7 @@ from vrecore.export.runlog import ranges
 from vrecore.store.base import required_folders
 from vrecore.store.safe_paths import atomic_write
 from vrecore.visual import svg
-from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, read_records
+from vrecore.visual.stored import ExportView, StoredRepresentation, read_records, run_frames
 
 if TYPE_CHECKING:
     from vrecore.graph.representation import Representation
@@ -175,7 +175,7 @@ def summarise(view: ExportView) -> list[RepresentationSummary]:
             graph_spec = ((run.get("graph") or {}).get("representations") or {}).get(name)
             if not graph_spec or graph_spec.get("export") is False:
                 continue
-            expected |= parse_ranges(run.get("frames"))
+            expected |= run_frames(run)
             stats = (run.get("representations") or {}).get(name) or {}
             failed |= {int(i) for i in stats.get("failed_frames") or []}
         failed -= done
@@ -347,7 +347,7 @@ def _runs_section(view: ExportView) -> str:
         rows.append([
             f"<code>{escape(str(run.get('run_id')))}</code>", _status(run.get("status")), escape(str(run.get("started"))),
             escape(str(run.get("ended"))), f"{seconds:.1f}" if isinstance(seconds, (int, float)) else "-",
-            escape(str(run.get("frames"))), escape(str(run.get("device"))),
+            escape(ranges(sorted(run_frames(run))) or str(run.get("frames"))), escape(str(run.get("device"))),
             escape(str(config.get("writers", "-"))), escape(str(config.get("threads") or "-")),
             escape(f"{run.get('host')} / {run.get('pid')}"), work])
         error = f"<p class=\"failed\">{escape(str(run['error']))}</p>" if run.get("error") else ""

@@ -31,7 +31,7 @@ from vrecore.store.safe_paths import open_regular
 if TYPE_CHECKING:
     from vrecore.graph.representation import Representation
 
-__all__ = ["ExportView", "StoredRepresentation", "generic_picture", "parse_ranges", "read_records"]
+__all__ = ["ExportView", "StoredRepresentation", "generic_picture", "parse_ranges", "read_records", "run_frames"]
 
 log = logging.getLogger("vrecore.visual")
 
@@ -68,14 +68,21 @@ class StoredRepresentation:
         return set().union(*self.files.values()) if self.files else set()
 
 
-def parse_ranges(text: Any) -> set[int]:
-    """The frames of a compact range text as run metadata writes it: '0..9, 12' (ends inclusive)."""
+def parse_ranges(text: Any, end_exclusive: bool = True) -> set[int]:
+    """The frames of a compact range text as run metadata writes it: '0..10, 12' (ends exclusive; runs recorded
+    before ``frames_end_exclusive`` was written have inclusive ends: pass end_exclusive=False for them)."""
     frames: set[int] = set()
     for part in str(text or "").split(","):
         a, sep, b = part.strip().partition("..")
         if a.isdigit() and (not sep or b.isdigit()):
-            frames.update(range(int(a), int(b if sep else a) + 1))
+            stop = (int(b) if end_exclusive else int(b) + 1) if sep else int(a) + 1
+            frames.update(range(int(a), stop))
     return frames
+
+
+def run_frames(run: Mapping[str, Any]) -> set[int]:
+    """The frames a run record says it selected, whichever notation it was written in."""
+    return parse_ranges(run.get("frames"), end_exclusive=bool(run.get("frames_end_exclusive")))
 
 
 def read_records(folder: Path) -> Iterator[dict[str, Any]]:

@@ -56,6 +56,21 @@ def halftone_preview(out: np.ndarray) -> np.ndarray:
     return (paper * 255.0 + 0.5).astype(np.uint8)
 
 
+def with_note(images: np.ndarray, text: str) -> np.ndarray:
+    """``images`` (B, H, W, 3) uint8 with ``text`` on a dark strip along their bottom, sized to stay legible in a tile."""
+    h, w = images.shape[1:3]
+    font, thickness = cv2.FONT_HERSHEY_SIMPLEX, max(1, round(w / 400))
+    (tw, th), base = cv2.getTextSize(text, font, 1.0, thickness)
+    scale = min(0.94 * w / tw, 0.08 * h / th)
+    strip = max(2, round((th + base) * scale * 1.6))
+    out = images.copy()
+    out[:, h - strip:] = 24
+    for image in out:
+        cv2.putText(image, text, (round(0.03 * w), h - round((strip - th * scale) / 2)), font, scale, (235, 235, 235),
+                    thickness, cv2.LINE_AA)
+    return out
+
+
 def _check_args(
     frames: np.ndarray, sample: int, scale: int, percentage: float, angles: Sequence[float]
 ) -> np.ndarray:

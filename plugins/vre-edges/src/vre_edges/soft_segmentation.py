@@ -16,7 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from vre_edges._frames import optional_size, rgb_uint8
 from vre_edges._generalized_boundaries import generalized_boundaries, generalized_boundaries_preview
-from vre_edges._halftone import halftone, halftone_preview
+from vre_edges._halftone import halftone, halftone_preview, with_note
 from vrecore.plugin import Batch, OutputSpec, Representation, Role
 
 _positive_int = [attrs.validators.instance_of(int), attrs.validators.ge(1)]
@@ -68,7 +68,10 @@ class Halftone(_SoftSegmentation):
                         resolution=self.resolution, include_k=self.include_k)
 
     def make_images(self, memory: np.ndarray) -> np.ndarray:
-        return halftone_preview(memory)
+        """The dots printed in ink on white paper; without a K plane (the seed's 3 channels), dark areas print
+        light, and a note on the picture says why."""
+        images = halftone_preview(memory)
+        return images if memory.shape[-1] == 4 else with_note(images, "no K (black) ink stored: include_k is false")
 
 
 @attrs.define(kw_only=True, eq=False)

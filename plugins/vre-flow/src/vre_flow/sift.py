@@ -10,7 +10,8 @@ from vrecore.plugin import Batch, OutputSpec, Representation
 
 __all__ = ["SIFT"]
 
-DOT_COLOR = (0, 0, 255)  # the seed draws its keypoints in blue
+DOT_COLOR = (80, 170, 255)  # the seed's blue, lighter: pure blue on black is too dark to see in a small tile
+RING_RADIUS = 1 / 64  # of the frame's shorter side: about 2 pixels once a frame is shrunk to a quarter-width tile
 
 
 def _optional_positive_int(instance: Any, attribute: attrs.Attribute, value: Any) -> None:  # type: ignore[type-arg]
@@ -72,7 +73,18 @@ class SIFT(Representation):
         return out.view(np.bool_)
 
     def make_images(self, memory: np.ndarray) -> np.ndarray:
-        """Blue dots on black (the seed draws them over the frame; overlay the rgb preview to see both)."""
+        """Light-blue rings around the stored dots on black, large enough to be seen in a collage tile."""
+        import cv2
+
+        # The map holds positions only (no keypoint scale): every ring has one radius, a fraction of the frame's
+        # size, and dots that touch (one blob) share a ring.
         images = np.zeros((*memory.shape[:3], 3), np.uint8)
-        images[memory[..., 0]] = DOT_COLOR
+        radius = max(3, round(min(memory.shape[1:3]) * RING_RADIUS))
+        thickness = max(1, radius // 3)
+        for image, dots in zip(images, memory[..., 0].astype(np.uint8), strict=True):
+            count, _, _, centres = cv2.connectedComponentsWithStats(dots, connectivity=8)
+            # fixed-point centres (4 fractional bits) keep the anti-aliased rings where the blobs are
+            for cx, cy in np.rint(centres[1:count] * 16).astype(np.int32):
+                cv2.circle(image, (int(cx), int(cy)), radius * 16, DOT_COLOR, thickness, cv2.LINE_AA, shift=4)
+            image[dots.view(np.bool_)] = DOT_COLOR
         return images

