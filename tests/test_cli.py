@@ -153,3 +153,17 @@ def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, messa
 def test_hydra_help_still_prints():
     r = vre("export", "--help")
     assert r.returncode == 0 and "pipeline" in r.stdout
+
+
+def test_an_in_process_export_leaves_every_logger_as_it_found_it(sample_video, tmp_path, caplog):
+    """Hydra's logging set-up disables loggers made before it and raises the root level: a script or test that
+    calls `vre export` in-process still hears its own loggers (and plugins') afterwards."""
+    import logging
+
+    from vrecore.cli import main
+
+    mine = logging.getLogger("a_plugin_of_mine.module")
+    assert main(["export", f"video={sample_video}", f"output_dir={tmp_path / 'o'}", "frames=0..1"]) == 0
+    with caplog.at_level(logging.WARNING):
+        mine.warning("still heard")
+    assert "still heard" in caplog.text and not mine.disabled

@@ -175,7 +175,10 @@ def run_hydra(command: str, args: list[str]) -> int:
     if ledger:
         os.environ["VRE_MULTIRUN_LEDGER"] = ledger
     condensed = False
-    root_level = logging.getLogger().level
+    root = logging.getLogger()
+    root_level, root_handlers = root.level, list(root.handlers)
+    disabled = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
+                if isinstance(logger, logging.Logger)}
     try:
         hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
     except SystemExit as e:
@@ -192,8 +195,17 @@ def run_hydra(command: str, args: list[str]) -> int:
                 real_stderr.write(captured.getvalue())
         if ledger:
             os.environ.pop("VRE_MULTIRUN_LEDGER", None)
-        enable_vrecore_loggers()  # Hydra's logging set-up disables loggers made before it: a caller keeps vre's
-        logging.getLogger().setLevel(root_level)  # ... and sets the root level, which would hide their warnings
+        # Hydra's logging set-up disables every logger made before it and replaces the root's level and handlers: a
+        # caller (a test, a script) gets its logging back as it was, vre's and plugins' loggers included
+        for name, was_disabled in disabled.items():
+            logging.getLogger(name).disabled = was_disabled
+        enable_vrecore_loggers()
+        root.setLevel(root_level)
+        for handler in [h for h in root.handlers if h not in root_handlers]:
+            root.removeHandler(handler)
+        for handler in root_handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
     if ledger:
         return _multirun_summary(command, ledger)
     return max(codes, default=0)
