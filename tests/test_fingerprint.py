@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vrecore.export.fingerprint import stored_dtype
 from vrecore.export.plan import FingerprintMismatch
 from vrecore.export.run import run_export
 from vrecore.graph.build import build_graph
+from vrecore.graph.representation import stored_dtype
 from vrecore.store.npz import load_npz
 
 BASE = {"g": {"type": "test/grey"}, "s": {"type": "test/scaled", "dependencies": ["g"], "parameters": {"factor": 2.0}}}

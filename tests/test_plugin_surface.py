@@ -141,10 +141,13 @@ def test_learned_base_refuses_before_setup_and_after_teardown(monkeypatch):
 
 
 def test_the_engine_frees_accelerator_memory_through_the_one_helper():
+    import vrecore.graph.devices
     import vrecore.graph.executor
     import vrecore.weights.learned
 
-    assert vrecore.graph.executor.release_accelerator_memory is vrecore.weights.learned.release_accelerator_memory
+    helper = vrecore.graph.devices.release_accelerator_memory
+    assert vrecore.graph.executor.release_accelerator_memory is helper
+    assert vrecore.weights.learned.release_accelerator_memory is helper
 
 
 # -- the third-party example of docs/plugins.md ---------------------------------------------------------

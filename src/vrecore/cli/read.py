@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from vrecore.export.runlog import ranges
+from vrecore.frames.video import ranges
 
 __all__ = ["describe", "main"]
 

@@ -251,8 +251,7 @@ def _check_builds(config: dict[str, Any], notes: list[str]) -> None:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from vrecore.export.fingerprint import disk_form
-    from vrecore.graph.build import build_graph
+    from vrecore.graph.build import build_graph, disk_form
 
     try:
         container = OmegaConf.to_container(OmegaConf.create(config), resolve=True)

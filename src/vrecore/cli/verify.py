@@ -9,7 +9,8 @@ from typing import Any
 
 from vrecore.errors import ConfigError
 from vrecore.export.metadata import regenerate_metadata, representation_folders
-from vrecore.export.runlog import mark_dead_runs, new_run_id, ranges
+from vrecore.export.runlog import mark_dead_runs, new_run_id
+from vrecore.frames.video import ranges
 from vrecore.store.base import FORMAT_FOLDERS
 from vrecore.store.directory import DirectoryStore
 from vrecore.store.verify import DiskForm, RepresentationCheck, check_frames, quarantine

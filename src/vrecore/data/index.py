@@ -76,7 +76,7 @@ def build_index(present: dict[str, list[set[int]]], tasks: Sequence[str], videos
             for task, frames in zip(tasks, sets, strict=True):
                 lacking = sorted(every - frames)
                 if lacking:
-                    from vrecore.export.runlog import ranges
+                    from vrecore.frames.video import ranges
 
                     where = f" of video '{videos[v]}'" if multi else ""
                     problems.append(f"task '{task}' is missing frame(s) {ranges(lacking)}{where}")

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from vrecore.graph.build import disk_form
+
 if TYPE_CHECKING:
     from vrecore.frames.video import FrameSource
-    from vrecore.graph.build import Graph, Node
+    from vrecore.graph.build import Graph
 
-__all__ = ["describe_changes", "digest", "disk_form", "graph_fingerprints", "stored_dtype", "video_identity"]
+__all__ = ["describe_changes", "digest", "graph_fingerprints", "video_identity"]
 
 _EDGE_BYTES = 1 << 20
 
@@ -57,22 +59,6 @@ def video_identity(source: FrameSource) -> dict[str, Any]:
                 h.update(fh.read(_EDGE_BYTES))
     ident["sha256_edges"] = h.hexdigest()
     return ident
-
-
-def stored_dtype(disk_dtype: str, output_dtype: str | None) -> str:
-    """The dtype frames are stored in: ``output_dtype`` applies to floating-point disk forms only
-    (class indices, booleans and uint8 images keep their type)."""
-    if output_dtype is not None and np.dtype(disk_dtype).kind == "f":
-        return output_dtype
-    return disk_dtype
-
-
-def disk_form(node: Node, frame_shape: tuple[int, int]) -> tuple[tuple[int, ...], str]:
-    """Shape and dtype of one stored frame of ``node`` (what verification checks a file against)."""
-    rep = node.representation
-    probe = np.asarray(rep.to_disk(np.zeros((1, 2, 3, rep.output_spec().channels), np.float32)))
-    h, w = node.settings.output_size or frame_shape
-    return (int(h), int(w), *probe.shape[3:]), stored_dtype(str(probe.dtype), node.settings.output_dtype)
 
 
 def _plain(value: Any) -> Any:

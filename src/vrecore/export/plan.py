@@ -18,9 +18,9 @@ from typing import Any
 import attrs
 
 from vrecore.errors import ConfigError
-from vrecore.export.fingerprint import describe_changes, digest, disk_form
+from vrecore.export.fingerprint import describe_changes, digest
 from vrecore.export.runlog import process_gone
-from vrecore.graph.build import Graph, Node
+from vrecore.graph.build import Graph, Node, disk_form
 from vrecore.store.base import Store, required_folders
 from vrecore.store.directory import DirectoryStore
 from vrecore.store.verify import DiskForm, RepresentationCheck, check_frames, quarantine

@@ -26,18 +26,11 @@ from vrecore.export.chunks import ChunkRunner, Task
 from vrecore.export.fingerprint import graph_fingerprints, video_identity
 from vrecore.export.metadata import write_representation_metadata
 from vrecore.export.plan import ExportPlan, apply_plan, claim_fingerprints, make_plan, release_claims
-from vrecore.export.runlog import ExportResult, RepresentationStats, RunLog, mark_dead_runs, new_run_id, ranges
-from vrecore.frames.video import FrameSource, open_video, select_frames
+from vrecore.export.runlog import ExportResult, RepresentationStats, RunLog, mark_dead_runs, new_run_id
+from vrecore.frames.video import FrameSource, open_video, ranges, select_frames
 from vrecore.graph.build import Graph
-from vrecore.graph.executor import (
-    EXCEPTION_MODES,
-    Executor,
-    NodeStats,
-    RepresentationFailed,
-    check_device,
-    preflight,
-    thread_limit,
-)
+from vrecore.graph.devices import check_device, thread_limit
+from vrecore.graph.executor import EXCEPTION_MODES, Executor, NodeStats, RepresentationFailed, preflight
 from vrecore.store.base import Store
 from vrecore.store.directory import DirectoryStore
 from vrecore.store.files import describe_os_error
@@ -88,7 +81,7 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         raise ConfigError(f"devices must be a list of devices, e.g. [cuda:0,cuda:1], got {devices!r}")
     _check_placement(placement)
     if runner == "ray":
-        from vrecore.export.ray_runner import check_ray_installed
+        from vrecore.export._ray import check_ray_installed
 
         check_ray_installed()
     check_memory(graph)
@@ -355,9 +348,10 @@ class _Export:
                 bar.close()
 
     def _distributed(self, plan: ExportPlan) -> None:
-        """The plan on worker processes or Ray actors (`vrecore.export.schedule`, `.workers`, `.ray_runner`)."""
+        """The plan on worker processes or Ray actors (`vrecore.export.schedule`, `.pool`, `.worker`)."""
+        from vrecore.export.pool import run_on_ray, run_workers
         from vrecore.export.schedule import Schedule, available_memory, cap_workers, worker_slots
-        from vrecore.export.workers import WorkerJob, job_video, plugin_targets, run_workers
+        from vrecore.export.worker import WorkerJob, job_video, plugin_targets
 
         groups = self.groups
         chunks = list(plan.chunks(self.graph, {n.name: n.settings.batch_size for n in self.graph}))
@@ -385,8 +379,6 @@ class _Export:
 
         try:
             if self.scale.runner == "ray":
-                from vrecore.export.ray_runner import run_on_ray
-
                 self.worker_records = run_on_ray(job, schedule, slots, stop=self.stop, on_report=on_report,
                                                  address=self.scale.ray_address)
             else:

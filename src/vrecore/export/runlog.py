@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,25 +18,12 @@ import attrs
 from vrecore.store.base import Store
 from vrecore.store.safe_paths import open_append
 
-__all__ = ["ExportResult", "RepresentationStats", "RunLog", "mark_dead_runs", "new_run_id", "process_gone", "ranges"]
+__all__ = ["ExportResult", "RepresentationStats", "RunLog", "mark_dead_runs", "new_run_id", "process_gone"]
 
 
 def new_run_id() -> str:
     """A run id that sorts by start time: ``YYYYmmdd-HHMMSS-xxxxxx``."""
     return f"{datetime.now():%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-def ranges(frames: Sequence[int]) -> str:
-    """Compact text of frame indices in the notation of ``frames=``: '0..10, 12, 20..25' (ends exclusive)."""
-    out, frames = [], sorted(set(frames))
-    k = 0
-    while k < len(frames):
-        j = k
-        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
-            j += 1
-        out.append(str(frames[k]) if j == k else f"{frames[k]}..{frames[j] + 1}")
-        k = j + 1
-    return ", ".join(out)
 
 
 @attrs.define

@@ -17,6 +17,7 @@ import attrs
 
 from vrecore.errors import ConfigError
 from vrecore.export.chunks import Task
+from vrecore.frames.video import ranges
 from vrecore.graph.build import Graph
 
 __all__ = ["Group", "Schedule", "WorkerSlot", "available_memory", "cap_workers", "make_groups", "worker_slots"]
@@ -195,8 +196,6 @@ class Schedule:
 
     def describe(self, task_ids: Any) -> str:
         """Frames of tasks, for messages: 'frames 40..47 (cpu)'."""
-        from vrecore.export.runlog import ranges
-
         parts = [f"frames {ranges(self.tasks[t].frames)}" + (f" of {self.tasks[t].group}" if len(self.groups) > 1
                                                               else "") for t in task_ids]
         return ", ".join(parts)

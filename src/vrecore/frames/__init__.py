@@ -10,6 +10,7 @@ _LAZY = {
     "PyAVSource": "vrecore.frames.video",
     "open_video": "vrecore.frames.video",
     "select_frames": "vrecore.frames.video",
+    "ranges": "vrecore.frames.video",
     "cache_dir": "vrecore.frames.sample",
     "sample_clip": "vrecore.frames.sample",
     "make_sample_clip": "vrecore.frames.sample",

@@ -13,7 +13,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, SourceError
 
-__all__ = ["DecordSource", "FrameSource", "ImageFolderSource", "PyAVSource", "open_video", "select_frames"]
+__all__ = ["DecordSource", "FrameSource", "ImageFolderSource", "PyAVSource", "open_video", "ranges", "select_frames"]
 
 log = logging.getLogger("vrecore.frames.video")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
@@ -317,3 +317,16 @@ def select_frames(spec: Any, num_frames: int) -> np.ndarray:
 
 def _as_text(spec: Any) -> str:
     return "[" + ",".join(map(str, spec)) + "]" if isinstance(spec, (list, tuple)) else str(spec)
+
+
+def ranges(frames: Sequence[int]) -> str:
+    """Compact text of frame indices in the notation of ``frames=``: '0..10, 12, 20..25' (ends exclusive)."""
+    out, frames = [], sorted(set(frames))
+    k = 0
+    while k < len(frames):
+        j = k
+        while j + 1 < len(frames) and frames[j + 1] == frames[j] + 1:
+            j += 1
+        out.append(str(frames[k]) if j == k else f"{frames[k]}..{frames[j] + 1}")
+        k = j + 1
+    return ", ".join(out)

@@ -10,12 +10,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
+import numpy as np
 
 from vrecore.errors import GraphError
 from vrecore.graph.registry import Registry, get_registry
-from vrecore.graph.representation import Representation, Role, parameter_names
+from vrecore.graph.representation import Representation, Role, parameter_names, stored_dtype
 
-__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "ExportSettings", "Graph", "Node", "build_graph"]
+__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "ExportSettings", "Graph", "Node", "build_graph", "disk_form"]
 
 log = logging.getLogger(__name__)
 
@@ -169,6 +170,14 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
             dependency_names=tuple(_flatten(role_deps[name])), parameters=representation.parameters()))
         built[name] = representation
     return Graph(nodes)
+
+
+def disk_form(node: Node, frame_shape: tuple[int, int]) -> tuple[tuple[int, ...], str]:
+    """Shape and dtype of one stored frame of ``node`` (what verification checks a file against)."""
+    rep = node.representation
+    probe = np.asarray(rep.to_disk(np.zeros((1, 2, 3, rep.output_spec().channels), np.float32)))
+    h, w = node.settings.output_size or frame_shape
+    return (int(h), int(w), *probe.shape[3:]), stored_dtype(str(probe.dtype), node.settings.output_dtype)
 
 
 def _move_parameters(name: str, cls: type[Representation], params: dict[str, Any], spec: dict[str, Any]) -> None:

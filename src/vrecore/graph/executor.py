@@ -12,8 +12,6 @@ failed frames out.
 from __future__ import annotations
 
 import logging
-import re
-import sys
 import time
 import traceback
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -23,15 +21,13 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, VreError, WeightsError
-from vrecore.export.fingerprint import stored_dtype
-from vrecore.export.runlog import ranges
+from vrecore.frames.video import ranges
 from vrecore.graph.build import Graph, Node
-from vrecore.graph.representation import Batch, Representation, stored_float_dtype
-from vrecore.weights.learned import release_accelerator_memory
+from vrecore.graph.devices import check_device, is_out_of_memory, release_accelerator_memory, thread_limit
+from vrecore.graph.representation import Batch, Representation, stored_dtype, stored_float_dtype
 
-__all__ = ["EXCEPTION_MODES", "Executor", "check_device", "FrameProvider", "NodeOutput", "NodeStats", "RepresentationFailed",
-           "VideoFrames", "dependency_inputs", "finish_output", "is_out_of_memory", "preflight",
-           "release_accelerator_memory", "thread_limit"]
+__all__ = ["EXCEPTION_MODES", "Executor", "FrameProvider", "NodeOutput", "NodeStats", "RepresentationFailed",
+           "VideoFrames", "dependency_inputs", "finish_output", "preflight"]
 
 log = logging.getLogger("vrecore.graph.executor")
 EXCEPTION_MODES = ("stop", "skip")
@@ -70,18 +66,12 @@ def stores_binary(node: Node) -> bool:
 
 
 def to_stored(node: Node, memory: np.ndarray) -> np.ndarray:
-    """The disk form of a memory-form batch in its stored dtype (`vrecore.export.fingerprint.stored_dtype`): a floating-point
+    """The disk form of a memory-form batch in its stored dtype (`vrecore.graph.representation.stored_dtype`): a floating-point
     result is cast once, to the run's ``output_dtype`` when set (`stored_float_dtype`)."""
     with stored_float_dtype(node.settings.output_dtype):
         disk = np.asarray(node.representation.to_disk(memory))
     dtype = stored_dtype(str(disk.dtype), node.settings.output_dtype)
     return disk if str(disk.dtype) == dtype else disk.astype(dtype)
-
-
-def is_out_of_memory(e: BaseException) -> bool:
-    """Whether ``e`` is an out-of-memory error (host MemoryError, torch's OutOfMemoryError, CUDA text)."""
-    return isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError" or (
-        isinstance(e, RuntimeError) and "out of memory" in str(e).lower())
 
 
 def preflight(nodes: Sequence[Node]) -> None:
@@ -95,71 +85,6 @@ def preflight(nodes: Sequence[Node]) -> None:
             problems.append(f"representation '{node.name}' ({node.type_name}): {e}")
     if problems:
         raise WeightsError("\n".join(problems))
-
-
-def check_device(device: str) -> None:
-    """Raise a one-line ConfigError unless ``device`` exists here (torch is imported only for a non-CPU one)."""
-    if not isinstance(device, str) or not device.strip():
-        raise ConfigError(f"device {device!r} is not a device; use cpu, cuda, cuda:N or mps")
-    if device == "cpu" or re.fullmatch(r"cpu:\d+", device):  # cpu:N names a CPU group of a placement
-        return
-    try:
-        import torch
-    except ImportError:
-        raise ConfigError(f"device '{device}' needs torch, which is not installed (pip install 'vrecore[torch]'); "
-                          f"or use device=cpu") from None
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device '{device}' is not a device torch knows; use cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"device '{device}' is not available: this machine has no CUDA GPU that torch can use; "
-                              f"use device=cpu")
-        if dev.index is not None and dev.index >= count:
-            raise ConfigError(f"device '{device}' is not available: this machine has {count} CUDA device(s) "
-                              f"(cuda:0..cuda:{count - 1})")
-    elif dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"device '{device}' is not available on this machine; use device=cpu")
-
-
-class thread_limit:  # noqa: N801 - used as a context manager, like contextlib's
-    """Cap OpenCV's and (once imported) torch's compute threads; `apply` again after a setup that
-    imported torch; leaving restores the libraries' own settings."""
-
-    def __init__(self, threads: int | None) -> None:
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise ConfigError(f"threads must be a positive integer or null, got {threads!r}")
-        self.threads = threads
-        self._restore: list[Callable[[], None]] = []
-        self._cv = False
-
-    def apply(self) -> None:
-        if self.threads is None:
-            return
-        if not self._cv:
-            import cv2
-
-            before_cv = cv2.getNumThreads()
-            cv2.setNumThreads(self.threads)
-            self._restore.append(lambda: cv2.setNumThreads(before_cv))
-            self._cv = True
-        torch = sys.modules.get("torch")
-        if torch is not None and torch.get_num_threads() != self.threads:
-            before = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-            self._restore.append(lambda: torch.set_num_threads(before))
-
-    def __enter__(self) -> thread_limit:
-        self.apply()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        for restore in reversed(self._restore):
-            restore()
-        self._restore.clear()
-        self._cv = False
 
 
 # -- frames ------------------------------------------------------------------------------------------

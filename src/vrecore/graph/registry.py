@@ -180,9 +180,8 @@ class Registry:
 
     def load_builtin(self) -> None:
         """Register core's own types."""
-        from vrecore import _builtin
-
-        self.register_plugin(_builtin, CORE_DISTRIBUTION, _core_version())
+        # By name, like any plugin: the graph does not depend on the types registered through it.
+        self.register_plugin(importlib.import_module("vrecore._builtin"), CORE_DISTRIBUTION, _core_version())
 
     def load_entry_points(self) -> None:
         """Load installed plugins from the ``vre`` entry-point group, honouring the switches."""

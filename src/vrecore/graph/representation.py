@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 import attrs
 import numpy as np
 
-__all__ = ["Batch", "OutputSpec", "Representation", "Role", "optional_size", "parameter_names"]
+__all__ = ["Batch", "OutputSpec", "Representation", "Role", "optional_size", "parameter_names", "stored_dtype",
+           "stored_float_dtype"]
 
 _BASE_FIELDS = ("name", "dependencies")
 
@@ -72,6 +73,14 @@ def stored_float_dtype(dtype: str | None) -> Iterator[None]:
         yield
     finally:
         _STORED_FLOAT.reset(token)
+
+
+def stored_dtype(disk_dtype: str, output_dtype: str | None) -> str:
+    """The dtype frames are stored in: ``output_dtype`` applies to floating-point disk forms only
+    (class indices, booleans and uint8 images keep their type)."""
+    if output_dtype is not None and np.dtype(disk_dtype).kind == "f":
+        return output_dtype
+    return disk_dtype
 
 
 @attrs.define(kw_only=True, eq=False)

@@ -96,7 +96,7 @@ def select(view_frames: Sequence[int], spec: Any, num_frames: int | None) -> lis
     stored = set(view_frames)
     chosen = [i for i in wanted if i in stored]
     if not chosen:
-        from vrecore.export.runlog import ranges
+        from vrecore.frames.video import ranges
 
         raise ConfigError(f"frames={spec} names no stored frame; stored frames: {ranges(list(view_frames)) or 'none'}")
     return chosen

@@ -21,7 +21,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, StorageError
-from vrecore.export.runlog import ranges
+from vrecore.frames.video import ranges
 from vrecore.store.base import required_folders
 from vrecore.store.safe_paths import atomic_write
 from vrecore.visual import svg

@@ -8,12 +8,12 @@ gives cached accelerator memory back. torch is imported only by `setup` and `com
 """
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
+from vrecore.graph.devices import release_accelerator_memory
 from vrecore.graph.representation import Batch
 from vrecore.weights.representation import WeightedRepresentation
 
@@ -21,14 +21,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
 __all__ = ["LearnedRepresentation", "release_accelerator_memory"]
-
-
-def release_accelerator_memory() -> None:
-    """Return cached accelerator memory to the device (after a model is dropped, or an out-of-memory error);
-    a no-op without torch or CUDA."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 # Not slotted, as WeightedRepresentation: a learned type also derives from its family's base.
