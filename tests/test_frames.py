@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from vrecore.errors import ConfigError, SourceError
-from vrecore.export.runlog import ranges
-from vrecore.frames.video import open_video, select_frames
+from vrecore.frames.video import open_video, ranges, select_frames
 
 
 @pytest.mark.parametrize("fixture", ["bikes_video", "sample_video"])

@@ -90,14 +90,14 @@ def test_a_dead_workers_task_goes_to_another_worker_of_its_group():
     assert transport.given[0] == (0, 0) and (1, 0) in transport.given, "worker 1 computed the dead one's chunk"
     assert sorted(f for r in reports for f in r.written["r"]) == [0, 1, 2, 3, 4, 5] and schedule.done == {0, 1, 2}
     assert records[0].status == "died"
-    assert records[0].error == "worker 0 (pid 1000, cpu) died (killed by SIGKILL); frames 0..1 handed to another worker"
+    assert records[0].error == "worker 0 (pid 1000, cpu) died (killed by SIGKILL); frames 0..2 handed to another worker"
     assert records[1].status == "finished" and records[1].tasks == 3
 
 
 def test_the_last_workers_death_leaves_its_task_for_the_rerun():
     schedule = Schedule([[0, 1], [2, 3]], [Group("*", "cpu", ("r",), ())])
     records, reports = _run(schedule, [WorkerSlot(0, "*", "cpu")], PlayedTransport({0: "die"}))
-    assert records[0].error == "worker 0 (pid 1000, cpu) died (killed by SIGKILL); frames 0..1 left for the re-run"
+    assert records[0].error == "worker 0 (pid 1000, cpu) died (killed by SIGKILL); frames 0..2 left for the re-run"
     assert reports == [] and schedule.lost == {0, 1} and schedule.finished
 
 
