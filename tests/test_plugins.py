@@ -151,3 +151,21 @@ def test_discovery_imports_no_torch():
             "bad = [m for m in ('torch', 'transformers', 'diffusers', 'decord') if m in sys.modules]; print(bad)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_a_hook_name_with_a_typo_is_an_error_naming_the_plugin(registry):
+    """pm.check_pending(): an implementation of a hook vre does not have is refused, not silently ignored."""
+    from vrecore.errors import PluginError
+    from vrecore.graph.hookspecs import hookimpl
+
+    class Typo:
+        @hookimpl
+        def register_representation(self, register):  # the hook is register_representations
+            register("typo/type", "nowhere:Nothing")
+
+    registry.register_plugin(Typo(), "vre-typo")
+    try:
+        with pytest.raises(PluginError, match=r"vre-typo: .*register_representation.*vre's hooks are .*register_representations"):
+            registry.check_hooks()
+    finally:
+        registry.unregister_plugin("vre-typo")

@@ -51,6 +51,17 @@ def test_export_through_its_representation_and_store(sample_video, tmp_path):
     assert (out / ".motion.records.jsonl").read_text().splitlines() == records  # verified, nothing computed again
 
 
+def test_two_worker_processes_open_its_store_themselves(sample_video, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    for out, workers in ((one, 1), (two, 2)):
+        r = vre("export", "pipeline=motion", f"video={sample_video}", f"output_dir=flat://{out}", "frames=0..8",
+                "batch_size=2", f"workers={workers}")
+        assert r.returncode == 0, r.stderr
+    names = sorted(p.name for p in one.glob("*.npz"))
+    assert len(names) == 16 and names == sorted(p.name for p in two.glob("*.npz"))
+    assert all((one / n).read_bytes() == (two / n).read_bytes() for n in names)
+
+
 def test_stream_through_its_source(tmp_path):
     folder = tmp_path / "pictures"
     folder.mkdir()

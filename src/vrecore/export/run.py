@@ -32,7 +32,6 @@ from vrecore.graph.build import Graph
 from vrecore.graph.devices import check_device, thread_limit
 from vrecore.graph.executor import EXCEPTION_MODES, Executor, NodeStats, RepresentationFailed, preflight
 from vrecore.store.base import Store
-from vrecore.store.directory import DirectoryStore
 from vrecore.store.files import describe_os_error
 from vrecore.store.location import choose_store
 
@@ -105,7 +104,8 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
             kept.check_writable()
         export = _Export(graph, source, kept, selected, overwrite=overwrite, on_mismatch=on_mismatch,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
-                         config=config, threads=limit, durable=durable, scale=scale)
+                         config=config, threads=limit, durable=durable, scale=scale,
+                         reopen=(chosen.extension.name, chosen.location) if chosen is not None else None)
         result = export.run()
     finally:
         if source is not video:
@@ -198,8 +198,11 @@ class _Export:
 
     def __init__(self, graph: Graph, source: FrameSource, store: Store, selected: list[int], *, overwrite: bool,
                  on_mismatch: str, exception_mode: str, device: str, writers: int, progress: bool,
-                 config: Mapping[str, Any] | None, threads: thread_limit, durable: bool, scale: _ScaleOut) -> None:
+                 config: Mapping[str, Any] | None, threads: thread_limit, durable: bool, scale: _ScaleOut,
+                 reopen: tuple[str, str] | None = None) -> None:
         self.graph, self.source, self.store, self.selected = graph, source, store, selected
+        self.reopen = reopen
+        """(registered store, location) with which worker processes open the same store; None for a Store object."""
         self.overwrite, self.on_mismatch, self.exception_mode = overwrite, on_mismatch, exception_mode
         self.device, self.writers, self.progress, self.config = device, writers, progress, config
         self.threads, self.durable, self.scale = threads, durable, scale
@@ -223,9 +226,9 @@ class _Export:
                             placement=self.scale.placement)
         for d in self.scale.devices or ():
             check_device(d)
-        if self.scale.distributed and not isinstance(self.store, DirectoryStore):
-            raise ConfigError("workers, placement and runner=ray need an output folder (other processes open it); "
-                              "pass a path instead of a Store object")
+        if self.scale.distributed and self.reopen is None:
+            raise ConfigError("workers, placement and runner=ray need an output location other processes can open "
+                              "(a folder or a store's URL); pass it instead of a Store object")
         video, versions = video_identity(self.source), _plugin_versions()
         fingerprints = graph_fingerprints(self.graph, video, self.source.frame_shape, versions)
         plan = make_plan(self.graph, self.store, self.selected, fingerprints=fingerprints,
@@ -365,7 +368,8 @@ class _Export:
         slots = worker_slots(groups, workers, self.scale.devices)
         job = WorkerJob(
             graph_config=self.graph.to_config(), plugins=plugin_targets(), video=job_video(self.source),
-            video_backend=self.scale.video_backend, output_dir=str(self.store.root), run_id=self.run_id,
+            video_backend=self.scale.video_backend, store=self.reopen[0] if self.reopen else "directory",
+            output_dir=self.reopen[1] if self.reopen else str(self.store.root), run_id=self.run_id,
             need={k: sorted(v) for k, v in plan.need.items()}, todo={k: sorted(v) for k, v in plan.todo.items()},
             digests=plan.digests, groups={g.name: g.nodes for g in groups}, exception_mode=self.exception_mode,
             writers=self.writers, durable=self.durable, threads=self.threads.threads)

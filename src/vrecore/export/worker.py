@@ -33,6 +33,7 @@ class WorkerJob:
     video: str
     video_backend: str
     output_dir: str
+    """Where the store keeps the export: a folder, or the URL of a registered store."""
     run_id: str
     need: dict[str, list[int]]
     todo: dict[str, list[int]]
@@ -43,6 +44,8 @@ class WorkerJob:
     writers: int = 2
     durable: bool = False
     threads: int | None = None
+    store: str = "directory"
+    """The registered store that `output_dir` is opened with (each worker opens it itself)."""
 
 
 # -- what a worker reports --------------------------------------------------------------------------------
@@ -101,7 +104,7 @@ def open_worker(job: WorkerJob, slot: WorkerSlot) -> ChunkRunner:
     from vrecore.graph.devices import thread_limit
     from vrecore.graph.executor import Executor
     from vrecore.graph.registry import get_registry, register_from_targets
-    from vrecore.store.directory import DirectoryStore
+    from vrecore.store.location import choose_store
 
     register_from_targets(get_registry(), job.plugins)
     graph = build_graph(job.graph_config)
@@ -109,7 +112,7 @@ def open_worker(job: WorkerJob, slot: WorkerSlot) -> ChunkRunner:
     executor = Executor(graph, nodes=nodes, device=slot.device, exception_mode=job.exception_mode,
                         threads=thread_limit(job.threads))
     source = open_video(job.video, job.video_backend)
-    runner = ChunkRunner(graph, source, DirectoryStore(job.output_dir), executor,
+    runner = ChunkRunner(graph, source, choose_store(job.output_dir, store=job.store).open(), executor,
                          need={k: set(v) for k, v in job.need.items()}, todo={k: set(v) for k, v in job.todo.items()},
                          digests=job.digests, run_id=job.run_id, writers=job.writers, durable=job.durable,
                          exception_mode=job.exception_mode)
