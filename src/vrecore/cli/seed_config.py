@@ -82,7 +82,7 @@ class SeedTranslation:
 
 
 def load_seed_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a seed config file (YAML; ``${oc.env:VAR,default}`` is kept for Hydra to resolve)."""
+    """Read a seed config file (YAML; its ``${oc.env:...}`` / ``${oc.decode:...}`` are resolved on translation)."""
     import yaml
 
     file = Path(path)
@@ -101,6 +101,7 @@ def load_seed_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     """Translate a seed config (as loaded) into a vre pipeline config; every problem is one line of one
     ConfigError."""
+    seed = _resolved(seed)
     problems: list[str] = []
     notes: list[str] = []
     for key in seed:
@@ -144,6 +145,24 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
         raise ConfigError("\n".join(problems))
     _check_builds(config, notes)
     return SeedTranslation(config, notes)
+
+
+def _resolved(seed: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with its interpolations (``${oc.env:VAR,default}``, ``${oc.decode:...}``) resolved first, in this
+    process's environment, as the seed does when it loads a config: ``compress: ${oc.decode:${oc.env:COMPRESS,False}}``
+    is False unless COMPRESS says otherwise."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(dict(seed)), resolve=True)
+    except (OmegaConfBaseException, RecursionError, ValueError) as e:
+        key = str(getattr(e, "full_key", "") or "")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"the seed config's value {key}={_raw_value(seed, key)!r} has an interpolation that cannot be "
+                          f"resolved ({first}); set the environment variable it names or write the value itself") from None
+    assert isinstance(resolved, dict)
+    return {str(k): v for k, v in resolved.items()}
 
 
 def _representation(name: str, spec: Any, types: Mapping[str, SeedType], seed_defaults: Mapping[str, Any],
