@@ -308,7 +308,7 @@ representations:
     assert reps["halftone1"]["type"] == "soft-segmentation/halftone" and reps["halftone1"]["dependencies"] == ["rgb"]
     assert reps["flow"] == {"type": "optical-flow/raft", "parameters": {
         "units": "seed", "input_size": [720, 1280], "iters": 5, "variant": "things"}}
-    assert translation.notes[0].startswith("added 'rgb' (color/rgb, not exported)")
+    assert translation.notes[0].startswith("added 'rgb' (color/rgb, not exported, at the frame's size)")
 
 
 BASE = {"representations": {"rgb": {"type": "color/rgb", "dependencies": [], "parameters": {}},

@@ -143,3 +143,27 @@ def test_translating_and_listing_weights_need_no_model_library(command, tmp_path
         assert "marigold" in run.stdout
     else:
         assert "depth/marigold" in run.stdout
+
+
+def test_seed_normals_have_no_nan_where_depth_is_zero(registry):
+    import numpy as np
+
+    from vre_geometry.normals import NormalsFromDepthSVD
+    from vrecore.plugin import Batch
+
+    depth = np.full((1, 40, 60, 1), 0.5, np.float32)
+    depth[:, 10:30, 20:45] = 0  # no depth: the seed fits its camera-facing normal there
+    rep = NormalsFromDepthSVD(name="n", sensor_fov=75, sensor_size=[3840, 2160], window_size=11, convention="seed")
+    normals = rep.compute(Batch(indices=np.array([0]), frames=None, deps={"depth": depth}))
+    assert not np.isnan(normals).any()
+    assert np.array_equal(normals[0, 20, 32], np.array([0.5, 0.5, 1.0], np.float32))
+
+
+def test_each_type_keeps_the_seeds_own_size_and_scores(seed_env, registry):
+    reps = translate_seed_config(load_seed_config(UPSTREAM / "examples__batched_experiment__cfg.yaml")).config[
+        "representations"]
+    assert reps["halftone1"]["output_size"] == [240, 426]  # its resolution, as the seed stores it
+    assert "output_size" not in reps["rgb"]
+    safeuav = translate_seed_config(load_seed_config(UPSTREAM / "examples__vre_streaming__cfg_rgb_safeuav.yaml")).config
+    assert safeuav["representations"]["safeuav"]["parameters"] == {
+        "disk_form": "probabilities", "scores": "logits", "variant": "model_150k"}  # logits, as the seed stores

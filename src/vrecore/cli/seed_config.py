@@ -132,11 +132,18 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
             entry["dependencies"] = [_IMPLICIT_RGB]
         out[str(name)] = entry
     if frame_readers:
-        if rgb_name is None:
+        resized = rgb_name is not None and out[rgb_name].get("output_size", config.get("output_size")) is not None
+        if rgb_name is None or resized:  # the seed's readers see the video's own frames, never a resized rgb
             rgb_name = "rgb" if "rgb" not in out else _free_name("rgb", out)
             out = {rgb_name: {"type": "color/rgb", "export": False}, **out}
-            notes.append(f"added '{rgb_name}' (color/rgb, not exported): vre's {', '.join(sorted(set(frame_readers)))} "
-                         f"take an rgb dependency where the seed reads the video itself")
+            notes.append(f"added '{rgb_name}' (color/rgb, not exported, at the frame's size): vre's "
+                         f"{', '.join(sorted(set(frame_readers)))} take an rgb dependency where the seed reads the "
+                         f"video itself")
+            if config.get("output_size") is not None:  # every other representation keeps the config's size
+                size = config.pop("output_size")
+                for name, entry in out.items():
+                    if name != rgb_name:
+                        entry.setdefault("output_size", size)
         for entry in out.values():
             if entry.get("dependencies") == [_IMPLICIT_RGB]:
                 entry["dependencies"] = [rgb_name]
@@ -203,6 +210,8 @@ def _representation(name: str, spec: Any, types: Mapping[str, SeedType], seed_de
         if seed_type.note:
             notes.append(f"'{name}' ({seed_type.ours}): {seed_type.note}")
         for key, value in (seed_type.settings(ours) if seed_type.settings is not None else {}).items():
+            if key == "output_size" and seed_defaults.get("output_size") is not None:
+                continue  # the config's size wins over the type's own, as in the seed
             settings.setdefault(key, value)
     else:
         entry["type"] = type_name  # not a seed type: one of the installed plugins', taken as it is

@@ -49,7 +49,8 @@ class Marigold(SeedDiskLayout, LearnedRepresentation):
     variants = MARIGOLD_VARIANTS
 
     variant: str = variant_field(MARIGOLD_DEFAULT)
-    """v1-1 (best), lcm-v1-0 (fast, 1-4 steps) or v1-0 (the original, the seed's `marigold-v1-0`). ``weights_path``: a local folder laid out like the Hub repo
+    """v1-1 (best), lcm-v1-0 (fast, 1-4 steps) or v1-0 (the original, the seed's `marigold-v1-0`).
+    ``weights_path``: a local folder laid out like the Hub repo
     (model_index.json, unet/, vae/...), used instead of the Hub."""
     denoising_steps: int | None = attrs.field(default=None, validator=_int_at_least(1, optional=True))
     """Denoising steps per prediction; null: the checkpoint's recommended number."""
