@@ -251,12 +251,13 @@ def test_paper_listing():
     assert translation.notes == []
 
 
-def test_dronescapes2_config():
+def test_dronescapes2_config(monkeypatch):
+    monkeypatch.delenv("VRE_DEVICE", raising=False)
     translation = translate_seed_config(load_seed_config(CONFIGS / "dronescapes2.yaml"))
     m2f = {"type": "semantic/mask2former", "batch_size": 1}
     assert translation.config == {
         "batch_size": 15, "binary_format": "npz-compressed", "image_format": "none", "output_size": [540, 960],
-        "device": "${oc.env:VRE_DEVICE,cpu}", "output_dtype": "float32",
+        "device": "cpu", "output_dtype": "float32",
         "representations": {
             "rgb": {"type": "color/rgb"},
             "semantic_mask2former_coco_47429163_0": {
@@ -307,7 +308,7 @@ representations:
     assert reps["halftone1"]["type"] == "soft-segmentation/halftone" and reps["halftone1"]["dependencies"] == ["rgb"]
     assert reps["flow"] == {"type": "optical-flow/raft", "parameters": {
         "units": "seed", "input_size": [720, 1280], "iters": 5, "variant": "things"}}
-    assert translation.notes[0].startswith("added 'rgb' (color/rgb, not exported)")
+    assert translation.notes[0].startswith("added 'rgb' (color/rgb, not exported, at the frame's size)")
 
 
 BASE = {"representations": {"rgb": {"type": "color/rgb", "dependencies": [], "parameters": {}},

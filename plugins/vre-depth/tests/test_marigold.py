@@ -21,7 +21,7 @@ def graph_of(**parameters):
 def test_without_diffusers_the_error_says_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "diffusers", None)  # import diffusers now fails, as when not installed
     with pytest.raises(PluginError, match=r"depth/marigold needs the diffusers package.*pip install 'vre-depth\[marigold\]'"):
-        graph_of()
+        graph_of()["m"].representation.preflight()
 
 
 def test_without_diffusers_setup_says_what_to_install(monkeypatch):
@@ -33,7 +33,7 @@ def test_without_diffusers_setup_says_what_to_install(monkeypatch):
 
 
 @pytest.mark.parametrize("parameters,message", [
-    ({"variant": "v2"}, "unknown variant 'v2'; choose one of v1-1, lcm-v1-0"),
+    ({"variant": "v2"}, "unknown variant 'v2'; choose one of v1-1, v1-0, lcm-v1-0"),
     ({"denoising_steps": 0}, "denoising_steps must be an integer >= 1"),
     ({"denoising_steps": 2.5}, "denoising_steps must be an integer >= 1"),
     ({"ensemble_size": 0}, "ensemble_size must be an integer >= 1"),

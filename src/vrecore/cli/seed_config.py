@@ -82,7 +82,7 @@ class SeedTranslation:
 
 
 def load_seed_config(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a seed config file (YAML; ``${oc.env:VAR,default}`` is kept for Hydra to resolve)."""
+    """Read a seed config file (YAML; its ``${oc.env:...}`` / ``${oc.decode:...}`` are resolved on translation)."""
     import yaml
 
     file = Path(path)
@@ -101,6 +101,7 @@ def load_seed_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
     """Translate a seed config (as loaded) into a vre pipeline config; every problem is one line of one
     ConfigError."""
+    seed = _resolved(seed)
     problems: list[str] = []
     notes: list[str] = []
     for key in seed:
@@ -131,11 +132,18 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
             entry["dependencies"] = [_IMPLICIT_RGB]
         out[str(name)] = entry
     if frame_readers:
-        if rgb_name is None:
+        resized = rgb_name is not None and out[rgb_name].get("output_size", config.get("output_size")) is not None
+        if rgb_name is None or resized:  # the seed's readers see the video's own frames, never a resized rgb
             rgb_name = "rgb" if "rgb" not in out else _free_name("rgb", out)
             out = {rgb_name: {"type": "color/rgb", "export": False}, **out}
-            notes.append(f"added '{rgb_name}' (color/rgb, not exported): vre's {', '.join(sorted(set(frame_readers)))} "
-                         f"take an rgb dependency where the seed reads the video itself")
+            notes.append(f"added '{rgb_name}' (color/rgb, not exported, at the frame's size): vre's "
+                         f"{', '.join(sorted(set(frame_readers)))} take an rgb dependency where the seed reads the "
+                         f"video itself")
+            if config.get("output_size") is not None:  # every other representation keeps the config's size
+                size = config.pop("output_size")
+                for name, entry in out.items():
+                    if name != rgb_name:
+                        entry.setdefault("output_size", size)
         for entry in out.values():
             if entry.get("dependencies") == [_IMPLICIT_RGB]:
                 entry["dependencies"] = [rgb_name]
@@ -144,6 +152,24 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
         raise ConfigError("\n".join(problems))
     _check_builds(config, notes)
     return SeedTranslation(config, notes)
+
+
+def _resolved(seed: Mapping[str, Any]) -> dict[str, Any]:
+    """The config with its interpolations (``${oc.env:VAR,default}``, ``${oc.decode:...}``) resolved first, in this
+    process's environment, as the seed does when it loads a config: ``compress: ${oc.decode:${oc.env:COMPRESS,False}}``
+    is False unless COMPRESS says otherwise."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        resolved = OmegaConf.to_container(OmegaConf.create(dict(seed)), resolve=True)
+    except (OmegaConfBaseException, RecursionError, ValueError) as e:
+        key = str(getattr(e, "full_key", "") or "")
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"the seed config's value {key}={_raw_value(seed, key)!r} has an interpolation that cannot be "
+                          f"resolved ({first}); set the environment variable it names or write the value itself") from None
+    assert isinstance(resolved, dict)
+    return {str(k): v for k, v in resolved.items()}
 
 
 def _representation(name: str, spec: Any, types: Mapping[str, SeedType], seed_defaults: Mapping[str, Any],
@@ -184,6 +210,8 @@ def _representation(name: str, spec: Any, types: Mapping[str, SeedType], seed_de
         if seed_type.note:
             notes.append(f"'{name}' ({seed_type.ours}): {seed_type.note}")
         for key, value in (seed_type.settings(ours) if seed_type.settings is not None else {}).items():
+            if key == "output_size" and seed_defaults.get("output_size") is not None:
+                continue  # the config's size wins over the type's own, as in the seed
             settings.setdefault(key, value)
     else:
         entry["type"] = type_name  # not a seed type: one of the installed plugins', taken as it is

@@ -1,7 +1,7 @@
 """Marigold diffusion depth (optional extra ``vre-depth[marigold]``): 0 = near, 1 = far.
 
 diffusers and torch are imported only by `setup()` (through `vre_depth._marigold`); a missing
-diffusers is reported when the representation is created, before any frame is decoded. `LearnedRepresentation`
+diffusers is reported by `preflight()`, before any frame is decoded (building the graph does not need it). `LearnedRepresentation`
 places and frees the pipeline.
 """
 from __future__ import annotations
@@ -49,7 +49,8 @@ class Marigold(SeedDiskLayout, LearnedRepresentation):
     variants = MARIGOLD_VARIANTS
 
     variant: str = variant_field(MARIGOLD_DEFAULT)
-    """v1-1 (best) or lcm-v1-0 (fast, 1-4 steps). ``weights_path``: a local folder laid out like the Hub repo
+    """v1-1 (best), lcm-v1-0 (fast, 1-4 steps) or v1-0 (the original, the seed's `marigold-v1-0`).
+    ``weights_path``: a local folder laid out like the Hub repo
     (model_index.json, unet/, vae/...), used instead of the Hub."""
     denoising_steps: int | None = attrs.field(default=None, validator=_int_at_least(1, optional=True))
     """Denoising steps per prediction; null: the checkpoint's recommended number."""
@@ -66,8 +67,10 @@ class Marigold(SeedDiskLayout, LearnedRepresentation):
     """Depth percentiles stretched to 0 and 1; pixels beyond them clip."""
     disk_layout: str = disk_layout_field()
 
-    def __attrs_post_init__(self) -> None:
+    def preflight(self) -> None:
+        # Here, not on creation: translating a config or listing weights builds the graph without diffusers.
         _require_diffusers()
+        super().preflight()
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")

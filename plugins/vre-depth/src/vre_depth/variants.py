@@ -115,6 +115,17 @@ MARIGOLD_VARIANTS: Mapping[str, WeightVariant] = {
         license="openrail++",
         meta={"about": "Marigold depth v1.1 (Stable Diffusion 2 fine-tuned for affine-invariant depth)"},
     ),
+    "v1-0": WeightVariant(
+        name="marigold-depth-v1-0",
+        repo_id="prs-eth/marigold-depth-v1-0",
+        # The seed's `marigold-v1-0`: the original Marigold (huggingface.co/prs-eth/marigold-depth-v1-0, formerly
+        # prs-eth/marigold-v1-0), the same diffusers layout. No commit hash was read: the lock file pins main.
+        revision="main",
+        filenames=_MARIGOLD_FILES,
+        size=_MARIGOLD_SIZE,
+        license="apache-2.0",
+        meta={"about": "Marigold depth v1.0 (the paper's model, 10-50 steps)"},
+    ),
     "lcm-v1-0": WeightVariant(
         name="marigold-depth-lcm-v1-0",
         repo_id="prs-eth/marigold-depth-lcm-v1-0",

@@ -1,7 +1,8 @@
 """vre-edges: registers its representation types with vre (no torch or model code is imported here)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from vrecore.plugin import SeedType, hookimpl, seed_parameter
 
@@ -32,9 +33,10 @@ def register_seed_types(register: Callable[..., None]) -> None:
     """The seed tool's edge and soft-segmentation types (`vre convert-config`)."""
     register("soft-segmentation/python-halftone", SeedType("soft-segmentation/halftone", {
         k: seed_parameter(k) for k in ("sample", "scale", "percentage", "angles", "antialias", "resolution")},
-        reads_frames=True))
+        reads_frames=True, settings=_halftone_size))
     register("soft-segmentation/generalized-boundaries", SeedType("soft-segmentation/generalized-boundaries", {
-        k: seed_parameter(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True))
+        k: seed_parameter(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True,
+        fixed={"median_border": "zero"}))
     register("soft-segmentation/fastsam", SeedType("soft-segmentation/fastsam", {
         k: seed_parameter(k) for k in ("variant", "iou", "conf")},
         note="FastSAM stores one instance map (uint16) where the seed stores its 32 mask prototypes and boxes"))
@@ -42,3 +44,11 @@ def register_seed_types(register: Callable[..., None]) -> None:
         k: seed_parameter(k) for k in ("threshold1", "threshold2", "aperture_size", "l2_gradient")},
         reads_frames=True, fixed={"color": True, "disk_layout": "seed"}))
     register("edges/dexined", SeedType("edges/dexined", fixed={"disk_layout": "seed"}))
+
+
+def _halftone_size(parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """Without an ``output_size``, the seed stores its halftone at ``resolution`` times ``scale``."""
+    if parameters.get("resolution") is None:
+        return {}
+    scale = int(parameters.get("scale", 1))
+    return {"output_size": [int(parameters["resolution"][0]) * scale, int(parameters["resolution"][1]) * scale]}

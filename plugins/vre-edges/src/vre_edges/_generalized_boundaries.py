@@ -15,6 +15,7 @@ _SAMPLE_STEP = 30  # stride of the sample patches, each one yields one soft mask
 _ENERGY = 0.5  # keep the top colour components that hold more than half the variance
 _FIT_STEP = 3  # pixel stride of the least-squares fit used by adjust_to_rgb
 _EPS = float(np.finfo(np.float32).eps)
+MEDIAN_BORDERS = ("replicate", "zero")
 
 # Block-Krylov settings for the colour PCA; the exact eigendecomposition is the fallback.
 _KRYLOV_BLOCK = 12
@@ -28,17 +29,21 @@ def generalized_boundaries(
     adjust_to_rgb: bool = True,
     max_channels: int = 3,
     internal_size: int = 300,
+    median_border: str = "replicate",
 ) -> np.ndarray:
     """Soft segmentation layers of Leordeanu et al.'s Generalized Boundaries, per frame.
 
     frames: uint8 (B, H, W, 3) RGB. Returns float32 (B, H, W, C) in [0, 1], normalised jointly over all
     channels of each frame: C = 3 (an RGB-like rendering) when adjust_to_rgb, else
     C = min(max_channels, number of sample patches) principal soft-segmentation layers.
-    internal_size is the longer side of the reduced image the segmentation is computed on.
+    internal_size is the longer side of the reduced image the segmentation is computed on. median_border is how
+    the median filter sees past the border: "replicate" (the border pixels) or "zero" (the seed tool's zero padding).
     """
     frames = _check_frames(frames)
     if max_channels < 1:
         raise ValueError(f"max_channels must be >= 1, got {max_channels}")
+    if median_border not in MEDIAN_BORDERS:
+        raise ValueError(f"median_border must be one of {', '.join(MEDIAN_BORDERS)}, got {median_border!r}")
     if internal_size < 1:
         raise ValueError(f"internal_size must be >= 1, got {internal_size}")
     n, h, w, _ = frames.shape
@@ -46,7 +51,7 @@ def generalized_boundaries(
     n_out = 3 if adjust_to_rgb else min(max_channels, layout.n_samples)
     out = np.empty((n, h, w, n_out), dtype=np.float32)
     for i in range(n):  # per frame: every statistic (normalisation, PCA) is per frame in the method
-        _one_frame(frames[i], layout, use_median_filtering, adjust_to_rgb, max_channels, out[i])
+        _one_frame(frames[i], layout, use_median_filtering and median_border, adjust_to_rgb, max_channels, out[i])
     return out
 
 
@@ -112,9 +117,9 @@ def _window_index(ry: int, rx: int, centres_y: np.ndarray, centres_x: np.ndarray
 
 
 def _one_frame(
-    frame: np.ndarray, lay: _Layout, median: bool, adjust_to_rgb: bool, max_channels: int, out: np.ndarray
+    frame: np.ndarray, lay: _Layout, median: str | bool, adjust_to_rgb: bool, max_channels: int, out: np.ndarray
 ) -> None:
-    """Writes one frame's (H, W, C) result into out."""
+    """Writes one frame's (H, W, C) result into out; ``median`` is False or the median filter's border."""
     h, w, _ = frame.shape
     # per-channel min-max of the full-resolution frame (what the method normalises with)
     lo = np.empty(3, np.float32)
@@ -129,7 +134,7 @@ def _one_frame(
     seg = _layers(masks, col, min(max_channels, lay.n_samples)).reshape(lay.ry, lay.rx, -1)
 
     if median:
-        seg = _median3(seg)
+        seg = _median3(seg, zero_border=median == "zero")
     if adjust_to_rgb:
         seg = _fit_to_rgb(seg, rgb.reshape(-1, 3), lay.fit)
 
@@ -270,12 +275,16 @@ def _layers(masks: np.ndarray, col: np.ndarray, n_layers: int) -> np.ndarray:
     return table[col]
 
 
-def _median3(seg: np.ndarray) -> np.ndarray:
-    """3x3 median per channel, borders replicated.
+def _median3(seg: np.ndarray, zero_border: bool = False) -> np.ndarray:
+    """3x3 median per channel, borders replicated (or zero-padded with ``zero_border``).
 
-    The tool zero-pads instead, which pulls the border pixels of every layer towards 0 (the layer mean) and
-    sets the corners to it; replicating the border avoids that frame artefact and is otherwise the same filter.
+    The seed tool zero-pads, which pulls the border pixels of every layer towards 0 (the layer mean) and sets
+    the corners to it; replicating the border avoids that frame artefact and is otherwise the same filter. The
+    seed's padding is kept for its configs: after the final joint min-max it moves values by up to 0.7.
     """
+    if zero_border:
+        padded = cv2.copyMakeBorder(np.ascontiguousarray(seg), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        return np.ascontiguousarray(cv2.medianBlur(padded, 3)[1:-1, 1:-1]).reshape(seg.shape)
     out = cv2.medianBlur(np.ascontiguousarray(seg), 3)
     return out.reshape(seg.shape)
 

@@ -19,7 +19,8 @@ class Canny(SeedDiskLayout):
     exact L2 magnitude instead of |dx| + |dy|. ``color`` runs ``cv2.Canny`` on the RGB image itself, as the seed
     tool does: OpenCV then takes, at each pixel, the gradient of the channel where it is strongest, so edges between
     colours of equal brightness count too (it is about 3x slower). ``disk_layout: seed`` stores float32
-    (H, W, 1) in {0, 1}, as the seed tool does (default ``vre``: bool (H, W)).
+    (H, W, 1) in {0, 1}, as the seed tool does (default ``vre``: bool (H, W)); resized (``output_size``), it is then
+    also resized as the seed resizes it: as float32, bilinear, so edges blur into fractions.
     """
 
     type_name = "edges/canny"
@@ -47,3 +48,8 @@ class Canny(SeedDiskLayout):
                               L2gradient=self.l2_gradient)
             np.not_equal(edges, 0, out=out[i, ..., 0])
         return out
+
+    def resize(self, memory: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        if self.disk_layout == "seed" and memory.shape[1:3] != tuple(size):
+            return super().resize(memory.astype(np.float32), size)  # the seed's {0, 1} floats, bilinear
+        return super().resize(memory, size)

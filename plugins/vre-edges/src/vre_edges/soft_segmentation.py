@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from vre_edges._frames import optional_size, rgb_uint8
-from vre_edges._generalized_boundaries import generalized_boundaries, generalized_boundaries_preview
+from vre_edges._generalized_boundaries import MEDIAN_BORDERS, generalized_boundaries, generalized_boundaries_preview
 from vre_edges._halftone import halftone, halftone_preview, with_note
 from vrecore.plugin import Batch, OutputSpec, Representation, Role
 
@@ -80,13 +80,15 @@ class GeneralizedBoundaries(_SoftSegmentation):
     ``internal_size`` pixels on its longer side: with ``adjust_to_rgb`` (default) the ``max_channels`` principal
     layers fitted onto the image colours (3 channels), else the ``max_channels`` layers themselves (zeros for
     layers beyond the number of sample patches, which only very small or very elongated frames run short of).
-    Values in [0, 1], normalised per frame; ``use_median_filtering`` smooths the layers with a 3x3 median."""
+    Values in [0, 1], normalised per frame; ``use_median_filtering`` smooths the layers with a 3x3 median whose
+    ``median_border`` is ``replicate`` (default) or ``zero`` (the seed tool's padding, which darkens the border)."""
 
     type_name = "soft-segmentation/generalized-boundaries"
 
     use_median_filtering: bool = attrs.field(default=True, validator=_flag)
     adjust_to_rgb: bool = attrs.field(default=True, validator=_flag)
     max_channels: int = attrs.field(default=3, validator=_positive_int)
+    median_border: str = attrs.field(default="replicate", validator=attrs.validators.in_(MEDIAN_BORDERS))
     # Both sides of the reduced frame must exceed the method's 16-pixel patch, so the longer one at least must.
     internal_size: int = attrs.field(default=300, validator=[attrs.validators.instance_of(int),
                                                              attrs.validators.gt(16)])
@@ -100,7 +102,7 @@ class GeneralizedBoundaries(_SoftSegmentation):
         with threadpool_limits(limits=1, user_api="blas"):
             out = generalized_boundaries(rgb_uint8(batch.deps["rgb"]), use_median_filtering=self.use_median_filtering,
                                          adjust_to_rgb=self.adjust_to_rgb, max_channels=self.max_channels,
-                                         internal_size=self.internal_size)
+                                         internal_size=self.internal_size, median_border=self.median_border)
         missing = self.output_spec().channels - out.shape[-1]
         if missing > 0:  # fewer sample patches than max_channels: keep the declared channel count
             out = np.concatenate([out, np.zeros((*out.shape[:3], missing), np.float32)], axis=-1)

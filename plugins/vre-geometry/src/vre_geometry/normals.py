@@ -95,7 +95,8 @@ class _NormalsFromDepth(Representation):
     max_distance: float | None = attrs.field(default=None, validator=positive)
     """z-depth (after scale and offset) beyond which pixels are invalid (e.g. a far clip); None: no limit."""
     invalid_value: float | None = attrs.field(default=None, validator=_check_unit_interval)
-    """Stored where the window holds no valid depth: None stores NaN, a number v stores (v, v, v)."""
+    """Stored where the window holds no valid depth: None stores NaN (with ``convention: seed``, the camera-facing
+    normal (0.5, 0.5, 1) the seed tool stores there), a number v stores (v, v, v)."""
     convention: str = attrs.field(default="vre", validator=one_of(CONVENTIONS))
     """``vre`` (x right, y up, z towards the viewer) or ``seed``: the seed tool's, mirrored in x (1 - v1)."""
 
@@ -148,6 +149,9 @@ class _NormalsFromDepth(Representation):
         normals *= np.float32(0.5)
         if self.invalid_value is not None:
             normals[np.isnan(normals)] = np.float32(self.invalid_value)
+        elif self.convention == "seed":  # the seed has no NaN (its reader refuses them): a window of no depth
+            invalid = np.isnan(normals[..., 0])  # fits the camera-facing normal (0, 0, 1) there
+            normals[invalid] = np.array([0.5, 0.5, 1.0], np.float32)
         return normals
 
     def make_images(self, memory: np.ndarray) -> np.ndarray:
@@ -166,7 +170,8 @@ class _NormalsFromDepth(Representation):
             intrinsics = f"{fov} degrees across the {self.fov_axis} of {sensor}; principal point at the image centre"
         convention = NORMALS_CONVENTION if self.convention == "vre" else SEED_NORMALS_CONVENTION
         return {**super().metadata(), "normals": convention, "depth": DEPTH_CONVENTION, "intrinsics": intrinsics,
-                "invalid": ("NaN" if self.invalid_value is None else f"{self.invalid_value} in every channel")
+                "invalid": (("(0.5, 0.5, 1)" if self.convention == "seed" else "NaN") if self.invalid_value is None
+                            else f"{self.invalid_value} in every channel")
                 + " where the window holds no valid depth"}
 
     # -- steps -----------------------------------------------------------------------------------

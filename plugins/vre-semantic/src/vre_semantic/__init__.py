@@ -34,13 +34,18 @@ def register_config_paths(register: Callable[[str], None]) -> None:
 def register_seed_types(register: Callable[..., None]) -> None:
     """The seed tool's semantic segmentations: class indices or probabilities, as it stores them (`vre convert-config`)."""
     register("semantic-segmentation/safeuav", SeedType("semantic/phg-mae-distil", {
-        "variant": seed_parameter("variant"), "disk_data_argmax": _disk_form}, settings=_probabilities_dtype))
+        "variant": seed_parameter("variant"), "disk_data_argmax": _safeuav_disk_form}, settings=_probabilities_dtype))
     register("semantic-segmentation/mask2former", SeedType("semantic/mask2former", {
         "model_id": _mask2former_variant, "disk_data_argmax": _disk_form}, settings=_probabilities_dtype))
 
 
 def _disk_form(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
     return {"disk_form": "argmax" if value else "probabilities"}
+
+
+def _safeuav_disk_form(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:
+    """The seed's SafeUAV stores its raw logits (no softmax) when it does not argmax them."""
+    return {"disk_form": "argmax"} if value else {"disk_form": "probabilities", "scores": "logits"}
 
 
 def _mask2former_variant(value: Any, _: Mapping[str, Any]) -> dict[str, Any]:

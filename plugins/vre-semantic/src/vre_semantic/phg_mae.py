@@ -29,8 +29,9 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
     The weights are the seed's Lightning checkpoints, converted and imported once (``vre weights list``
     shows the commands); ``weights_path``: a local ``.safetensors`` used instead. Frames are resized
     (nearest) to ``input_size`` (default: the variant's training size, 540x960) and normalised with the
-    variant's mean/std; the output (softmax probabilities) comes at that size and the engine resizes it
-    to the frames'.
+    variant's mean/std; the output (softmax probabilities, or the raw scores with ``scores: logits``, which
+    the seed tool stores with ``disk_data_argmax: False``) comes at that size and the engine resizes it to the
+    frames'.
     """
 
     type_name = "semantic/phg-mae-distil"
@@ -40,6 +41,7 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
 
     variant: str = variant_field(PHG_MAE_DEFAULT)
     input_size: list[int] | None = attrs.field(default=None, validator=_check_size)
+    scores: str = attrs.field(default="softmax", validator=attrs.validators.in_(("softmax", "logits")))
 
     def label_set(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
         meta = self.weight_variant.meta
@@ -66,5 +68,8 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
         meta = self.weight_variant.meta
         size = tuple(self.input_size or meta["input_size"])
         x = preprocess_rgb(batch.frames, mean=meta["rgb_mean"], std=meta["rgb_std"], size=size, device=self.device)
-        return self.model(x).softmax(dim=1).permute(0, 2, 3, 1).float().cpu().numpy()
+        scores = self.model(x)
+        if self.scores == "softmax":
+            scores = scores.softmax(dim=1)
+        return scores.permute(0, 2, 3, 1).float().cpu().numpy()
 
