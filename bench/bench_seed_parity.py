@@ -51,7 +51,7 @@ def seed_config(output_size: list[int] | None) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed-vre", required=True, help="the seed tool's `vre` script, in its own virtualenv")
-    ap.add_argument("--video", default=str(ROOT / "src" / "vrecore" / "data" / "big_buck_bunny_640x360.mp4"))
+    ap.add_argument("--video", default=str(ROOT / "src" / "vrecore" / "frames" / "footage" / "big_buck_bunny_640x360.mp4"))
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--output-size", type=int, nargs=2, default=None)
     ap.add_argument("--save-reference", type=Path)
