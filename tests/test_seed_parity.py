@@ -27,7 +27,7 @@ def exported(tmp_path_factory):
     work = tmp_path_factory.mktemp("seed-parity")
     (work / "cfg.yaml").write_text(yaml.safe_dump(seed_config([int(v) for v in ref["output_size"]])))
     run = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "--seed-config", "cfg.yaml",
-                          f"video={ROOT / 'src' / 'vrecore' / 'frames' / 'footage' / 'big_buck_bunny_640x360.mp4'}", "output_dir=out",
+                          f"video={ROOT / 'src/vrecore/frames/footage/big_buck_bunny_640x360.mp4'}", "output_dir=out",
                           f"frames=0..{int(ref['frames'])}"], cwd=work, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     ours = {name: np.stack([np.load(work / "out" / name / "npz" / f"{t}.npz", allow_pickle=False)["arr_0"]
