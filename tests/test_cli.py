@@ -137,9 +137,8 @@ def test_metadata_command(sample_video, tmp_path):
 
 @pytest.mark.parametrize("override,message", [
     ("pipeline=nope", "Could not find 'pipeline/nope'; Available options in 'pipeline': "),
-    ("batchsize=3", "Could not override 'batchsize'; To append to your config use +batchsize=3; "
-                    "Key 'batchsize' not in 'ExportConfig'"),
-    ("representations.hsv.typo=1", "Key 'typo' not in 'RepresentationConfig'"),
+    ("batchsize=3", "unknown key 'batchsize'; did you mean 'batch_size'?"),
+    ("representations.hsv.typo=1", "unknown key 'representations.hsv.typo'; did you mean 'representations.hsv.type'?"),
     ("frames=[1,", "no viable alternative at input '[1,'; See https://hydra.cc"),
 ])
 def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, message):
@@ -148,6 +147,28 @@ def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, messa
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], r.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command,override,line", [
+    ("export", "outptu_dir=x", "vre export: error: unknown key 'outptu_dir'; did you mean 'output_dir'?"),
+    ("export", "+outptu_dir=x", "vre export: error: unknown key 'outptu_dir'; did you mean 'output_dir'?"),
+    ("stream", "sourc=x", "vre stream: error: unknown key 'sourc'; did you mean 'source'?"),
+    ("export", "representations.hsv.batchsize=3",
+     "vre export: error: unknown key 'representations.hsv.batchsize'; did you mean 'representations.hsv.batch_size'?"),
+])
+def test_a_key_typo_names_the_nearest_key_not_hydras_plus_advice(tmp_path, command, override, line):
+    r = vre(command, override, cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.strip() == line, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["export", "stream"])
+def test_a_key_like_no_other_lists_the_valid_keys(tmp_path, command):
+    r = vre(command, "zzz=1", cwd=tmp_path)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1 and "+zzz" not in lines[0], r.stderr
+    assert lines[0].startswith(f"vre {command}: error: unknown key 'zzz' for `vre {command}`; valid keys: ")
+    assert ", batch_size," in lines[0] and ("source" in lines[0]) == (command == "stream")
 
 
 def test_hydra_help_still_prints():

@@ -154,16 +154,17 @@ def test_the_engine_frees_accelerator_memory_through_the_one_helper():
 
 
 def _example_files() -> dict[str, str]:
-    """Path → text of each file of the complete plugin in docs/plugins.md (a fenced block whose first line, a
-    comment, names it; the file is the rest of the block)."""
+    """Path → text of each file of the complete plugin in docs/plugins.md (a fenced block whose first or second line,
+    a comment, names it; the file is the rest of the block)."""
     text = (ROOT / "docs" / "plugins.md").read_text(encoding="utf-8")
     example = text[text.index("## A complete third-party plugin"):]
     files = {}
     for block in example.split("```")[1::2]:
         body = block.split("\n", 1)[1]
-        first, _, rest = body.partition("\n")
-        if first.startswith("# ") and first.rstrip().endswith((".toml", ".py", ".yaml")):
-            files[first[2:].strip()] = rest
+        for name in body.splitlines()[:2]:
+            if name.startswith("# ") and name.rstrip().endswith((".toml", ".py", ".yaml")):
+                files[name[2:].strip()] = body.replace(name + "\n", "", 1)
+                break
     return files
 
 

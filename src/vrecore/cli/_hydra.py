@@ -3,11 +3,13 @@ run each job (a multirun's too) and sum a multirun up in a table."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import importlib
 import io
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -22,17 +24,33 @@ JOBS = {"export": "vrecore.cli.export:run_export_config", "stream": "vrecore.cli
 """Command -> ``module:function`` running one composed config (imported in the job's process)."""
 
 
+def _schema_keys(schema_name: str) -> list[str] | None:
+    """The keys of one of the CLI's config schemas, by its class name (None for another name)."""
+    from vrecore.cli import config
+
+    schema = {c.__name__: c for c in (config.ExportConfig, config.StreamConfig, config.RepresentationConfig)}
+    return [f.name for f in dataclasses.fields(schema[schema_name])] if schema_name in schema else None
+
+
+def unknown_key_message(command: str, key: str, valid: list[str]) -> str:
+    """One line for a key its schema lacks: the nearest valid key when one is close, else every valid key."""
+    parent, _, name = key.rpartition(".")
+    nearest = difflib.get_close_matches(name, valid, n=1)
+    if nearest:
+        return f"unknown key '{key}'; did you mean '{parent + '.' if parent else ''}{nearest[0]}'?"
+    return f"unknown key '{key}' for `vre {command}`; valid keys: {', '.join(valid)}"
+
+
 def check_keys(command: str, config: dict[str, Any]) -> None:
     """Reject top-level keys the command's schema does not have (``+unknownkey=1`` gets past Hydra)."""
-
-    from vrecore.cli.config import ExportConfig, StreamConfig
     from vrecore.errors import ConfigError
 
-    schema = ExportConfig if command == "export" else StreamConfig
-    valid = [f.name for f in dataclasses.fields(schema)]
+    valid = _schema_keys("ExportConfig" if command == "export" else "StreamConfig") or []
     unknown = sorted(set(config) - set(valid))
+    if len(unknown) == 1:
+        raise ConfigError(unknown_key_message(command, unknown[0], valid))
     if unknown:
-        raise ConfigError(f"unknown key(s) {', '.join(unknown)} for `vre {command}`; valid keys: {', '.join(valid)}")
+        raise ConfigError(f"unknown keys {', '.join(unknown)} for `vre {command}`; valid keys: {', '.join(valid)}")
 
 
 def resolve_config(command: str, cfg: Any) -> dict[str, Any]:
@@ -185,7 +203,9 @@ def run_hydra(command: str, args: list[str]) -> int:
         if not _COMPOSING or not e.code:
             raise
         condensed = True
-        print(f"vre {command}: error: {_condense_hydra_error(captured.getvalue())}", file=real_stderr)
+        hydra_error = captured.getvalue()
+        message = _unknown_key_error(command, hydra_error) or _condense_hydra_error(hydra_error)
+        print(f"vre {command}: error: {message}", file=real_stderr)
         return 2
     finally:
         if _COMPOSING:  # no job started in this process
@@ -209,6 +229,15 @@ def run_hydra(command: str, args: list[str]) -> int:
     if ledger:
         return _multirun_summary(command, ledger)
     return max(codes, default=0)
+
+
+def _unknown_key_error(command: str, text: str) -> str | None:
+    """Hydra's report of an override of a key the schema lacks, as one line naming the nearest key.
+
+    Hydra advises ``+key=value`` there, which would only move the mistake past it."""
+    found = re.search(r"Could not override '([^']+)'.*?Key '[^']+' not in '(\w+)'", text, re.DOTALL)
+    valid = _schema_keys(found.group(2)) if found else None
+    return unknown_key_message(command, found.group(1), valid) if found and valid else None
 
 
 def _condense_hydra_error(text: str) -> str:
