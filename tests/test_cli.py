@@ -153,3 +153,17 @@ def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, messa
 def test_hydra_help_still_prints():
     r = vre("export", "--help")
     assert r.returncode == 0 and "pipeline" in r.stdout
+
+
+def test_an_in_process_run_leaves_the_callers_loggers_as_they_were(sample_video, tmp_path, capsys):
+    """Hydra's logging set-up disables every logger made before it: after `main([...])` in a program (or in a test
+    beside a plugin's), that program's and the plugins' loggers still log, and a logger it had disabled stays off."""
+    import logging
+
+    from vrecore.cli.app import main
+
+    mine, plugin, off = (logging.getLogger(n) for n in ("a_callers_module", "vre_semantic.a_module", "a_silenced_one"))
+    off.disabled = True
+    assert main(["export", f"video={sample_video}", f"output_dir={tmp_path / 'out'}", "frames=0..1"]) == 0
+    assert (mine.disabled, plugin.disabled, off.disabled) == (False, False, True)
+    off.disabled = False

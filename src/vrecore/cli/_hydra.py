@@ -176,6 +176,7 @@ def run_hydra(command: str, args: list[str]) -> int:
         os.environ["VRE_MULTIRUN_LEDGER"] = ledger
     condensed = False
     root_level = logging.getLogger().level
+    enabled = [lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger) and not lg.disabled]
     try:
         hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
     except SystemExit as e:
@@ -192,7 +193,10 @@ def run_hydra(command: str, args: list[str]) -> int:
                 real_stderr.write(captured.getvalue())
         if ledger:
             os.environ.pop("VRE_MULTIRUN_LEDGER", None)
-        enable_vrecore_loggers()  # Hydra's logging set-up disables loggers made before it: a caller keeps vre's
+        # Hydra's logging set-up disables the loggers made before it: a caller keeps its own, the plugins' and vre's
+        for logger in enabled:
+            logger.disabled = False
+        enable_vrecore_loggers()
         logging.getLogger().setLevel(root_level)  # ... and sets the root level, which would hide their warnings
     if ledger:
         return _multirun_summary(command, ledger)
