@@ -26,6 +26,16 @@ def vre(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
+def vre_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`vre ARGS` run by `main([...])` in this process, as `vre` runs it (no process start per call)."""
+    from vrecore.cli.app import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["vre", *args], code, out, err)
+
+
 def one_error_line(r: subprocess.CompletedProcess[str], command: str = "export") -> str:
     """The single `vre CMD: error:` line of a run, checking there is no traceback."""
     assert "Traceback" not in r.stderr, r.stderr
@@ -110,10 +120,10 @@ def test_disk_full_mid_run_keeps_the_frames_done(sample_video, tmpfs):
     ("frames=[3,-1,99]", "frames=[3,-1,99] has entries out of range (-1, 99): the video has 48 frames (valid: 0..48, end "
                          "exclusive)"),
 ])
-def test_bad_input_is_one_line(sample_video, tmp_path, override, message):
+def test_bad_input_is_one_line(sample_video, tmp_path, override, message, capsys):
     pytest.importorskip("torch") if override.startswith("device") else None
     out = tmp_path / "out"
-    r = vre("export", f"video={sample_video}", f"output_dir={out}", override)
+    r = vre_here(capsys, "export", f"video={sample_video}", f"output_dir={out}", override)
     assert r.returncode == 2
     assert message in one_error_line(r)
     assert not out.exists() or not list(out.rglob("*.npz"))
