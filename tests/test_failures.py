@@ -141,13 +141,13 @@ def _image_folder(tmp_path: Path, sample_video: Path, n: int = 6) -> Path:
     return folder
 
 
-def test_a_corrupt_first_image_is_named_then_skipped_on_request(sample_video, tmp_path):
+def test_a_corrupt_first_image_is_named_then_skipped_on_request(sample_video, tmp_path, capsys):
     folder = _image_folder(tmp_path, sample_video)
     (folder / "0000.png").write_bytes(b"\x89PNG broken")
-    stop = vre("export", f"video={folder}", f"output_dir={tmp_path / 'a'}")
+    stop = vre_here(capsys, "export", f"video={folder}", f"output_dir={tmp_path / 'a'}")
     assert stop.returncode == 1
     assert f"image '{folder}/0000.png' (frame 0) cannot be read" in one_error_line(stop)
-    skip = vre("export", f"video={folder}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
+    skip = vre_here(capsys, "export", f"video={folder}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
     assert skip.returncode == 0, skip.stderr
     assert "vre export: warning: 2 frame(s) failed and were skipped (exception_mode=skip)" in skip.stderr
     assert sorted(p.name for p in (tmp_path / "b" / "hsv" / "npz").iterdir()) == [f"{i}.npz" for i in range(1, 6)]
@@ -206,15 +206,15 @@ def _lying_video(tmp_path: Path) -> Path:
     return lying
 
 
-def test_a_video_that_lies_about_its_length(tmp_path):
+def test_a_video_that_lies_about_its_length(tmp_path, capsys):
     video = _lying_video(tmp_path)
-    r = vre("export", f"video={video}", f"output_dir={tmp_path / 'a'}")
+    r = vre_here(capsys, "export", f"video={video}", f"output_dir={tmp_path / 'a'}")
     assert r.returncode == 1
     line = one_error_line(r)
     assert f"video '{video}'" in line and "could not be decoded" in line and "exception_mode=skip" in line
     kept = sorted(int(p.stem) for p in (tmp_path / "a" / "rgb" / "npz").glob("*.npz"))
     assert kept == list(range(len(kept))) and kept, "the frames before the damage are exported and kept"
-    skip = vre("export", f"video={video}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
+    skip = vre_here(capsys, "export", f"video={video}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
     assert skip.returncode == 0 and "failed and were skipped" in skip.stderr
 
 
