@@ -289,9 +289,9 @@ def test_tcp_target_drops_a_stalled_client_after_its_timeout() -> None:
     normal_sock = connect(target.port)
     normal = Counter()
     threading.Thread(target=read_frames, args=(normal_sock, size, normal), daemon=True).start()
+    t0 = time.monotonic()  # before any frame can be pending for the stalled client
     stalled = connect(target.port, rcvbuf=4096)
     publisher = Publisher(lambda i: target.send(i, f := frame(i, w, h), {"rgb": f}))
-    t0 = time.monotonic()
     try:
         wait_until(lambda: target.client_count + target._server.loop.dropped_clients == 2)
         normal.gets_more(FPS, "beside a stalled client")
@@ -448,8 +448,8 @@ def test_web_viewer_drops_a_stalled_mjpeg_client_after_its_timeout() -> None:
     stalled = connect(viewer.port, rcvbuf=4096)
     try:
         wait_until(lambda: normal.n >= 5)
+        t0 = time.monotonic()  # before the stalled client's stream starts
         stalled.sendall(b"GET /stream/rgb.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
-        t0 = time.monotonic()
         wait_until(lambda: viewer.stats()["clients"] + viewer._loop.dropped_clients == 2)
         normal.gets_more(FPS, "beside a stalled client")
         wait_until(lambda: viewer.stats()["clients"] == 1, timeout=30, what="stalled client dropped")
