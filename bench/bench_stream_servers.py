@@ -1,4 +1,5 @@
-"""Streaming servers under load: server RSS and a normal client's frames/s with 0, 300 idle and 300 slow clients.
+"""Streaming servers under load: server RSS, a normal client's frames/s and the slowest send() with 0, 300 idle and
+300 slow clients.
 
     python bench/bench_stream_servers.py [--clients 300] [--seconds 5] [--width 960 --height 540]
 
@@ -13,7 +14,8 @@ process connects one normal client, which reads everything, and then, phase by p
   * N slow clients: reading 1 kB every 200 ms (viewer: each watching the MJPEG stream).
 
 Prints the server's RSS (from /proc/PID/status) at the end of each phase, its growth over the
-first phase, and the frames/s the normal client got during the phase (target: the 30 published).
+first phase, the frames/s the normal client got during the phase (target: the 30 published) and the
+slowest `send()` of the phase in the server (target: under 50 ms; send() never waits on a client).
 Also: the viewer's cost per frame, tile grid + JPEG at the given size with 6 representations.
 """
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 FPS = 30
 SERVER = r"""
-import sys, time, numpy as np
+import sys, threading, time, numpy as np
 from vrecore.streaming import TcpTarget, WebViewerTarget
 kind, w, h, max_clients, fps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 if kind == "tcp":
@@ -38,14 +40,24 @@ if kind == "tcp":
 else:
     target = WebViewerTarget(0, max_clients=max_clients)
 print(target.port, flush=True)
+worst = [0.0]  # the slowest send() since the last request: each line on stdin asks for it (in ms) and resets it
+
+def report_worst():
+    for _ in sys.stdin:
+        print(f"{worst[0] * 1e3:.3f}", flush=True)
+        worst[0] = 0.0
+
+threading.Thread(target=report_worst, daemon=True).start()
 rng = np.random.default_rng(0)
 base = rng.integers(0, 256, (h, w, 3), np.uint8) // 4 + 64
 t_next, i = time.monotonic(), 0
 while True:
     f = np.roll(base, i * 4, axis=1)
     outputs = {"rgb": f} if kind == "tcp" else {"rgb": f, "neg": 255 - f}
+    t0 = time.perf_counter()
     target.send(i, f, outputs)
     target.send_summary(i, {"summary": {"rgb": {"ms": 1.0}, "neg": {"ms": 2.0}}})
+    worst[0] = max(worst[0], time.perf_counter() - t0)
     i += 1
     t_next += 1 / fps
     time.sleep(max(0.0, t_next - time.monotonic()))
@@ -126,40 +138,50 @@ def connect_many(port: int, n: int, request: bytes | None) -> list[socket.socket
     return socks
 
 
-def phase(server: subprocess.Popen[str], normal: NormalClient, seconds: float) -> tuple[float, float]:
+def worst_send_ms(server: subprocess.Popen[str]) -> float:
+    """The server's slowest send() since the last call (and resets it)."""
+    assert server.stdin is not None and server.stdout is not None
+    server.stdin.write("\n")
+    server.stdin.flush()
+    return float(server.stdout.readline())
+
+
+def phase(server: subprocess.Popen[str], normal: NormalClient, seconds: float) -> tuple[float, float, float]:
+    worst_send_ms(server)
     n0, t0 = normal.n, time.monotonic()
     time.sleep(seconds)
-    return rss_mib(server.pid), (normal.n - n0) / (time.monotonic() - t0)
+    return rss_mib(server.pid), (normal.n - n0) / (time.monotonic() - t0), worst_send_ms(server)
 
 
 def run_kind(kind: str, args: argparse.Namespace) -> None:
     cmd = [sys.executable, "-c", SERVER, kind, str(args.width), str(args.height), str(2 * args.clients + 10), str(FPS)]
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         port = int(server.stdout.readline())
         normal = NormalClient(port, kind, args.width * args.height * 3)
         time.sleep(2.0)  # warm-up: the first frames, the first JPEGs, allocator pools
-        rss0, fps0 = phase(server, normal, args.seconds)
+        rss0, fps0, worst0 = phase(server, normal, args.seconds)
         request = None if kind == "tcp" else b"GET /tiles.mjpg HTTP/1.1\r\nHost: bench\r\n\r\n"
         idle = connect_many(port, args.clients, None)
-        rss_idle, fps_idle = phase(server, normal, args.seconds)
+        rss_idle, fps_idle, worst_idle = phase(server, normal, args.seconds)
         for s in idle:
             s.close()
         time.sleep(1.0)
         slow_socks = connect_many(port, args.clients, request)
         slow = SlowReaders(slow_socks)
-        rss_slow, fps_slow = phase(server, normal, args.seconds)
+        rss_slow, fps_slow, worst_slow = phase(server, normal, args.seconds)
         slow.stop()
         for s in slow_socks:
             s.close()
         what = (f"raw TCP target, {args.width}x{args.height} rgb24" if kind == "tcp"
                 else f"web viewer, tiles of input + 2 representations at {args.width}x{args.height}")
         print(f"{what}, {FPS} frames/s published:")
-        for label, rss, fps in (("1 normal client", rss0, fps0), (f"+ {args.clients} idle", rss_idle, fps_idle),
-                                (f"+ {args.clients} slow", rss_slow, fps_slow)):
+        for label, rss, fps, worst in (("1 normal client", rss0, fps0, worst0),
+                                       (f"+ {args.clients} idle", rss_idle, fps_idle, worst_idle),
+                                       (f"+ {args.clients} slow", rss_slow, fps_slow, worst_slow)):
             print(f"  {label:>16}: server RSS {rss:6.1f} MiB ({rss - rss0:+5.1f} MiB); normal client {fps:5.1f} "
-                  f"frames/s (x{fps / FPS:.2f} of {FPS})")
+                  f"frames/s (x{fps / FPS:.2f} of {FPS}); slowest send() {worst:.1f} ms")
     finally:
         server.kill()
         server.wait()

@@ -15,6 +15,26 @@ def vre(*args: str, cwd: Path | None = None, env: dict | None = None) -> subproc
                           env={**os.environ, **(env or {})}, timeout=180)
 
 
+@pytest.fixture
+def in_process(monkeypatch, capsys):
+    """`vre ARGS` run by `main([...])` in this process (for mistakes caught before any work: no process start
+    per case): returns (exit code, stderr); `env` is set for the call, with the plugins looked up again."""
+    from vrecore.cli.app import main
+    from vrecore.graph.registry import reset_registry
+
+    def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+        for k, v in (env or {}).items():
+            monkeypatch.setenv(k, v)
+        reset_registry()
+        capsys.readouterr()
+        code = main(list(args))
+        return code, capsys.readouterr().err
+
+    yield run
+    monkeypatch.undo()
+    reset_registry()
+
+
 def test_export_with_overrides(sample_video, tmp_path):
     out = tmp_path / "out"
     r = vre("export", f"video={sample_video}", f"output_dir={out}", "pipeline=rgb_hsv", "frames=0..6",
@@ -86,15 +106,15 @@ def write_pipeline(tmp_path: Path, body: str) -> Path:
     ("  rgb: {type: color/rgb}\n", ["video=missing.mp4"], "video 'missing.mp4' does not exist; check the path"),
     ("  rgb: {type: color/rgb}\n", ["exception_mode=ignore"], "exception_mode 'ignore' is not one of stop, skip"),
 ])
-def test_user_mistakes_are_one_line(sample_video, tmp_path, body, overrides, message):
+def test_user_mistakes_are_one_line(sample_video, tmp_path, body, overrides, message, in_process):
     conf = write_pipeline(tmp_path, body)
     out = tmp_path / "out"
-    r = vre("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}", f"output_dir={out}", *overrides,
-            env={"VRE_DISABLED_PLUGINS": "vre-depth"})
-    assert r.returncode == 2
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], r.stderr
-    assert "Traceback" not in r.stderr
+    code, err = in_process("export", "--config-dir", str(conf), "pipeline=p", f"video={sample_video}",
+                           f"output_dir={out}", *overrides, env={"VRE_DISABLED_PLUGINS": "vre-depth"})
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], err
+    assert "Traceback" not in err
 
 
 def test_failed_run_exits_nonzero_and_keeps_outputs(sample_video, tmp_path):
@@ -141,11 +161,11 @@ def test_metadata_command(sample_video, tmp_path):
     ("representations.hsv.typo=1", "unknown key 'representations.hsv.typo'; did you mean 'representations.hsv.type'?"),
     ("frames=[1,", "no viable alternative at input '[1,'; See https://hydra.cc"),
 ])
-def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, message):
-    r = vre("export", f"video={sample_video}", f"output_dir={tmp_path}/out", override)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], r.stderr
+def test_hydra_mistakes_are_one_line_too(sample_video, tmp_path, override, message, in_process):
+    code, err = in_process("export", f"video={sample_video}", f"output_dir={tmp_path}/out", override)
+    assert code == 2 and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vre export: error: ") and message in lines[0], err
     assert not (tmp_path / "out").exists()
 
 
@@ -188,3 +208,17 @@ def test_an_in_process_export_leaves_every_logger_as_it_found_it(sample_video, t
     with caplog.at_level(logging.WARNING):
         mine.warning("still heard")
     assert "still heard" in caplog.text and not mine.disabled
+
+
+def test_an_in_process_run_leaves_the_callers_loggers_as_they_were(sample_video, tmp_path, capsys):
+    """Hydra's logging set-up disables every logger made before it: after `main([...])` in a program (or in a test
+    beside a plugin's), that program's and the plugins' loggers still log, and a logger it had disabled stays off."""
+    import logging
+
+    from vrecore.cli.app import main
+
+    mine, plugin, off = (logging.getLogger(n) for n in ("a_callers_module", "vre_semantic.a_module", "a_silenced_one"))
+    off.disabled = True
+    assert main(["export", f"video={sample_video}", f"output_dir={tmp_path / 'out'}", "frames=0..1"]) == 0
+    assert (mine.disabled, plugin.disabled, off.disabled) == (False, False, True)
+    off.disabled = False

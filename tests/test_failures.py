@@ -26,6 +26,16 @@ def vre(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess
                           env={**os.environ, **(env or {})}, timeout=timeout)
 
 
+def vre_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`vre ARGS` run by `main([...])` in this process, as `vre` runs it (no process start per call)."""
+    from vrecore.cli.app import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["vre", *args], code, out, err)
+
+
 def one_error_line(r: subprocess.CompletedProcess[str], command: str = "export") -> str:
     """The single `vre CMD: error:` line of a run, checking there is no traceback."""
     assert "Traceback" not in r.stderr, r.stderr
@@ -110,10 +120,10 @@ def test_disk_full_mid_run_keeps_the_frames_done(sample_video, tmpfs):
     ("frames=[3,-1,99]", "frames=[3,-1,99] has entries out of range (-1, 99): the video has 48 frames (valid: 0..48, end "
                          "exclusive)"),
 ])
-def test_bad_input_is_one_line(sample_video, tmp_path, override, message):
+def test_bad_input_is_one_line(sample_video, tmp_path, override, message, capsys):
     pytest.importorskip("torch") if override.startswith("device") else None
     out = tmp_path / "out"
-    r = vre("export", f"video={sample_video}", f"output_dir={out}", override)
+    r = vre_here(capsys, "export", f"video={sample_video}", f"output_dir={out}", override)
     assert r.returncode == 2
     assert message in one_error_line(r)
     assert not out.exists() or not list(out.rglob("*.npz"))
@@ -131,13 +141,13 @@ def _image_folder(tmp_path: Path, sample_video: Path, n: int = 6) -> Path:
     return folder
 
 
-def test_a_corrupt_first_image_is_named_then_skipped_on_request(sample_video, tmp_path):
+def test_a_corrupt_first_image_is_named_then_skipped_on_request(sample_video, tmp_path, capsys):
     folder = _image_folder(tmp_path, sample_video)
     (folder / "0000.png").write_bytes(b"\x89PNG broken")
-    stop = vre("export", f"video={folder}", f"output_dir={tmp_path / 'a'}")
+    stop = vre_here(capsys, "export", f"video={folder}", f"output_dir={tmp_path / 'a'}")
     assert stop.returncode == 1
     assert f"image '{folder}/0000.png' (frame 0) cannot be read" in one_error_line(stop)
-    skip = vre("export", f"video={folder}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
+    skip = vre_here(capsys, "export", f"video={folder}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
     assert skip.returncode == 0, skip.stderr
     assert "vre export: warning: 2 frame(s) failed and were skipped (exception_mode=skip)" in skip.stderr
     assert sorted(p.name for p in (tmp_path / "b" / "hsv" / "npz").iterdir()) == [f"{i}.npz" for i in range(1, 6)]
@@ -196,15 +206,15 @@ def _lying_video(tmp_path: Path) -> Path:
     return lying
 
 
-def test_a_video_that_lies_about_its_length(tmp_path):
+def test_a_video_that_lies_about_its_length(tmp_path, capsys):
     video = _lying_video(tmp_path)
-    r = vre("export", f"video={video}", f"output_dir={tmp_path / 'a'}")
+    r = vre_here(capsys, "export", f"video={video}", f"output_dir={tmp_path / 'a'}")
     assert r.returncode == 1
     line = one_error_line(r)
     assert f"video '{video}'" in line and "could not be decoded" in line and "exception_mode=skip" in line
     kept = sorted(int(p.stem) for p in (tmp_path / "a" / "rgb" / "npz").glob("*.npz"))
     assert kept == list(range(len(kept))) and kept, "the frames before the damage are exported and kept"
-    skip = vre("export", f"video={video}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
+    skip = vre_here(capsys, "export", f"video={video}", f"output_dir={tmp_path / 'b'}", "exception_mode=skip")
     assert skip.returncode == 0 and "failed and were skipped" in skip.stderr
 
 
@@ -223,15 +233,15 @@ def test_skip_covers_a_set_up_that_fails(registry, sample_video, tmp_path):
 
 
 # -- signals and crashes -------------------------------------------------------------------------------
-def _slow_export(out: Path, video: Path, frames: str, seconds: float) -> subprocess.Popen[str]:
+def _slow_export(out: Path, video: Path, frames: str, seconds: float, slow_from: int = 0) -> subprocess.Popen[str]:
     from vrecore.testing import write_test_types_distribution
 
     site = write_test_types_distribution(out.parent / "site")
     conf = out.parent / "conf" / "pipeline"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "slow.yaml").write_text("# @package _global_\nrepresentations:\n  rgb: {type: color/rgb}\n"
-                                    f"  slow: {{type: test/slow, parameters: {{seconds: {seconds}}}, batch_size: 2, "
-                                    "binary_format: npz-compressed, image_format: jpg}\n")
+                                    f"  slow: {{type: test/slow, parameters: {{seconds: {seconds}, slow_from: {slow_from}}}, "
+                                    "batch_size: 2, binary_format: npz-compressed, image_format: jpg}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-m", "vrecore.cli.app", "export", "--config-dir", str(conf.parent),
                              "pipeline=slow", f"video={video}", f"output_dir={out}", f"frames={frames}"],
@@ -280,14 +290,16 @@ def run_export_again(out: Path, video: Path) -> dict[str, tuple[int, int]]:
 
 def test_a_second_ctrl_c_exits_at_once(sample_video, tmp_path):
     out = tmp_path / "out"
-    proc = _slow_export(out, sample_video, "0..48", 1.0)
-    _wait_for_frames(out, 2)
-    proc.send_signal(signal.SIGINT)
-    time.sleep(0.05)
-    t = time.monotonic()
-    proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=30)
-    assert proc.returncode == 130 and time.monotonic() - t < 0.9, "did not wait for the 1 s batch in flight"
+    proc = _slow_export(out, sample_video, "0..48", 600.0, slow_from=2)  # frames 0-1 at once, then a 600 s batch
+    try:
+        _wait_for_frames(out, 2)
+        proc.send_signal(signal.SIGINT)  # the first waits for the batch in flight
+        time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)  # a hang guard: waiting for the batch in flight would take 600 s
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
     for p in (out / "slow" / "npz").glob("*.npz"):
         load_npz(p)  # no partial file under a final name
     run_export_again(out, sample_video)

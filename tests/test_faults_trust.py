@@ -35,6 +35,16 @@ def vre(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True, timeout=180)
 
 
+def vre_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`vre ARGS` run by `main([...])` in this process, as `vre` runs it (no process start per call)."""
+    from vrecore.cli.app import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["vre", *args], code, out, err)
+
+
 def tree(out: Path) -> dict[str, bytes]:
     """Every file below ``out`` with its bytes."""
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
@@ -169,34 +179,34 @@ DAMAGE = {"missing": lambda p: p.unlink(), "corrupt": lambda p: p.write_text('{"
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_lost_metadata_is_reported_then_rebuilt_from_the_records(registry, sample_video, tmp_path, damage):
+def test_lost_metadata_is_reported_then_rebuilt_from_the_records(registry, sample_video, tmp_path, damage, capsys):
     out = tmp_path / "out"
     args = ["export", f"video={sample_video}", f"output_dir={out}", "frames=0..4"]
-    assert vre(*args).returncode == 0
+    assert vre_here(capsys, *args).returncode == 0
     meta_file = out / "hsv" / ".repr_metadata.json"
     digest = json.loads(meta_file.read_text())["fingerprint_digest"]
     DAMAGE[damage](meta_file)
     before = tree(out)
 
-    r = vre("verify", str(out), "--deep")
+    r = vre_here(capsys, "verify", str(out), "--deep")
     assert r.returncode == 1, r.stdout + r.stderr
     line = f"vre verify: representation 'hsv': {meta_file} is {damage}"
     assert [x for x in r.stderr.splitlines() if x.startswith(line)] == [
         f"{line}; run `vre metadata {out}` to rebuild it from the frame records"], r.stderr
     assert "Traceback" not in r.stderr
 
-    r = vre(*args)
+    r = vre_here(capsys, *args)
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         f"vre export: error: representation 'hsv': {meta_file} is {damage} but its frames are there; run "
         f"`vre metadata {out}` to rebuild it from the frame records, then export again"], r.stderr
     assert tree(out) == before, "verify and a refused run change nothing"
 
-    r = vre("metadata", str(out))
+    r = vre_here(capsys, "metadata", str(out))
     assert r.returncode == 0, r.stderr
     meta = json.loads(meta_file.read_text())
     assert meta["fingerprint_digest"] == digest and sorted(map(int, meta["frames"])) == [0, 1, 2, 3]
-    assert vre("verify", str(out), "--deep").returncode == 0
+    assert vre_here(capsys, "verify", str(out), "--deep").returncode == 0
 
     again = run_export(graph(), sample_video, out, frames="0..4")
     assert {n: (s.computed, s.skipped) for n, s in again.stats.items()} == {"rgb": (0, 4), "hsv": (0, 4)}

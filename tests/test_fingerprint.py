@@ -3,8 +3,6 @@ is refused before any compute, naming what changed; overwrite replaces, on_misma
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,14 +131,17 @@ def test_keep_adds_frames_and_records_the_folder_as_mixed(registry, sample_video
     assert verify_export(out)["s"].complete == set(range(6))
 
 
-def test_the_cli_refuses_with_one_line_per_representation(sample_video, tmp_path):
+def test_the_cli_refuses_with_one_line_per_representation(sample_video, tmp_path, capsys):
+    from vrecore.cli.app import main
+
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "vrecore.cli.app", "export", f"video={sample_video}", f"output_dir={out}", "frames=0..3"]
-    assert subprocess.run(args, capture_output=True, timeout=120).returncode == 0
-    r = subprocess.run([*args, "output_size=[90,160]"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 2, r.stderr
-    lines = r.stderr.strip().splitlines()
-    assert [line.split("'")[1] for line in lines] == ["rgb", "hsv"], r.stderr
+    args = ["export", f"video={sample_video}", f"output_dir={out}", "frames=0..3"]
+    assert main(args) == 0  # in this process, as `vre` runs it
+    capsys.readouterr()
+    code, err = main([*args, "output_size=[90,160]"]), capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert [line.split("'")[1] for line in lines] == ["rgb", "hsv"], err
     assert all(line.startswith("vre export: error: representation '") for line in lines)
 
 

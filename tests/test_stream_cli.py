@@ -476,7 +476,12 @@ def _busy_port() -> tuple[socket.socket, int]:
 
 
 @pytest.mark.timeout(120)
-def test_user_mistakes_are_one_line(tmp_path: Path) -> None:
+def test_user_mistakes_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """In this process (`main([...])`, as `vre` runs it): each mistake is caught before anything streams."""
+    from vrecore.cli.app import main
+
+    monkeypatch.chdir(tmp_path)
     busy, port = _busy_port()
     unknown = pipeline(tmp_path, "  rgb: {type: color/rgb}\n  d: {type: depth/nope, dependencies: [rgb]}\n")
     cases = [
@@ -505,13 +510,12 @@ def test_user_mistakes_are_one_line(tmp_path: Path) -> None:
     ]
     try:
         for args, message in cases:
-            r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "stream", *args], stdin=subprocess.DEVNULL,
-                               capture_output=True, text=True, timeout=60, cwd=tmp_path)
-            lines = r.stderr.strip().splitlines()
-            assert r.returncode == 2, (args, r.stderr)
-            assert len(lines) == 1 and lines[0].startswith("vre stream: error: ") and message in lines[0], \
-                (args, r.stderr)
-            assert r.stdout == ""
+            code = main(["stream", *args])
+            out, err = capsys.readouterr()
+            lines = err.strip().splitlines()
+            assert code == 2, (args, err)
+            assert len(lines) == 1 and lines[0].startswith("vre stream: error: ") and message in lines[0], (args, err)
+            assert out == ""
     finally:
         busy.close()
 

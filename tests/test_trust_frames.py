@@ -31,6 +31,16 @@ def snapshot(out: Path) -> dict[str, tuple[int, bytes]]:
                                                                          p.relative_to(out).parts)}
 
 
+def vre_here(capsys: pytest.CaptureFixture[str], *args: str) -> subprocess.CompletedProcess[str]:
+    """`vre ARGS` run by `main([...])` in this process, as `vre` runs it (no process start per call)."""
+    from vrecore.cli.app import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["vre", *args], code, out, err)
+
+
 def vre(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "vrecore.cli.app", *args], capture_output=True, text=True, timeout=180,
                           **kwargs)
@@ -114,32 +124,32 @@ def test_an_unreadable_dependency_names_the_file_and_the_fix(registry, sample_vi
         run_export(graph(reps), sample_video, out, frames="0..4")
 
 
-def test_verify_reports_names_bad_files_and_repairs(registry, sample_video, tmp_path):
+def test_verify_reports_names_bad_files_and_repairs(registry, sample_video, tmp_path, capsys):
     out = tmp_path / "out"
-    r = vre("export", f"video={sample_video}", f"output_dir={out}", "frames=0..8", "image_format=jpg",
+    r = vre_here(capsys, "export", f"video={sample_video}", f"output_dir={out}", "frames=0..8", "image_format=jpg",
             "binary_format=npz-compressed")
     assert r.returncode == 0, r.stderr
-    clean = vre("verify", str(out))
+    clean = vre_here(capsys, "verify", str(out))
     assert clean.returncode == 0 and clean.stdout.splitlines()[1].split() == ["hsv", "8", "0", "0", "0"], clean.stdout
     (out / "hsv" / "npz" / "1.npz").write_bytes(b"")
     (out / "rgb" / "jpg" / "5.jpg").write_bytes((out / "rgb" / "jpg" / "5.jpg").read_bytes()[:100])
     (out / "rgb" / "npz" / "7.npz").unlink()
     _tamper_keeping_size_and_mtime(out / "hsv" / "npz" / "6.npz")
-    quick = vre("verify", str(out))
+    quick = vre_here(capsys, "verify", str(out))
     assert quick.returncode == 1
     assert f"corrupt: {out}/hsv/npz/1.npz: 0 bytes" in quick.stdout
     assert f"corrupt: {out}/rgb/jpg/5.jpg: 100 bytes" in quick.stdout
     assert "missing: rgb frames 7" in quick.stdout
     assert "hsv/npz/6.npz" not in quick.stdout, "the quick level does not see same-size, same-mtime tampering"
     assert quick.stderr.strip().endswith(f"run `vre verify {out} --repair` to move them aside and compute them again")
-    deep = vre("verify", str(out), "--deep")
+    deep = vre_here(capsys, "verify", str(out), "--deep")
     assert deep.returncode == 1 and f"corrupt: {out}/hsv/npz/6.npz: content changed since it was written" in deep.stdout
-    repair = vre("verify", str(out), "--deep", "--repair")
+    repair = vre_here(capsys, "verify", str(out), "--deep", "--repair")
     assert repair.returncode == 0, repair.stderr
     quarantine = next((out / ".quarantine").iterdir())
     assert sorted(str(p.relative_to(quarantine)) for p in quarantine.rglob("*.*")) == [
         "hsv/npz/1.npz", "hsv/npz/6.npz", "rgb/jpg/5.jpg"]
-    assert vre("verify", str(out), "--deep").returncode == 0
+    assert vre_here(capsys, "verify", str(out), "--deep").returncode == 0
     assert all(load_npz(out / "hsv" / "npz" / f"{i}.npz").shape == (180, 320, 3) for i in range(8))
 
 

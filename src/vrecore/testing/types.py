@@ -46,14 +46,16 @@ class GreyMean(Representation):
 
 @attrs.define(kw_only=True, eq=False)
 class Slow(GreyMean):
-    """GreyMean that sleeps ``seconds`` per batch."""
+    """GreyMean that sleeps ``seconds`` per batch (only for batches from frame ``slow_from`` on)."""
 
     type_name = "test/slow"
-    unfingerprinted_parameters = ("seconds",)  # sleeping longer changes no output
+    unfingerprinted_parameters = ("seconds", "slow_from")  # sleeping longer changes no output
     seconds: float = 0.05
+    slow_from: int = 0
 
     def compute(self, batch: Batch) -> np.ndarray:
-        time.sleep(self.seconds)
+        if max(int(i) for i in batch.indices) >= self.slow_from:
+            time.sleep(self.seconds)
         return super().compute(batch)
 
 
