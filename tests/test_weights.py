@@ -439,7 +439,8 @@ def test_a_parameter_the_preset_does_not_set_needs_no_plus(tmp_path: Path):
     assert "representation 'hsv' (color/hsv) has unknown parameter(s) weights_path; accepted: none" in r.stderr
     r = subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "pipeline=rgb_hsv", "representations.hsv.typo=1",
                         "--cfg", "job"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert r.returncode == 2 and "Key 'typo' not in 'RepresentationConfig'" in r.stderr  # the rest stays closed
+    # the rest stays closed: a typo is an unknown key, with the nearest one
+    assert r.returncode == 2 and "unknown key 'representations.hsv.typo'; did you mean 'representations.hsv.type'?" in r.stderr
 
 
 def test_weights_list_of_a_pipeline(capsys: pytest.CaptureFixture[str]):
