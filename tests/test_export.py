@@ -235,7 +235,10 @@ def test_two_processes_into_one_folder(registry, sample_video, tmp_path):
     runs = [json.loads(p.read_text()) for p in (out / ".logs").glob("run_metadata_*.json")]
     assert len(runs) == 2 and all(r["status"] == "ok" for r in runs)
     records = [json.loads(line) for line in (out / "slow" / ".frames.jsonl").read_text().splitlines()]
-    assert {r["frame"] for r in records} == set(range(48)) and {r["run"] for r in records} <= {r["run_id"] for r in runs}
+    # each frame is recorded by the run that wrote it; the other run may also adopt a file it found renamed into place
+    # but not yet recorded (decoded in full first): such a record says "unrecorded", whatever the scheduling
+    assert {r["frame"] for r in records if r["run"] != "unrecorded"} == set(range(48))
+    assert {r["run"] for r in records} <= {r["run_id"] for r in runs} | {"unrecorded"}
     for p in (out / "slow" / "npz").iterdir():
         load_npz(p)
 
