@@ -21,7 +21,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import attrs
@@ -42,7 +41,6 @@ SHARED_WITH_READER = ("plugins", "examples", "bench", "tests", "src/vrecore/fram
 MARKER = re.compile(r"#\s*(needs|not run):\s*\S")
 FILE_LINE = re.compile(r"#\s+([\w.-]+(?:/[\w.-]+)*\.(?:py|toml|yaml|yml))(?:\s|$)")
 BLOCK_TIMEOUT_S = 120  # a hang guard only
-GRAPH_LOCK = threading.Lock()  # the documents run in threads; the registry loads its plugins once
 
 
 @attrs.frozen
@@ -158,8 +156,7 @@ def check_data_block(block: Block) -> str | None:
         import vrecore
 
         try:
-            with GRAPH_LOCK:
-                vrecore.build_graph(data)
+            vrecore.build_graph(data)
         except vrecore.errors.VreError as e:
             return f"the pipeline does not build: {e}"
     return None
@@ -219,14 +216,11 @@ def test_every_block_names_its_language(document):
             assert not re.match(r"\s*(vre|pip|python)\s", block.text), f"{block.where}: commands in a ```text block"
 
 
-def test_every_block_runs_as_written_or_says_what_it_needs(shared_export, tmp_path):
-    """The documents run side by side (each in its own reader's folder, its blocks in order): one test, so that
-    a parallel test runner does not run them all once per worker."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    folders = [_reader_folder(shared_export, tmp_path / f"reader{i}") for i in range(len(DOCUMENTS))]
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        failures = [f for found in pool.map(run_document, DOCUMENTS, folders) for f in found]
+@pytest.mark.parametrize("document", DOCUMENTS, ids=[str(d.relative_to(ROOT)) for d in DOCUMENTS])
+def test_every_block_runs_as_written_or_says_what_it_needs(document, shared_export, tmp_path):
+    """Each document in its own reader's folder, its blocks in order (one test per document, so that the test
+    runner spreads the documents over its workers)."""
+    failures = run_document(document, _reader_folder(shared_export, tmp_path / "reader"))
     assert not failures, "\n".join(failures)
 
 
