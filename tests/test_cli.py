@@ -57,11 +57,29 @@ def test_export_with_overrides(sample_video, tmp_path):
 def test_multirun_over_two_videos(sample_video, tmp_path):
     second = tmp_path / "second.mp4"
     second.write_bytes(sample_video.read_bytes())
+    work = tmp_path / "work"
+    work.mkdir()
     r = vre("export", "-m", f"video={sample_video},{second}", f"output_root={tmp_path}/exports", "frames=0..2",
-            cwd=tmp_path)
+            cwd=work)
     assert r.returncode == 0, r.stderr
     for stem in ("sample", "second"):
         assert sorted(p.name for p in (tmp_path / "exports" / stem / "hsv" / "npz").iterdir()) == ["0.npz", "1.npz"]
+    assert os.listdir(work) == [], "a multirun writes nothing in the working folder (Hydra's multirun.yaml included)"
+    assert (tmp_path / "exports" / ".multirun" / "multirun.yaml").is_file()
+
+
+def test_a_multirun_without_output_root_leaves_no_file_behind(sample_video, tmp_path, in_process, monkeypatch):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "multirun.yaml").write_text("mine\n")
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    code, err = in_process("export", "-m", f"video={sample_video}", f"output_dir={tmp_path}/a,{tmp_path}/b",
+                           "frames=0..1", "pipeline=rgb_hsv")
+    assert code == 0, err
+    assert os.listdir(work) == ["multirun.yaml"] and (work / "multirun.yaml").read_text() == "mine\n"
+    assert os.listdir(tmp_path / "tmp") == []
 
 
 def test_user_pipeline_from_config_dir(sample_video, tmp_path):

@@ -2,6 +2,7 @@
 run each job (a multirun's too) and sum a multirun up in a table."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import importlib
@@ -140,6 +141,26 @@ def _multirun_ledger(args: list[str]) -> str:
     return os.path.join(tempfile.gettempdir(), "vre-" + name)
 
 
+def _sweep_dir(args: list[str], ledger: str) -> tuple[str | None, bool]:
+    """Where Hydra writes a multirun's ``multirun.yaml`` (and a launcher its logs), and whether vre made it for the
+    run alone: beside the ledger in ``output_root``, else a new temporary folder; never the working folder
+    (Hydra's default here, where it would replace a user's file of that name). None when the command line sets
+    ``hydra.sweep.dir`` itself."""
+    if any(re.match(r"^[+~]*hydra\.sweep\.dir=", a) for a in args):
+        return None, False
+    if os.path.dirname(ledger) != tempfile.gettempdir():
+        return os.path.dirname(ledger), False
+    return tempfile.mkdtemp(prefix="vre-multirun-"), True
+
+
+def _remove_temporary_sweep_dir(folder: str) -> None:
+    """Remove the temporary sweep folder vre made: Hydra's ``multirun.yaml`` in it, then the folder if empty."""
+    with contextlib.suppress(OSError):
+        os.unlink(os.path.join(folder, "multirun.yaml"))
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
+
+
 def _multirun_summary(command: str, ledger: str) -> int:
     """Print a table of the multirun's jobs and their outcome; the exit code is the worst one."""
 
@@ -178,6 +199,9 @@ def run_hydra(command: str, args: list[str]) -> int:
     register_schemas()
     multirun = any(a in ("-m", "--multirun") for a in args)
     ledger = _multirun_ledger(args) if multirun else None
+    sweep_dir, temporary_sweep_dir = _sweep_dir(args, ledger) if ledger else (None, False)
+    if sweep_dir:
+        args = [*args, f"hydra.sweep.dir={sweep_dir}"]
     codes: list[int] = []
     real_stderr, captured = sys.stderr, io.StringIO()
     job = HydraJob(command)
@@ -215,6 +239,8 @@ def run_hydra(command: str, args: list[str]) -> int:
                 real_stderr.write(captured.getvalue())
         if ledger:
             os.environ.pop("VRE_MULTIRUN_LEDGER", None)
+        if sweep_dir and temporary_sweep_dir:
+            _remove_temporary_sweep_dir(sweep_dir)
         # Hydra's logging set-up disables every logger made before it and replaces the root's level and handlers: a
         # caller (a test, a script) gets its logging back as it was, vre's and plugins' loggers included
         for name, was_disabled in disabled.items():
