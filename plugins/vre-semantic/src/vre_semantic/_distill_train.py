@@ -84,7 +84,8 @@ class Trainer:
                                 semantic_offset=0, num_classes=out_channels)
         self.model: PHGMAEDistil = net.to(self.device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
-        self.epoch, self.losses, self.seconds = 0, [], 0.0
+        self.epoch, self.seconds = 0, 0.0
+        self.losses: list[float] = []
         self._resume()
 
     # -- checkpoint ------------------------------------------------------------------------------------------
