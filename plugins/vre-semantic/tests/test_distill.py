@@ -147,3 +147,21 @@ def test_mistakes_are_one_line_and_exit_2(case: str, message: str, tiny: Path, m
     assert code == 2 and out == ""
     assert len(err.strip().splitlines()) == 1 and err.startswith("vre distill: error: ") and message in err, err
     assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_a_student_imported_into_the_cache_runs_without_weights_path(trained: tuple[Path, dict],
+                                                                     capsys: pytest.CaptureFixture[str]):
+    from vrecore.graph.representation import Batch
+
+    out, _ = trained
+    assert main(["weights", "import", "phg-mae-distil-150k", str(out.with_suffix(".safetensors"))]) == 0
+    assert "imported phg-mae-distil-150k" in capsys.readouterr().out
+    graph = build_graph({"representations": {"rgb": {"type": "color/rgb"}, "edges": {
+        "type": "semantic/phg-mae-distil", "dependencies": {"inputs": ["rgb"]}, "parameters": {"variant": "150k"}}}})
+    student = graph["edges"].representation
+    assert student.output_spec().channels == 1 and student.output_spec().classes is None
+    student.setup("cpu")
+    frames = np.zeros((1, 32, 48, 3), np.uint8)
+    edges = student.compute(Batch(indices=np.arange(1), frames=frames, deps={"inputs": (frames,)}))
+    assert edges.shape == (1, 32, 48, 1) and 0 <= edges.min() <= edges.max() <= 1
+    assert student.metadata()["distilled_from"]["teacher"] == "canny"
