@@ -125,13 +125,14 @@ class Trainer:
         os.replace(tmp, self.checkpoint)  # a run killed while saving keeps the previous epoch's checkpoint
 
     # -- training ------------------------------------------------------------------------------------------
-    def run(self, epochs: int, progress: bool | None = None) -> None:
-        """Train up to ``epochs`` (from where the checkpoint stopped), saving a checkpoint after each epoch."""
+    def run(self, epochs: int) -> None:
+        """Train up to ``epochs`` (from where the checkpoint stopped), saving a checkpoint after each epoch; the
+        progress bar (on stderr) shows in a terminal only."""
         from tqdm import tqdm
 
         steps = -(-len(self.train) // self.batch_size)
         bar = tqdm(total=epochs * steps, initial=min(self.epoch, epochs) * steps, unit="batch", file=sys.stderr,
-                   disable=progress is False or None, desc="distill", dynamic_ncols=True)
+                   disable=None, desc="distill", dynamic_ncols=True)
         try:
             while self.epoch < epochs:
                 start = time.perf_counter()
