@@ -67,6 +67,38 @@ def test_two_epochs_lower_the_loss_and_beat_the_all_edge_baseline(trained: tuple
     assert preset.startswith("# @package _global_\n")
 
 
+@pytest.fixture(scope="module")
+def bright(sample_video: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A tiny export whose teacher is a bool mask: the pixels brighter than mid-grey (mask/depth-range of a grey map)."""
+    from vrecore.graph.registry import get_registry, reset_registry
+    from vrecore.testing import register_test_types
+
+    register_test_types(get_registry())
+    try:
+        graph = build_graph({"representations": {
+            "rgb": {"type": "color/rgb"}, "grey": {"type": "test/grey"},
+            "bright": {"type": "mask/depth-range", "dependencies": ["grey"], "parameters": {"min_depth": 0.5}}},
+            "output_size": TINY})
+        out = tmp_path_factory.mktemp("bright") / "export"
+        run_export(graph, sample_video, out, frames="0..8")
+        yield out
+    finally:
+        reset_registry()
+
+
+def test_a_mask_student_beats_the_better_of_all_background_and_all_foreground(bright: Path, tmp_path: Path):
+    import contextlib
+    import io
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["distill", str(bright), "--teacher", "bright", "--student", "semantic/phg-mae-distil:150k",
+                     "--out", str(tmp_path / "bright_student"), *FAST]) == 0
+    result = json.loads(stdout.getvalue().strip().splitlines()[-1])
+    assert result["metric"] == "iou" and result["losses"][1] < result["losses"][0]
+    assert result["student_vs_teacher"] > result["trivial_baseline"] > 0
+
+
 def test_a_killed_run_resumes_to_the_same_weights(tiny: Path, trained: tuple[Path, dict], tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
     from vre_semantic import _distill_train

@@ -32,9 +32,11 @@ Loader = Callable[[Sequence[int]], tuple[np.ndarray, np.ndarray]]
 """Item positions -> (network input (B, C, H, W) float32, target: (B, H, W) int64 classes or (B, C, H, W) float32)."""
 
 
-def head_output(head: str, logits: torch.Tensor) -> torch.Tensor:
+def head_output(head: str, logits: torch.Tensor, scale: tuple[Sequence[float], Sequence[float]] | None = None
+                ) -> torch.Tensor:
     """The memory form (B, C, H, W) of a head's raw output: probabilities (a mask as [background, foreground])
-    or, for dense floats, the values."""
+    or, for dense floats, the values (``scale``: the training targets' per-channel mean and standard deviation,
+    which the network learns to predict in units of)."""
     if head == "classes":
         return logits.softmax(dim=1)
     if head == "mask":
@@ -42,6 +44,9 @@ def head_output(head: str, logits: torch.Tensor) -> torch.Tensor:
         return torch.cat([1 - p, p], dim=1)
     if head == "edges":
         return logits.sigmoid()
+    if scale is not None:
+        mean, std = (torch.tensor(v, dtype=logits.dtype, device=logits.device).reshape(1, -1, 1, 1) for v in scale)
+        return logits * std + mean
     return logits
 
 
@@ -76,8 +81,9 @@ class Trainer:
 
     def __init__(self, *, head: str, num_filters: int, in_channels: int, out_channels: int, train: Sequence[int],
                  load: Loader, batch_size: int, lr: float, seed: int, device: str, checkpoint: Path,
-                 key: dict[str, Any]) -> None:
+                 key: dict[str, Any], target_scale: tuple[Sequence[float], Sequence[float]] | None = None) -> None:
         self.head, self.train, self.load, self.batch_size = head, list(train), load, batch_size
+        self.target_scale = target_scale
         self.seed, self.device, self.checkpoint, self.key = seed, torch.device(device), checkpoint, key
         torch.manual_seed(seed)
         net: Any = PHGMAEDistil(num_filters, in_channels=in_channels, out_channels=out_channels, rgb_offset=0,
@@ -176,7 +182,8 @@ class Trainer:
             for b in range(0, len(items), self.batch_size):
                 x, _ = self.load(items[b:b + self.batch_size])
                 xt = torch.from_numpy(x).to(self.device).contiguous(memory_format=torch.channels_last)
-                outputs.append(head_output(self.head, self.model.forward_all(xt)).float().cpu().numpy())
+                output = head_output(self.head, self.model.forward_all(xt), self.target_scale)
+                outputs.append(output.float().cpu().numpy())
         return np.concatenate(outputs)
 
     def ms_per_frame(self, item: int, repeats: int = 5) -> float:
@@ -190,7 +197,7 @@ class Trainer:
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 start = time.perf_counter()
-                head_output(self.head, self.model.forward_all(xt)).cpu()
+                head_output(self.head, self.model.forward_all(xt), self.target_scale).cpu()
                 if k >= 2:  # the first calls pick oneDNN's kernels
                     times.append(time.perf_counter() - start)
         return float(np.median(times) * 1000)

@@ -205,8 +205,9 @@ def plan(args: argparse.Namespace) -> Plan:
 class Items:
     """Network inputs and targets of dataset items (what the training loop asks for)."""
 
-    def __init__(self, p: Plan, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,)) -> None:
-        self.plan, self.mean, self.std = p, list(mean), list(std)
+    def __init__(self, p: Plan, mean: Sequence[float] = (0.0,), std: Sequence[float] = (1.0,),
+                 target_scale: tuple[Sequence[float], Sequence[float]] | None = None) -> None:
+        self.plan, self.mean, self.std, self.target_scale = p, list(mean), list(std), target_scale
 
     def arrays(self, positions: Sequence[int]) -> tuple[list[np.ndarray], np.ndarray]:
         """The inputs' memory forms (B, H, W, c) and the teacher's items (B, ...)."""
@@ -215,7 +216,9 @@ class Items:
         inputs = [a[..., None] if a.ndim == 3 else a for a in inputs]
         return inputs, np.stack([np.asarray(it[self.plan.teacher]) for it in items])
 
-    def __call__(self, positions: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    def __call__(self, positions: Sequence[int], standardized: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Network input and target; dense targets in units of the training targets' spread (`target_scale`)
+        unless not ``standardized``."""
         inputs, target = self.arrays(positions)
         x = student_input(inputs, self.mean, self.std)
         if self.plan.head == "classes":
@@ -224,15 +227,24 @@ class Items:
             foreground = target if target.dtype == np.bool_ else (target == 1)[..., None]
             return x, np.ascontiguousarray(foreground.astype(np.float32).transpose(0, 3, 1, 2))
         target = target[..., None] if target.ndim == 3 else target
+        if standardized and self.target_scale is not None:
+            m, s = (np.asarray(v, np.float32) for v in self.target_scale)
+            target = (target - m) / np.maximum(s, np.float32(1e-6))
         return x, np.ascontiguousarray(target.astype(np.float32).transpose(0, 3, 1, 2))
 
-    def statistics(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and standard deviation of the inputs over (a spread of) the training frames."""
+    def statistics(self) -> tuple[list[float], list[float], tuple[list[float], list[float]] | None]:
+        """Per-channel mean and standard deviation of the inputs over (a spread of) the training frames; for a
+        dense teacher, those of its values too."""
         train = self.plan.train
         picks = [train[i] for i in np.linspace(0, len(train) - 1, min(len(train), _STATISTICS_FRAMES)).astype(int)]
-        x = np.concatenate(self.arrays(picks)[0], axis=-1).astype(np.float64)
+        inputs, target = self.arrays(picks)
+        x = np.concatenate(inputs, axis=-1).astype(np.float64)
         x = x.reshape(-1, x.shape[-1])
-        return x.mean(axis=0).tolist(), x.std(axis=0).tolist()
+        scale = None
+        if self.plan.head == "dense":
+            y = target.astype(np.float64).reshape(-1, self.plan.channels)
+            scale = (y.mean(axis=0).tolist(), y.std(axis=0).tolist())
+        return x.mean(axis=0).tolist(), x.std(axis=0).tolist(), scale
 
 
 def _teacher_ms(p: Plan) -> float | None:
@@ -310,17 +322,16 @@ def _train(p: Plan, args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     p.out_dir.mkdir(parents=True, exist_ok=True)
-    items = Items(p)
-    mean, std = items.statistics()
-    items = Items(p, mean, std)
+    mean, std, target_scale = Items(p).statistics()
+    items = Items(p, mean, std, target_scale)
     trainer = Trainer(head=p.head, num_filters=PHG_MAE_SIZES[p.variant], in_channels=sum(p.input_channels),
                       out_channels=p.channels, train=p.train, load=items, batch_size=args.batch_size, lr=args.lr,
                       seed=args.seed, device=args.device, checkpoint=p.out_dir / f"{p.name}.checkpoint.safetensors",
-                      key=_run_key(p, args))
+                      key=_run_key(p, args), target_scale=target_scale)
     trainer.run(args.epochs)
     held = list(p.held_out)
     output = trainer.predict(held)
-    target = items(held)[1]
+    target = items(held, standardized=False)[1]
     n = len(p.classes or ())
     value = metric_of(p.head, output, target, n)
     if p.head == "classes":
@@ -328,7 +339,8 @@ def _train(p: Plan, args: argparse.Namespace) -> dict[str, Any]:
                                              for i in range(0, len(p.train), 8)]), minlength=n)
         typical: Any = int(counts.argmax())
     elif p.head == "dense":
-        typical = np.mean([items([i])[1].mean(axis=(0, 2, 3)) for i in p.train], axis=0)[None, :, None, None]
+        assert target_scale is not None
+        typical = np.asarray(target_scale[0], np.float32)[None, :, None, None]
     else:
         typical = None
     baseline = trivial_baseline(p.head, target > 0.5 if p.head in ("mask", "edges") else target, n, typical)
@@ -341,6 +353,8 @@ def _train(p: Plan, args: argparse.Namespace) -> dict[str, Any]:
               "classes": list(p.classes) if p.classes else None,
               "colors": [list(c) for c in p.colors] if p.colors else None, "inputs": list(p.inputs),
               "input_channels": list(p.input_channels), "mean": mean, "std": std, "input_size": list(p.size),
+              "target_mean": target_scale[0] if target_scale else None,
+              "target_std": target_scale[1] if target_scale else None,
               "teacher": p.teacher, "teacher_type": p.teacher_type, **{k: result[k] for k in (
                   "metric", "student_vs_teacher", "trivial_baseline", "held_out", "epochs")}, "seed": args.seed}
     weights = p.out_dir / f"{p.name}.safetensors"

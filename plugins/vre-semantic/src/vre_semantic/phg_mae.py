@@ -171,4 +171,6 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
         if tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         x = x.contiguous(memory_format=torch.channels_last)
-        return head_output(student["head"], self.model.forward_all(x)).permute(0, 2, 3, 1).float().cpu().numpy()
+        scale = (student["target_mean"], student["target_std"]) if student.get("target_mean") is not None else None
+        y = head_output(student["head"], self.model.forward_all(x), scale)
+        return y.permute(0, 2, 3, 1).float().cpu().numpy()
