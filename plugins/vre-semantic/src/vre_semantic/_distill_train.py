@@ -100,9 +100,13 @@ class Trainer:
             return
         from safetensors import safe_open
 
-        with safe_open(str(self.checkpoint), framework="pt") as f:
-            state = json.loads((f.metadata() or {}).get(CHECKPOINT_KEY, "{}"))
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+        try:
+            with safe_open(str(self.checkpoint), framework="pt") as f:
+                state = json.loads((f.metadata() or {}).get(CHECKPOINT_KEY, "{}"))
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+        except Exception as err:  # noqa: BLE001 - safetensors raises its own error types, and OSError
+            raise ConfigError(f"cannot read the checkpoint {self.checkpoint} ({' '.join(str(err).split())[:120]}); "
+                              f"delete it to start over") from None
         if state.get("key") != self.key:
             changed = sorted(k for k in set(self.key) | set(state.get("key") or {})
                              if (state.get("key") or {}).get(k) != self.key.get(k))
