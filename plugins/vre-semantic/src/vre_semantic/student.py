@@ -36,7 +36,8 @@ _MAX_HEADER = 100_000_000  # the safetensors library's own limit
 def read_student_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The ``vre.student`` entry of a safetensors file, or None when the file is not a student (the seed's models).
 
-    Reads only the file's JSON header. A file that is not safetensors raises a one-line WeightsError.
+    Reads only the file's JSON header. A file whose header cannot be read is None too: loading it says why, with
+    `load_safetensors`'s advice; a student entry that is damaged is a one-line WeightsError.
     """
     p = Path(path)
     try:
@@ -46,9 +47,8 @@ def read_student_header(path: str | os.PathLike[str]) -> dict[str, Any] | None:
             if not 0 < size <= _MAX_HEADER:
                 raise ValueError("no safetensors header")
             header = json.loads(f.read(size))
-    except (OSError, ValueError, UnicodeDecodeError) as err:
-        raise WeightsError(f"cannot read the header of {p} ({err}); give a .safetensors file "
-                           f"(a student is the NAME.safetensors that `vre distill` writes)") from None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
     entry = (header.get("__metadata__") or {}).get(HEADER_KEY) if isinstance(header, dict) else None
     if entry is None:
         return None
