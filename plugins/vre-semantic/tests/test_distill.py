@@ -1,6 +1,8 @@
 """`vre distill` on a tiny export (8 frames of 32x48, Canny edges as the teacher): it learns, resumes, streams, refuses."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -37,9 +39,6 @@ def trained(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 
 
 def _distill(export: Path, out: Path, *extra: str) -> dict:
-    import contextlib
-    import io
-
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = main(["distill", str(export), "--teacher", "canny", "--student", "semantic/phg-mae-distil:150k",
@@ -87,9 +86,6 @@ def bright(sample_video: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_a_mask_student_beats_the_better_of_all_background_and_all_foreground(bright: Path, tmp_path: Path):
-    import contextlib
-    import io
-
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         assert main(["distill", str(bright), "--teacher", "bright", "--student", "semantic/phg-mae-distil:150k",
@@ -183,7 +179,7 @@ def test_mistakes_are_one_line_and_exit_2(case: str, message: str, tiny: Path, m
 
 def test_a_student_imported_into_the_cache_runs_without_weights_path(trained: tuple[Path, dict],
                                                                      capsys: pytest.CaptureFixture[str]):
-    from vrecore.graph.representation import Batch
+    from vrecore.plugin import Batch
 
     out, _ = trained
     assert main(["weights", "import", "phg-mae-distil-150k", str(out.with_suffix(".safetensors"))]) == 0
