@@ -63,7 +63,8 @@ def test_a_plugin_command_runs_and_is_listed(plugin, capsys):
     text = capsys.readouterr().out
     core, _, added = text.partition("commands added by plugins:")
     assert "  export " in core and "hello" not in core
-    assert [line.split() for line in added.strip().splitlines()[:1]] == [["hello", "NAME", "say", "hello", "[test-dist]"]]
+    listed = [line.split() for line in added.split("\n\nexamples:")[0].strip().splitlines()]
+    assert ["hello", "NAME", "say", "hello", "[test-dist]"] in listed  # with the installed plugins' (vre distill)
 
 
 def test_a_plugin_command_error_is_one_line(plugin, capsys):

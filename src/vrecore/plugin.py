@@ -6,7 +6,8 @@ A plugin's code imports from ``vrecore.plugin`` only (its tests add `vrecore.tes
 `OutputSpec`, `Batch`, whose ``neighbours`` carry the frames a type asks for with `frame_offsets`) is the
 base of every type; `WeightedRepresentation` declares weights as data (`WeightVariant` and its sources) and
 `LearnedRepresentation` adds a torch model's set-up and tear-down; the errors are the one-line ones the CLI
-prints; `SeedDiskLayout` gives a type the seed tool's stored form, and `SeedType` (with the translators
+prints; `MultiTaskDataset` reads an export for training (a plugin's own `vre` command, e.g. `vre distill`);
+`SeedDiskLayout` gives a type the seed tool's stored form, and `SeedType` (with the translators
 `seed_parameter`, `seed_only`, `seed_pair`) maps the seed tool's type names a plugin owns (`register_seed_types`).
 Each name loads on first use, and none imports torch or model code. docs/plugins.md describes each name.
 """
@@ -16,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover - what the lazy table below gives, for type checkers
+    from vrecore.data.dataset import MultiTaskDataset
     from vrecore.errors import ConfigError, PluginError, SourceError, VreError, WeightsError
     from vrecore.graph.hookspecs import hookimpl
     from vrecore.graph.layouts import SeedDiskLayout, disk_layout_field
@@ -56,6 +58,7 @@ _LAZY = {
     "Store": "vrecore.store.base", "FileFacts": "vrecore.store.base", "npz_bytes": "vrecore.store.npz",
     "crc32": "vrecore.store.npz", "encode_image": "vrecore.store.files",
     "StreamSource": "vrecore.streaming.sources.base", "StreamTarget": "vrecore.streaming.targets.base",
+    "MultiTaskDataset": "vrecore.data.dataset",
 }
 
 __all__ = [
@@ -64,6 +67,7 @@ __all__ = [
     "ConvertRecipe",
     "FileFacts",
     "LearnedRepresentation",
+    "MultiTaskDataset",
     "OutputSpec",
     "PackageSource",
     "PluginError",

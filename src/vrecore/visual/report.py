@@ -3,7 +3,8 @@
 The page has the representation graph, per representation the frames stored / missing / failed and
 the time per frame (mean, p50, p95 over every stored record, a bar chart like the paper's Figure 9
 and a line over the frame index), every run (start, end, config, device, outcome), sample collages
-(first, middle and last frame) and statistics of sampled stored values. Plots are inline SVG
+(first, middle and last frame), each student that `vre distill` trained beside its teacher (held-out frames, with
+the held-out metric its file records) and statistics of sampled stored values. Plots are inline SVG
 (`vrecore.visual.svg`) and pictures inline JPEG: the file opens offline, with no server or CDN.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from vrecore.frames.video import ranges
 from vrecore.store.base import required_folders
 from vrecore.store.safe_paths import atomic_write
 from vrecore.visual import svg
-from vrecore.visual.stored import ExportView, StoredRepresentation, read_records, run_frames
+from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, read_records, run_frames
 
 if TYPE_CHECKING:
     from vrecore.graph.representation import Representation
@@ -312,6 +313,42 @@ def _samples_section(view: ExportView) -> str:
     return f'<h2>Sample collages</h2><div class="strip" id="samples">{"".join(figures)}</div>'
 
 
+def _distilled_section(view: ExportView) -> str:
+    """Each student (a representation whose metadata says ``distilled_from``) beside its teacher, on frames it was
+    not trained on where the export holds them, with its held-out metric against the teacher."""
+    from vrecore.visual.collage import CollageMaker, encode_jpeg
+
+    figures = []
+    for name, rep in view.representations.items():
+        meta = (rep.metadata.get("metadata") or {}).get("distilled_from")
+        if not isinstance(meta, dict) or meta.get("teacher") not in view.representations:
+            continue
+        teacher = str(meta["teacher"])
+        frames = view.frames([teacher, name])
+        shared = [f for f in frames if f in rep.frames and f in view.representations[teacher].frames]
+        held = str(meta.get("held_out") or "")
+        held_out = [f for f in shared if f in parse_ranges(held.removeprefix("frames "))]
+        picks = (held_out or shared)[-3:]
+        if not picks:
+            continue
+        maker = CollageMaker(view, [teacher, name], cols=2, max_width=SAMPLE_WIDTH // 2)
+        value, baseline = meta.get("student_vs_teacher"), meta.get("trivial_baseline")
+        score = (f"held-out {meta.get('metric')} against the teacher {value:.3f} (trivial baseline {baseline:.3f}; "
+                 f"held out: {held})" if isinstance(value, (int, float)) and isinstance(baseline, (int, float))
+                 else "no recorded metric")
+        which = "held-out" if held_out else "stored (not held-out)"
+        for frame in picks:
+            data = base64.b64encode(encode_jpeg(maker.render(frame), 82)).decode()
+            figures.append(f'<figure><img class="sample" alt="{escape(teacher)} | {escape(name)}, frame {frame}" '
+                           f'src="data:image/jpeg;base64,{data}"><figcaption>{escape(teacher)} | {escape(name)}, '
+                           f'{which} frame {frame}</figcaption></figure>')
+        figures.append(f'<p class="note"><b>{escape(name)}</b> ({escape(str(meta.get("head")))} student of '
+                       f'<b>{escape(teacher)}</b>, {escape(str(meta.get("teacher_type")))}): {escape(score)}</p>')
+    if not figures:
+        return ""
+    return f'<h2>Teacher and student</h2><div class="strip" id="distilled">{"".join(figures)}</div>'
+
+
 def _values_section(summaries: Sequence[RepresentationSummary]) -> str:
     cards = []
     for s in summaries:
@@ -390,7 +427,8 @@ def render_report(view: ExportView, output: Path) -> str:
     """The report page of ``view`` as HTML text (links are relative to ``output``)."""
     summaries = summarise(view)
     parts = [_header(view, summaries, output), _graph_section(summaries), _representations_section(summaries),
-             _timing_section(summaries), _samples_section(view), _values_section(summaries), _runs_section(view),
+             _timing_section(summaries), _samples_section(view), _distilled_section(view),
+             _values_section(summaries), _runs_section(view),
              f'<p class="note">Regenerate with <code>vre report {escape(str(view.root))}</code>.</p>']
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>vre report: '
             f'{escape(view.root.resolve().name)}</title><meta name="viewport" content="width=device-width">'

@@ -25,6 +25,13 @@ def register_representations(register: Callable[..., None]) -> None:
 
 
 @hookimpl
+def register_commands(cli: Any) -> None:
+    """`vre distill`: train a PHG-MAE-Distil student on an export against one of its representations."""
+    cli.command("distill", "vre_semantic.distill:main",
+                help="train a small real-time student (PHG-MAE-Distil) on an export's expert (the teacher)")
+
+
+@hookimpl
 def register_config_paths(register: Callable[[str], None]) -> None:
     """The pipeline presets of this plugin (pipeline=dronescapes2, pipeline=dronescapes2_fast)."""
     register("pkg://vre_semantic.conf")
