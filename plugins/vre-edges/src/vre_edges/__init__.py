@@ -43,7 +43,8 @@ def register_seed_types(register: Callable[..., None]) -> None:
     register("edges/canny", SeedType("edges/canny", {
         k: seed_parameter(k) for k in ("threshold1", "threshold2", "aperture_size", "l2_gradient")},
         reads_frames=True, fixed={"color": True, "disk_layout": "seed"}))
-    register("edges/dexined", SeedType("edges/dexined", fixed={"disk_layout": "seed"}))
+    # The seed's DexiNed runs at a fixed 512x512 and stores at that size.
+    register("edges/dexined", SeedType("edges/dexined", fixed={"disk_layout": "seed", "input_size": [512, 512]}))
 
 
 def _halftone_size(parameters: Mapping[str, Any]) -> dict[str, Any]:

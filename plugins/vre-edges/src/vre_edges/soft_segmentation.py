@@ -59,6 +59,10 @@ class Halftone(_SoftSegmentation):
     resolution: tuple[int, int] | None = attrs.field(default=None, converter=optional_size)
     include_k: bool = attrs.field(default=False, validator=_flag)
 
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        h, w = self.resolution or input_size
+        return h * self.scale, w * self.scale
+
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=4 if self.include_k else 3, disk_dtype="float16")
 

@@ -31,7 +31,7 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
     (nearest) to ``input_size`` (default: the variant's training size, 540x960) and normalised with the
     variant's mean/std; the output (softmax probabilities, or the raw scores with ``scores: logits``, which
     the seed tool stores with ``disk_data_argmax: False``) comes at that size and the engine resizes it to the
-    frames'.
+    frames' (``output_size: native`` keeps that size, as the seed tool stores it).
     """
 
     type_name = "semantic/phg-mae-distil"
@@ -46,6 +46,11 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
     def label_set(self) -> tuple[tuple[str, ...], tuple[tuple[int, int, int], ...]]:
         meta = self.weight_variant.meta
         return tuple(meta["classes"]), tuple(meta["colors"])
+
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """The network's size (``input_size``, else the variant's training size), whatever the frame's."""
+        h, w = self.input_size or self.weight_variant.meta["input_size"]
+        return int(h), int(w)
 
     def load_model(self, device: Any) -> Any:
         import torch
