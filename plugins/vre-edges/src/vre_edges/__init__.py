@@ -33,7 +33,7 @@ def register_seed_types(register: Callable[..., None]) -> None:
     """The seed tool's edge and soft-segmentation types (`vre convert-config`)."""
     register("soft-segmentation/python-halftone", SeedType("soft-segmentation/halftone", {
         k: seed_parameter(k) for k in ("sample", "scale", "percentage", "angles", "antialias", "resolution")},
-        reads_frames=True, settings=_halftone_size))
+        reads_frames=True, fixed={"renderer": "seed"}, settings=_halftone_size))
     register("soft-segmentation/generalized-boundaries", SeedType("soft-segmentation/generalized-boundaries", {
         k: seed_parameter(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True,
         fixed={"median_border": "zero"}))
