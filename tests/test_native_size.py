@@ -99,6 +99,28 @@ def test_the_reader_and_the_collage_take_native_sizes(native_export: Path) -> No
         assert body.std() > 5, tile.name  # every tile shows its picture, scaled to the tile whatever its size
 
 
+def test_the_report_shows_every_native_representation(native_export: Path) -> None:
+    from vrecore.visual.report import write_report
+
+    html = write_report(native_export).read_text()
+    assert html.count('src="data:image/jpeg;base64,') >= 1  # its sample collages, drawn from frames of every size
+    for name in ("pooled", "scaled", "sized"):
+        assert f'data-name="{name}"' in html
+
+
+def test_output_size_native_on_the_command_line(registry, sample_video: Path, tmp_path: Path) -> None:
+    from vrecore.cli.app import main
+
+    (tmp_path / "conf" / "pipeline").mkdir(parents=True)
+    (tmp_path / "conf" / "pipeline" / "mine.yaml").write_text(
+        "# @package _global_\nrepresentations:\n  rgb: {type: color/rgb}\n  hsv: {type: color/hsv, dependencies: [rgb]}\n"
+        "  half: {type: test/pooled}\n")
+    code = main(["export", "--config-dir", str(tmp_path / "conf"), "pipeline=mine", f"video={sample_video}",
+                 f"output_dir={tmp_path / 'out'}", "frames=0..2", "output_size=native"])
+    assert code == 0
+    assert stored(tmp_path / "out", "half", 1).shape == POOLED and stored(tmp_path / "out", "hsv", 1).shape == (*FRAME, 3)
+
+
 @pytest.mark.parametrize("size", ["nativ", "frame", 3, [0, 4]])
 def test_a_wrong_output_size_is_one_line(registry, size) -> None:
     with pytest.raises(GraphError, match=r"representation 'pooled': output_size must be \[height, width\] in "
