@@ -14,6 +14,7 @@ stores the seed's arrays (every frame run; of ``--reference-types`` when given) 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,7 +63,9 @@ def main() -> int:
         work = Path(tmp)
         (work / "cfg.yaml").write_text(yaml.safe_dump(seed_config(ns.output_size)))
         (work / "repository.py").write_text(REPOSITORY)
-        subprocess.run([ns.seed_vre, ns.video, "--config_path", "cfg.yaml", "-o", "seed", "--frames",
+        video = work / Path(ns.video).name  # a copy: the seed tool writes its ffmpeg log beside the video
+        shutil.copyfile(ns.video, video)
+        subprocess.run([ns.seed_vre, str(video), "--config_path", "cfg.yaml", "-o", "seed", "--frames",
                         f"0..{ns.frames}", "--no_vre_repository", "-J", "repository.py:get_repository"],
                        cwd=work, check=True, capture_output=True, env={"VRE_PBAR": "0", "PATH": "/usr/bin:/bin"})
         subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "--seed-config", "cfg.yaml",
