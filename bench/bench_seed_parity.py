@@ -1,7 +1,7 @@
 """The seed tool (VRE 1.18.6) and vre on the same seed config and frames: shapes, dtypes and value differences.
 
     python bench/bench_seed_parity.py --seed-vre /path/to/seed-venv/bin/vre [--frames 8] [--output-size 400 600]
-        [--video CLIP] [--save-reference tests/data/seed_parity.npz]
+        [--video CLIP] [--save-reference tests/data/seed_parity.npz [--reference-types rgb hsv ...]]
 
 Installs nothing: the seed tool must already be installed in a virtualenv of its own (`pip install
 video-representations-extractor==1.18.6 opencv-python-headless torch`, and ffmpeg for its ffprobe). It runs with
@@ -9,11 +9,12 @@ only its CPU classes (`--no_vre_repository -J`), on the offline types of its rep
 (test/vre_repository/end_to_end/vre_batched/cfg.yaml): rgb, hsv, python-halftone, sift, canny, generalized
 boundaries. vre runs the same config through `vre export --seed-config`. Prints one row per type: the shapes and
 dtypes of both, max |difference| and the share of values that differ by more than 1e-3. ``--save-reference``
-stores the seed's arrays (every frame run) for tests/test_seed_parity.py.
+stores the seed's arrays (every frame run; of ``--reference-types`` when given) for tests/test_seed_parity.py.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -55,12 +56,16 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--output-size", type=int, nargs=2, default=None)
     ap.add_argument("--save-reference", type=Path)
+    ap.add_argument("--reference-types", nargs="+", choices=[t for t in OFFLINE if t != "sift"],
+                    help="the types --save-reference stores (default: every comparable one)")
     ns = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="seed-parity-") as tmp:
         work = Path(tmp)
         (work / "cfg.yaml").write_text(yaml.safe_dump(seed_config(ns.output_size)))
         (work / "repository.py").write_text(REPOSITORY)
-        subprocess.run([ns.seed_vre, ns.video, "--config_path", "cfg.yaml", "-o", "seed", "--frames",
+        video = work / Path(ns.video).name  # a copy: the seed tool writes its ffmpeg log beside the video
+        shutil.copyfile(ns.video, video)
+        subprocess.run([ns.seed_vre, str(video), "--config_path", "cfg.yaml", "-o", "seed", "--frames",
                         f"0..{ns.frames}", "--no_vre_repository", "-J", "repository.py:get_repository"],
                        cwd=work, check=True, capture_output=True, env={"VRE_PBAR": "0", "PATH": "/usr/bin:/bin"})
         subprocess.run([sys.executable, "-m", "vrecore.cli.app", "export", "--seed-config", "cfg.yaml",
@@ -85,7 +90,8 @@ def main() -> int:
                 print(f"{row} — | not comparable |")
         if ns.save_reference is not None:
             ns.save_reference.parent.mkdir(parents=True, exist_ok=True)
-            np.savez_compressed(ns.save_reference, **{k: v for k, v in reference.items() if k != "sift"},
+            kept = ns.reference_types or [t for t in OFFLINE if t != "sift"]
+            np.savez_compressed(ns.save_reference, **{k: v for k, v in reference.items() if k in kept},
                                 output_size=np.array(ns.output_size or [0, 0]), frames=np.array(ns.frames))
             print(f"wrote {ns.save_reference}")
     return 0

@@ -245,7 +245,7 @@ def test_paper_listing():
     seed = load_seed_config(CONFIGS / "paper_listing.yaml")
     translation = translate_seed_config(seed)
     assert translation.config == {
-        "batch_size": 10, "output_dtype": "float32",
+        "batch_size": 10, "output_dtype": "float32", "output_size": "native",
         "representations": {"rgb": {"type": "color/rgb"},
                             "hsv": {"type": "color/hsv", "dependencies": ["rgb"], "batch_size": 5}}}
     assert translation.notes == []

@@ -88,6 +88,12 @@ def test_upstream_config_translates_keeping_every_value(path, seed_env, registry
             assert node.settings.batch_size == s["batch_size"]
         if s.get("output_size") is not None:
             assert node.settings.output_size == tuple(s["output_size"])
+        elif spec["type"] == "soft-segmentation/python-halftone" and "resolution" in spec["parameters"]:
+            h, w = spec["parameters"]["resolution"]  # the seed's halftone: its resolution, at its scale
+            scale = spec["parameters"].get("scale", 1)
+            assert node.settings.output_size == (h * scale, w * scale), name
+        else:  # the seed stores each type at its own size
+            assert node.settings.output_size == "native", name
         if str(s.get("output_dtype", "")).startswith("float"):
             assert node.settings.output_dtype == s["output_dtype"]
     assert translation.config.get("device", "cpu") == "cpu"

@@ -287,3 +287,19 @@ def test_the_depth_preset_builds():
     graph = build_graph(OmegaConf.to_container(cfg, resolve=True))
     assert [(n.name, n.type_name) for n in graph] == [("rgb", "color/rgb"), ("depth", "depth/depth-anything-v2")]
     assert graph["depth"].parameters["variant"] == "small" and graph["depth"].settings.image_format == "jpg"
+
+
+def test_keep_aspect_ratio_gives_the_seeds_dpt_size_and_the_same_network_on_square_inputs(tiny_checkpoints):
+    from transformers import AutoModelForDepthEstimation
+
+    dpt = DPT(name="d", variant="large", keep_aspect_ratio=True)
+    assert dpt.native_size((360, 640)) == (384, 672) and dpt.native_size((540, 960)) == (384, 672)
+    assert DPT(name="d", variant="large").native_size((360, 640)) == (384, 384)  # the checkpoint's square
+    with pytest.raises(ValueError, match="keep_aspect_ratio"):
+        DPT(name="d", variant="hybrid-midas", keep_aspect_ratio=True)
+    model = AutoModelForDepthEstimation.from_pretrained(tiny_checkpoints["dpt"]).eval()
+    square = torch.rand(1, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(_models.predicted_disparity(model, square), model(pixel_values=square).predicted_depth)
+        wide = _models.predicted_disparity(model, torch.rand(2, 3, 32, 64))
+    assert wide.shape == (2, 32, 64)  # transformers' own forward fails on it (a square patch grid)

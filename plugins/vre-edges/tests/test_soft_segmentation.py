@@ -246,3 +246,21 @@ def test_gb_rejects_bad_input():
         generalized_boundaries(_flat(0, 8, 8), internal_size=10)
     with pytest.raises(ValueError):
         generalized_boundaries(_flat(0), max_channels=0)
+
+
+def test_the_seed_renderer_draws_at_the_native_size_and_follows_the_ink():
+    from vre_edges.soft_segmentation import Halftone
+    from vrecore.plugin import Batch
+
+    rep = Halftone(name="h", renderer="seed", resolution=(40, 60), scale=2, percentage=0)
+    frames = np.concatenate([_flat(0, 80, 120), _flat(128, 80, 120), _flat(255, 80, 120)])
+    out = rep.compute(Batch(indices=np.arange(3), frames=None, deps={"rgb": frames}))
+    assert out.shape == (3, *rep.native_size((80, 120)), 3) == (3, 80, 120, 3) and out.dtype == np.float32
+    assert set(np.unique(out)) <= {0.0, 1.0}
+    ink = out.reshape(3, -1).mean(axis=1)
+    assert ink[0] > ink[1] > 0.3 and ink[2] == 0  # black inks most, grey less, white none
+    with_gcr = Halftone(name="h", renderer="seed", resolution=(40, 60), scale=2).compute(
+        Batch(indices=np.arange(1), frames=None, deps={"rgb": frames[:1]}))
+    assert with_gcr.mean() < ink[0] / 2  # 91% of black's grey goes to K, which is not stored
+    with pytest.raises(ValueError, match="renderer"):
+        Halftone(name="h", renderer="pil")

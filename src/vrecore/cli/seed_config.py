@@ -24,6 +24,7 @@ from typing import Any
 import attrs
 
 from vrecore.errors import ConfigError, VreError
+from vrecore.graph.build import NATIVE
 from vrecore.graph.seed_types import SeedType
 
 __all__ = ["SeedTranslation", "load_seed_config", "seed_types", "translate_seed_config"]
@@ -117,6 +118,7 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
         problems.append(f"default output_dtype {global_settings.pop('stored_dtype')!r} is not supported: it applies to "
                         f"floating-point outputs in vre (float16, float32, float64); set it per representation")
     global_settings.setdefault("output_dtype", "float32")  # the seed stores floats as float32 unless told
+    global_settings.setdefault("output_size", NATIVE)  # without output_size the seed stores each type at its own size
     config: dict[str, Any] = dict(global_settings)
     out: dict[str, dict[str, Any]] = {}
     types = seed_types()
@@ -132,14 +134,14 @@ def translate_seed_config(seed: Mapping[str, Any]) -> SeedTranslation:
             entry["dependencies"] = [_IMPLICIT_RGB]
         out[str(name)] = entry
     if frame_readers:
-        resized = rgb_name is not None and out[rgb_name].get("output_size", config.get("output_size")) is not None
+        resized = rgb_name is not None and out[rgb_name].get("output_size", config.get("output_size")) not in (None, NATIVE)
         if rgb_name is None or resized:  # the seed's readers see the video's own frames, never a resized rgb
             rgb_name = "rgb" if "rgb" not in out else _free_name("rgb", out)
             out = {rgb_name: {"type": "color/rgb", "export": False}, **out}
             notes.append(f"added '{rgb_name}' (color/rgb, not exported, at the frame's size): vre's "
                          f"{', '.join(sorted(set(frame_readers)))} take an rgb dependency where the seed reads the "
                          f"video itself")
-            if config.get("output_size") is not None:  # every other representation keeps the config's size
+            if config.get("output_size") not in (None, NATIVE):  # every other representation keeps the config's size
                 size = config.pop("output_size")
                 for name, entry in out.items():
                     if name != rgb_name:

@@ -9,6 +9,7 @@ import attrs
 import numpy as np
 
 from vrecore.errors import ConfigError, VreError
+from vrecore.graph.build import NATIVE
 from vrecore.graph.representation import Batch, Representation
 
 __all__ = ["TaskReader", "VirtualTask", "build_reader", "build_virtual", "subgraph_config"]
@@ -144,6 +145,9 @@ class VirtualTask:
                     for role, dep in rep.dependencies.items()}
             out = np.asarray(rep.compute(Batch(indices=np.array([frame]), frames=None, deps=deps)))
             size = node.settings.output_size
+            if size == NATIVE:  # its own size for its input, as the export made it
+                source = node.input_node
+                size = rep.native_size(memory[source.name].shape[1:3] if source is not None else out.shape[1:3])
             memory[name] = rep.resize(out, size) if size is not None else out
         return np.asarray(self.graph[self.name].representation.to_disk(memory[self.name]))[0]
 

@@ -102,7 +102,7 @@ def graph_fingerprints(graph: Graph, video: Mapping[str, Any], frame_shape: tupl
         params = {k: v for k, v in node.parameters.items() if k not in unfingerprinted(rep)}
         prints[node.name] = {
             "video": dict(video), "type": node.type_name, "parameters": _plain(params), "dependencies": deps,
-            "output_size": list(node.settings.output_size) if node.settings.output_size else None,
+            "output_size": _plain(node.settings.output_size),
             "stored": {"dtype": dtype, "shape": list(shape), "binary_format": node.settings.binary_format,
                        "image_format": node.settings.image_format},
             "weights": _plain(rep.weights_identity()),

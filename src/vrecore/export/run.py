@@ -144,7 +144,7 @@ def check_memory(graph: Graph) -> None:
     free = available_memory()
     for node in graph:
         size = node.settings.output_size
-        if size is None or free is None:
+        if not isinstance(size, tuple) or free is None:  # the frame's size, or its own (native): not a setting
             continue
         channels = max(1, node.representation.output_spec().channels or 1)
         needed = size[0] * size[1] * max(channels, 3) * 4 * node.settings.batch_size

@@ -16,12 +16,15 @@ from vrecore.errors import GraphError
 from vrecore.graph.registry import Registry, get_registry
 from vrecore.graph.representation import Representation, Role, parameter_names, stored_dtype
 
-__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "ExportSettings", "Graph", "Node", "build_graph", "disk_form"]
+__all__ = ["BINARY_FORMATS", "IMAGE_FORMATS", "NATIVE", "ExportSettings", "Graph", "Node", "build_graph", "disk_form",
+           "output_shape"]
 
 log = logging.getLogger(__name__)
 
 BINARY_FORMATS = ("none", "npz", "npz-compressed")
 IMAGE_FORMATS = ("none", "jpg", "png")
+NATIVE = "native"
+"""``output_size: native``: store a representation at its own size (`Representation.native_size`), not the frame's."""
 MAX_OUTPUT_SIDE = 16384
 """Largest ``output_size`` side (a 16384x16384 float32 frame is 3 GiB a channel)."""
 OUTPUT_DTYPES = ("float16", "float32", "float64")
@@ -44,7 +47,8 @@ class ExportSettings:
     binary_format: str
     image_format: str
     output_dtype: str | None
-    output_size: tuple[int, int] | None
+    output_size: tuple[int, int] | str | None
+    """[height, width]; `NATIVE` (its own size); None: the frame's size."""
     export: bool = True
 
     @property
@@ -63,6 +67,9 @@ class Node:
     settings: ExportSettings
     dependency_names: tuple[str, ...]
     parameters: Mapping[str, Any]
+    input_node: Node | None = None
+    """The dependency whose output size is this representation's input size (its first one), for a type that does
+    not read the frames; None: its input size is the frame's."""
 
 
 class Graph:
@@ -142,7 +149,7 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
     order = _toposort({name: _flatten(d) for name, d in role_deps.items()})
 
     built: dict[str, Representation] = {}
-    nodes = []
+    nodes: list[Node] = []
     for name in order:
         spec, cls = specs[name], classes[name]
         deps: dict[str, Any] = {}
@@ -160,14 +167,16 @@ def build_graph(config: Mapping[str, Any], *, registry: Registry | None = None) 
         settings.update({k: spec[k] for k in DEFAULTS if spec.get(k) is not None})
         _check_settings(f"representation '{name}'", settings)
         size = settings["output_size"]
+        first = next(iter(_flatten(role_deps[name])), None)
         nodes.append(Node(
             name=name, type_name=spec["type"], representation=representation,
             settings=ExportSettings(
                 batch_size=int(settings["batch_size"]), binary_format=settings["binary_format"],
                 image_format=settings["image_format"], output_dtype=settings["output_dtype"],
-                output_size=(int(size[0]), int(size[1])) if size is not None else None,
+                output_size=size if size is None or size == NATIVE else (int(size[0]), int(size[1])),
                 export=bool(spec.get("export", True))),
-            dependency_names=tuple(_flatten(role_deps[name])), parameters=representation.parameters()))
+            dependency_names=tuple(_flatten(role_deps[name])), parameters=representation.parameters(),
+            input_node=None if cls.uses_frames or first is None else next(n for n in nodes if n.name == first)))
         built[name] = representation
     return Graph(nodes)
 
@@ -176,8 +185,22 @@ def disk_form(node: Node, frame_shape: tuple[int, int]) -> tuple[tuple[int, ...]
     """Shape and dtype of one stored frame of ``node`` (what verification checks a file against)."""
     rep = node.representation
     probe = np.asarray(rep.to_disk(np.zeros((1, 2, 3, rep.output_spec().channels), np.float32)))
-    h, w = node.settings.output_size or frame_shape
+    h, w = output_shape(node, frame_shape)
     return (int(h), int(w), *probe.shape[3:]), stored_dtype(str(probe.dtype), node.settings.output_dtype)
+
+
+def output_shape(node: Node, frame_shape: tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of ``node``'s frames for a video of ``frame_shape``: its ``output_size``; with ``native``, its
+    type's own size (`Representation.native_size`) for its input (the frame, or the output of its first dependency);
+    else the frame's size."""
+    size = node.settings.output_size
+    if size == NATIVE:
+        source = frame_shape if node.input_node is None else output_shape(node.input_node, frame_shape)
+        h, w = node.representation.native_size((int(source[0]), int(source[1])))
+        return int(h), int(w)
+    if isinstance(size, tuple):
+        return size
+    return int(frame_shape[0]), int(frame_shape[1])
 
 
 def _move_parameters(name: str, cls: type[Representation], params: dict[str, Any], spec: dict[str, Any]) -> None:
@@ -360,9 +383,12 @@ def _check_settings(where: str, s: Mapping[str, Any]) -> None:
         raise GraphError(f"{where}: output_dtype {s['output_dtype']!r} is not one of {', '.join(OUTPUT_DTYPES)} "
                          f"(it applies to floating-point outputs; class indices, masks and images keep their type)")
     size = s["output_size"]
-    if size is not None and not (isinstance(size, (list, tuple)) and len(size) == 2
-                                 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
-        raise GraphError(f"{where}: output_size must be [height, width] in pixels, got {size!r}")
-    if size is not None and max(size) > MAX_OUTPUT_SIDE:
+    if size is None or size == NATIVE:
+        return
+    if not (isinstance(size, (list, tuple)) and len(size) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        raise GraphError(f"{where}: output_size must be [height, width] in pixels or {NATIVE} (each representation "
+                         f"at its own size), got {size!r}")
+    if max(size) > MAX_OUTPUT_SIDE:
         raise GraphError(f"{where}: output_size {list(size)} is larger than {MAX_OUTPUT_SIDE} pixels on a side; "
                          f"choose a smaller output_size")

@@ -22,7 +22,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, VreError, WeightsError
 from vrecore.frames.video import ranges
-from vrecore.graph.build import Graph, Node
+from vrecore.graph.build import Graph, Node, output_shape
 from vrecore.graph.devices import check_device, is_out_of_memory, release_accelerator_memory, thread_limit
 from vrecore.graph.representation import Batch, Representation, stored_dtype, stored_float_dtype
 
@@ -51,13 +51,13 @@ def dependency_inputs(rep: Representation, gather: Callable[[str], np.ndarray]) 
 
 def finish_output(node: Node, out: Any, n: int, frame_shape: tuple[int, int]) -> np.ndarray:
     """Check what ``compute`` returned for ``n`` frames and resize it to the node's output size
-    (its ``output_size`` setting, else the frame size)."""
+    (its ``output_size`` setting, its own size with ``native``, else the frame size: `output_shape`)."""
     out = np.asarray(out)
     spec = node.representation.output_spec()
     if out.ndim != 4 or out.shape[0] != n or out.shape[-1] != spec.channels:
         raise ValueError(f"compute() returned shape {out.shape}; expected ({n}, H, W, {spec.channels}) "
                          f"(a bug in the {node.type_name} plugin)")
-    return node.representation.resize(out, node.settings.output_size or frame_shape)
+    return node.representation.resize(out, output_shape(node, frame_shape))
 
 
 def stores_binary(node: Node) -> bool:

@@ -155,6 +155,13 @@ class Representation:
                 out[i, ..., c0:c0 + 4] = part.reshape(h, w, -1)
         return out.view(np.bool_) if memory.dtype == np.bool_ else out
 
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """(H, W) this type computes at, for inputs of ``input_size`` (the frame's size, or for a type that does not
+        read frames the size of its first dependency): where ``output_size: native`` stores it. Default: the input's
+        size. A type whose model works at a size of its own (a network's input size) returns that size; it must
+        not need the weights loaded (verification asks before any set-up)."""
+        return input_size
+
     def metadata(self) -> dict[str, Any]:
         """Extra facts stored with the output (e.g. class names and colours)."""
         spec = self.output_spec()

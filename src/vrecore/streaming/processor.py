@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from vrecore.errors import ConfigError
-from vrecore.graph.build import Graph, Node, build_graph
+from vrecore.graph.build import Graph, Node, build_graph, output_shape
 from vrecore.graph.executor import EXCEPTION_MODES, Executor, NodeOutput, preflight
 from vrecore.graph.representation import Representation
 
@@ -255,7 +255,7 @@ class GraphProcessor:
             self._stats[name].add(ms)
             summary[name] = {"ms": round(ms, 3), **(describe_output(memory[name][0]) if self.summaries else {})}
         shape = (int(frame.shape[0]), int(frame.shape[1]))
-        shapes = {n.name: (memory[n.name].shape[1:3] if n.name in memory else (n.settings.output_size or shape))
+        shapes = {n.name: (memory[n.name].shape[1:3] if n.name in memory else output_shape(n, shape))
                   for n in self.exported}
         result = FrameResult(
             seq=seq, outputs={k: v[0] for k, v in memory.items()},

@@ -106,6 +106,21 @@ class FailOn(GreyMean):
 
 
 @attrs.define(kw_only=True, eq=False)
+class Pooled(GreyMean):
+    """GreyMean averaged over 2x2 blocks: computed at half the frame's size (its own size, `native_size`)."""
+
+    type_name = "test/pooled"
+
+    def compute(self, batch: Batch) -> np.ndarray:
+        grey = super().compute(batch)
+        b, h, w, _ = grey.shape
+        return grey[:, :h // 2 * 2, :w // 2 * 2].reshape(b, h // 2, 2, w // 2, 2, 1).mean(axis=(2, 4))
+
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        return max(1, input_size[0] // 2), max(1, input_size[1] // 2)
+
+
+@attrs.define(kw_only=True, eq=False)
 class Scaled(Representation):
     """Its ``source`` dependency times ``factor`` (any channel count, float32)."""
 
@@ -229,7 +244,7 @@ def scale_weights(scale: float) -> bytes:
 class _TestTypesPlugin:
     @hookimpl
     def register_representations(self, register: Any) -> None:
-        for cls in (GreyMean, Slow, OutOfMemoryAbove, OutOfMemoryOnce, FailOn, Scaled, Learned, NeighbourDelta,
+        for cls in (GreyMean, Pooled, Slow, OutOfMemoryAbove, OutOfMemoryOnce, FailOn, Scaled, Learned, NeighbourDelta,
                     MissingWeights, BrokenSetup, WeightedGrey):
             register(cls.type_name, f"{__name__}:{cls.__name__}", description=(cls.__doc__ or "").strip(),
                      aliases=("test/grey-alias",) if cls is GreyMean else ())

@@ -27,7 +27,10 @@ def register_config_paths(register: Callable[[str], None]) -> None:
 @hookimpl
 def register_seed_types(register: Callable[..., None]) -> None:
     """The seed tool's depth types, stored in its layout (`vre convert-config`)."""
-    register("depth/dpt", SeedType("depth/dpt", fixed={"disk_layout": "seed"}))
+    # The seed's DPT is MiDaS DPT-Large (backbone vitl16_384); it keeps the frame's aspect at 384 (sides multiples
+    # of 32) and stores at that size.
+    register("depth/dpt", SeedType("depth/dpt", fixed={"disk_layout": "seed", "variant": "large",
+                                                       "keep_aspect_ratio": True}))
     register("depth/marigold", SeedType("depth/marigold", {
         "variant": _marigold_variant, **{k: seed_parameter(k) for k in (
             "denoising_steps", "ensemble_size", "processing_resolution", "seed")}}, fixed={"disk_layout": "seed"}))

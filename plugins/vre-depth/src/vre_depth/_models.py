@@ -12,25 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vre_depth._common import model_input_size
 from vrecore.plugin import ResolvedWeights, WeightsError, WeightVariant, damaged_fix
 
-__all__ = ["DepthNet", "disparity_to_depth", "load_depth_net", "model_input_size", "stretch"]
+__all__ = ["DepthNet", "disparity_to_depth", "load_depth_net", "model_input_size", "predicted_disparity", "stretch"]
 
 log = logging.getLogger(__name__)
-
-
-def model_input_size(height: int, width: int, size: int, *, keep_aspect_ratio: bool, multiple_of: int) -> tuple[int, int]:
-    """The (h, w) a frame is resized to, with the rule of transformers' DPTImageProcessor.
-
-    Without ``keep_aspect_ratio`` the frame is squashed to ``size`` x ``size``. With it, the side whose
-    scale to ``size`` is closest to 1 gets that scale and the other side follows; both sides are then
-    rounded to a multiple of ``multiple_of`` (never below it).
-    """
-    scale_h, scale_w = size / height, size / width
-    if keep_aspect_ratio:
-        scale_h = scale_w = scale_w if abs(1 - scale_w) < abs(1 - scale_h) else scale_h
-    return (max(multiple_of, round(scale_h * height / multiple_of) * multiple_of),
-            max(multiple_of, round(scale_w * width / multiple_of) * multiple_of))
 
 
 def _kth_smallest(flat: torch.Tensor, percent: float) -> torch.Tensor:
@@ -67,6 +54,23 @@ def disparity_to_depth(disparity: torch.Tensor, percentiles: Sequence[float], ep
     return epsilon * (1.0 - near) / (near + epsilon)
 
 
+def predicted_disparity(model: Any, pixel_values: torch.Tensor) -> torch.Tensor:
+    """The model's relative inverse depth (B, h, w) for ``pixel_values`` (B, 3, h, w).
+
+    transformers' DPTForDepthEstimation reshapes a plain ViT's patch tokens to a square grid (the square root of
+    their count), so a non-square input fails there; the seed tool's DPT keeps the frame's aspect. Such an input goes
+    through the same modules (ViT, neck, head) here, with the patch grid given to the neck as transformers does for
+    backbone-based DPTs.
+    """
+    cfg = model.config
+    h, w = pixel_values.shape[-2:]
+    if getattr(cfg, "model_type", None) != "dpt" or cfg.is_hybrid or cfg.backbone_config is not None or h == w:
+        return model(pixel_values=pixel_values).predicted_depth
+    outputs = model.dpt(pixel_values, output_hidden_states=True)
+    hidden = [f for i, f in enumerate(outputs.hidden_states[1:]) if i in cfg.backbone_out_indices]
+    return model.head(model.neck(hidden, h // cfg.patch_size, w // cfg.patch_size))
+
+
 class DepthNet:
     """A loaded transformers depth model with its preprocessing, on one device."""
 
@@ -80,22 +84,24 @@ class DepthNet:
         # (x / 255 - mean) / std folded into one multiply-add.
         self.scale, self.shift = 1.0 / (255.0 * std), -mean / std
 
-    def pixel_values(self, frames: np.ndarray, input_size: int) -> torch.Tensor:
-        """uint8 (B, H, W, 3) RGB → normalised float (B, 3, h, w) on the device, at the model's input size."""
+    def pixel_values(self, frames: np.ndarray, input_size: int | tuple[int, int]) -> torch.Tensor:
+        """uint8 (B, H, W, 3) RGB → normalised float (B, 3, h, w) on the device, at the model's input size: ``input_size``
+        by the checkpoint's rule (`model_input_size`), or (h, w) itself."""
         # uint8 crosses to the device (4x less than float), the conversion happens there.
         x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device).permute(0, 3, 1, 2).float()
-        size = model_input_size(x.shape[2], x.shape[3], input_size, keep_aspect_ratio=self.keep_aspect_ratio,
-                                multiple_of=self.multiple_of)
+        size = input_size if isinstance(input_size, tuple) else model_input_size(
+            x.shape[2], x.shape[3], input_size, keep_aspect_ratio=self.keep_aspect_ratio, multiple_of=self.multiple_of)
         if size != tuple(x.shape[2:]):
             # antialias=True is what PIL and torchvision do (and the only bicubic kernel with their a=-0.5);
             # the clamp matches their uint8 result, which cannot overshoot.
             x = F.interpolate(x, size=size, mode=self.resample, antialias=True, align_corners=False).clamp_(0, 255)
         return torch.addcmul(self.shift, x, self.scale)
 
-    def predict(self, frames: np.ndarray, input_size: int, percentiles: Sequence[float], epsilon: float) -> np.ndarray:
+    def predict(self, frames: np.ndarray, input_size: int | tuple[int, int], percentiles: Sequence[float],
+                epsilon: float) -> np.ndarray:
         """uint8 (B, H, W, 3) frames → float32 (B, h, w, 1) relative depth at the model's resolution (called under
         ``torch.inference_mode`` by `LearnedRepresentation.compute`)."""
-        disparity = self.model(pixel_values=self.pixel_values(frames, input_size)).predicted_depth
+        disparity = predicted_disparity(self.model, self.pixel_values(frames, input_size))
         return disparity_to_depth(disparity, percentiles, epsilon).unsqueeze(-1).cpu().numpy()
 
 

@@ -75,6 +75,15 @@ class Marigold(SeedDiskLayout, LearnedRepresentation):
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=1, disk_dtype="float16")
 
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """The processing resolution's size (the long side at ``processing_resolution``, as diffusers resizes); with
+        ``processing_resolution`` 0 or null (the checkpoint's, unknown before loading) the frame's size."""
+        side = self.processing_resolution
+        if not side:
+            return input_size
+        h, w = input_size
+        return max(1, h * side // max(h, w)), max(1, w * side // max(h, w))
+
     def load_model(self, device: Any) -> Any:
         _require_diffusers()  # it may have gone since the representation was made
         from vre_depth._marigold import load_pipeline

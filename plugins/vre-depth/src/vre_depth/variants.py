@@ -35,8 +35,8 @@ DPT_VARIANTS: Mapping[str, WeightVariant] = {
         size=490_000_000,
         license="apache-2.0",
         num_params=122_377_985,
-        meta={"model_type": "dpt", "preprocess": _DPT_PREPROCESS,
-              "about": "MiDaS v3 DPT-Hybrid (ViT-B/16 on a ResNet-50), the seed's depth expert"},
+        meta={"model_type": "dpt", "preprocess": _DPT_PREPROCESS, "hybrid": True,
+              "about": "MiDaS v3 DPT-Hybrid (ViT-B/16 on a ResNet-50)"},
     ),
     "large": WeightVariant(
         name="dpt-large",
@@ -48,7 +48,8 @@ DPT_VARIANTS: Mapping[str, WeightVariant] = {
         size=1_372_121_860,
         license="apache-2.0",
         num_params=343_030_465,
-        meta={"model_type": "dpt", "preprocess": _DPT_PREPROCESS, "about": "MiDaS v3 DPT-Large (ViT-L/16)"},
+        meta={"model_type": "dpt", "preprocess": _DPT_PREPROCESS,
+              "about": "MiDaS v3 DPT-Large (ViT-L/16), the seed's depth/dpt (its DPTDepthModel 'vitl16_384')"},
     ),
 }
 DPT_DEFAULT = "hybrid-midas"

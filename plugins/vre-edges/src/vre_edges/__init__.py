@@ -33,7 +33,7 @@ def register_seed_types(register: Callable[..., None]) -> None:
     """The seed tool's edge and soft-segmentation types (`vre convert-config`)."""
     register("soft-segmentation/python-halftone", SeedType("soft-segmentation/halftone", {
         k: seed_parameter(k) for k in ("sample", "scale", "percentage", "angles", "antialias", "resolution")},
-        reads_frames=True, settings=_halftone_size))
+        reads_frames=True, fixed={"renderer": "seed"}, settings=_halftone_size))
     register("soft-segmentation/generalized-boundaries", SeedType("soft-segmentation/generalized-boundaries", {
         k: seed_parameter(k) for k in ("use_median_filtering", "adjust_to_rgb", "max_channels")}, reads_frames=True,
         fixed={"median_border": "zero"}))
@@ -43,7 +43,8 @@ def register_seed_types(register: Callable[..., None]) -> None:
     register("edges/canny", SeedType("edges/canny", {
         k: seed_parameter(k) for k in ("threshold1", "threshold2", "aperture_size", "l2_gradient")},
         reads_frames=True, fixed={"color": True, "disk_layout": "seed"}))
-    register("edges/dexined", SeedType("edges/dexined", fixed={"disk_layout": "seed"}))
+    # The seed's DexiNed runs at a fixed 512x512 and stores at that size.
+    register("edges/dexined", SeedType("edges/dexined", fixed={"disk_layout": "seed", "input_size": [512, 512]}))
 
 
 def _halftone_size(parameters: Mapping[str, Any]) -> dict[str, Any]:

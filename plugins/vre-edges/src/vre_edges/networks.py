@@ -41,6 +41,9 @@ class _EdgeNetwork(SeedDiskLayout, LearnedRepresentation):
     def from_disk(self, disk: np.ndarray) -> np.ndarray:
         return super().from_disk(disk).astype(np.float32)
 
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        return self.input_size or input_size
+
     def predict(self, batch: Batch) -> np.ndarray:
         assert batch.frames is not None
         x = self._preprocess(resize_frames(batch.frames, self.input_size)).to(self.device)

@@ -58,11 +58,24 @@ class Halftone(_SoftSegmentation):
     antialias: bool = attrs.field(default=False, validator=_flag)
     resolution: tuple[int, int] | None = attrs.field(default=None, converter=optional_size)
     include_k: bool = attrs.field(default=False, validator=_flag)
+    renderer: str = attrs.field(default="disc", validator=attrs.validators.in_(("disc", "seed")))
+    """``disc``: each dot is the disc of its area, vectorised; ``seed``: the seed tool's drawing (PIL's rotations and
+    ellipses, after its bilinear resize to ``resolution``), the same bytes as its python-halftone, ~1 s a frame."""
+
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        h, w = self.resolution or input_size
+        return h * self.scale, w * self.scale
 
     def output_spec(self) -> OutputSpec:
         return OutputSpec(channels=4 if self.include_k else 3, disk_dtype="float16")
 
     def compute(self, batch: Batch) -> np.ndarray:
+        if self.renderer == "seed":
+            from vre_edges._halftone_seed import seed_halftone
+
+            return seed_halftone(rgb_uint8(batch.deps["rgb"]), sample=self.sample, scale=self.scale,
+                                 percentage=self.percentage, angles=self.angles, antialias=self.antialias,
+                                 resolution=self.resolution, channels=4 if self.include_k else 3)
         return halftone(rgb_uint8(batch.deps["rgb"]), sample=self.sample, scale=self.scale,
                         percentage=self.percentage, angles=self.angles, antialias=self.antialias,
                         resolution=self.resolution, include_k=self.include_k)

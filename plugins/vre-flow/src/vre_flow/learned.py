@@ -52,6 +52,9 @@ class _LearnedFlow(LearnedRepresentation, OpticalFlow):
         """(h, w) of the flow `_infer` returns for frames of ``frame_size``."""
         raise NotImplementedError
 
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        return self._output_size(input_size)
+
     def _network(self) -> Any:
         """The torch module, randomly initialised (the weights are loaded into it)."""
         raise NotImplementedError

@@ -46,7 +46,7 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
     (nearest) to ``input_size`` (default: the variant's training size, 540x960) and normalised with the
     variant's mean/std; the output (softmax probabilities, or the raw scores with ``scores: logits``, which
     the seed tool stores with ``disk_data_argmax: False``) comes at that size and the engine resizes it to the
-    frames'.
+    frames' (``output_size: native`` keeps that size, as the seed tool stores it).
 
     A student that ``vre distill`` trained (its file, through ``weights_path`` or ``vre weights import``) says in
     its header what it outputs, the teacher's kind: a class map or a two-class mask (semantic maps with the
@@ -115,6 +115,14 @@ class PHGMAEDistilSemantic(LearnedRepresentation, SemanticMapRepresentation):
                 "teacher", "teacher_type", "head", "metric", "student_vs_teacher", "trivial_baseline", "held_out",
                 "inputs")}
         return meta
+
+    def native_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        """The network's size (``input_size``, else a student's training size or the variant's), whatever the
+        frame's."""
+        student = self.student
+        h, w = self.input_size or (student["input_size"] if student is not None else None) \
+            or self.weight_variant.meta["input_size"]
+        return int(h), int(w)
 
     def load_model(self, device: Any) -> Any:
         import torch
