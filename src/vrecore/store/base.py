@@ -93,7 +93,12 @@ class Store(ABC):
 
     def read_frame(self, name: str, index: int) -> np.ndarray:
         """The disk-form array of one stored frame."""
-        return load_npz(io.BytesIO(self.read_bytes(name, "npz", index)))
+        return self.load_array(name, self.read_bytes(name, "npz", index))
+
+    def load_array(self, name: str, data: bytes) -> np.ndarray:
+        """The disk-form array from the bytes `read_bytes` gives for sub-folder ``npz`` (default: an npz, loaded
+        without pickle); raises for bytes that are not one (deep verification relies on it)."""
+        return load_npz(io.BytesIO(data))
 
     def has_frames(self, name: str) -> bool:
         """Whether any frame file of ``name`` is stored (in any sub-folder)."""
@@ -143,6 +148,12 @@ class Store(ABC):
         """Exclusive access to a representation's metadata across processes: a run claims its fingerprint and
         rewrites the document under it (default: none, for a store only one process uses)."""
         yield
+
+    def consolidate(self, name: str) -> int:
+        """Tidy what a run left of ``name`` once its frames are written (e.g. fold frames into larger objects);
+        called at the end of a run, with other writers possibly running; returns how many frames moved
+        (default: nothing to do)."""
+        return 0
 
     def remove_stale_temporaries(self, names: Iterable[str]) -> int:
         """Delete what crashed writers of this host left behind; returns how many (default: none)."""

@@ -1,0 +1,374 @@
+"""`ZarrStore`: representations as zarr v3 arrays on a local folder or any fsspec URL (``s3://bucket/x``).
+
+Layout below the location (docs/trust.md says why it is safe without rename or locks)::
+
+    zarr.json                           a zarr v3 group
+    <name>/zarr.json                    the array (frames, *shape), chunked by frame, sharded; attributes.vre holds
+                                        vre's metadata document (type, parameters, fingerprint, frames)
+    <name>/c/<shard>/0/0/0              a shard: frames_per_shard chunks, written whole, only when complete
+    <name>/.pending/<frame>             a chunk written by its frame's writer, until a shard takes it
+    <name>/jpg|png/<frame>.<ext>        previews
+    <name>/.records/<ns>-<host>-<pid>-<id>.jsonl   per-frame records, one immutable object per write
+    .quarantine/<run>/<name>/<sub>/<frame>         bad chunks and previews moved aside
+    .logs/run_metadata_<run>.json       a copy of each run's metadata (the log stays on the machine that ran)
+
+Every object is written whole by one writer (an object store's PUT) and never changed in place: a frame's chunk
+by the process that computed it, a shard by whoever finds all its frames present (any such writer writes the
+same bytes), records by the process that made them. ``root`` (run logs) is the location itself when local,
+else a folder of the local cache (``~/.cache/vre/stores/...``).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vrecore.errors import ConfigError, StorageError
+from vrecore.store.base import FileFacts, Store
+from vrecore.store.files import HOST, encode_image, pid_alive
+from vrecore.store.npz import crc32
+from vrecore.store.zarr_store.objects import ObjectFiles, mtime_ns, require_cloud
+from vrecore.store.zarr_store.shards import ArrayLayout, build_shard, dumps, read_index
+
+__all__ = ["ZarrStore"]
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=-]*$")
+_SHARD_KEY = re.compile(r"^c/(\d+)(?:/0)*$")
+_LOCAL_TEMP = re.compile(r"\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[0-9a-f]+$")
+_PREVIEWS = ("jpg", "png")
+_SIDE_METADATA = ".vre-metadata.json"
+
+
+def _cache_root(location: str) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vre" / "stores"
+    return base / re.sub(r"[^A-Za-z0-9_.-]+", "_", location.split("://", 1)[-1].strip("/"))[:200]
+
+
+class ZarrStore(Store):
+    """Zarr v3 arrays of representations at a local folder or an fsspec URL (registered as ``zarr``: for
+    ``s3://``, ``gs://``... and folders ending in ``.zarr``). ``codec``: ``zstd`` (default) or ``none``;
+    ``frames_per_shard``: frames per shard object; ``storage_options``: fsspec's (endpoint, credentials...)."""
+
+    @classmethod
+    def check_location(cls, location: str) -> None:
+        require_cloud(f"location '{location}'")
+        if "://" not in location:
+            if os.path.exists(location) and not os.path.isdir(location):
+                raise ConfigError(f"output_dir '{location}' is a file, not a folder; choose a folder")
+            return
+        import fsspec
+
+        scheme = location.split("://", 1)[0].lower()
+        if scheme not in fsspec.available_protocols():
+            raise ConfigError(f"output_dir '{location}': fsspec knows no {scheme}:// file system; give an s3://, "
+                              f"gs://, az://... URL or a local folder")
+
+    def __init__(self, location: str | os.PathLike[str], *, codec: str = "zstd", level: int = 1,
+                 frames_per_shard: int = 16, storage_options: dict[str, Any] | None = None) -> None:
+        location = os.fspath(location)
+        self.files = ObjectFiles(location, storage_options)
+        self.url = location
+        self.codec, self.level, self.frames_per_shard = codec, level, frames_per_shard
+        ArrayLayout(1, (1,), "uint8", codec=codec, level=level, frames_per_shard=frames_per_shard)  # checks them
+        self.root = Path(location) if self.files.local else _cache_root(location)
+        self._layouts: dict[str, ArrayLayout | None] = {}
+        self._indexes: dict[tuple[str, int, int], dict[int, tuple[int, int]]] = {}
+
+    def __repr__(self) -> str:
+        return f"ZarrStore({self.url!r})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_indexes": {}}
+
+    # -- names and layout ----------------------------------------------------------------------------
+    def _key(self, name: str, *parts: str) -> str:
+        if not _NAME.match(name) or name in (".", ".."):
+            raise ConfigError(f"representation name {name!r} cannot be an array of a zarr store; rename it")
+        return "/".join((name, *parts))
+
+    def layout(self, name: str) -> ArrayLayout | None:
+        """The array layout of a representation (None before its metadata is written)."""
+        if self._layouts.get(name) is None:
+            try:
+                self._layouts[name] = ArrayLayout.from_json(json.loads(self.files.get(self._key(name, "zarr.json"))))
+            except (FileNotFoundError, ValueError):
+                self._layouts[name] = None
+        return self._layouts[name]
+
+    def _need_layout(self, name: str) -> ArrayLayout:
+        layout = self.layout(name)
+        if layout is None:
+            raise StorageError(f"{self.url}/{name}: no array metadata (zarr.json); export it again to write it")
+        return layout
+
+    def check_writable(self) -> None:
+        probe = f".vre-write-test-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            self.files.put(probe, b"probe")
+            self.files.delete(probe)
+            if not self.files.exists("zarr.json"):
+                self.files.put("zarr.json", dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
+        except OSError as e:
+            raise StorageError(f"output_dir '{self.url}' is not writable ({type(e).__name__}: {e}); check the URL, "
+                               f"the bucket and the credentials") from e
+
+    # -- frames ----------------------------------------------------------------------------------------
+    def write_frame(self, name: str, index: int, binary: np.ndarray | None, compress: bool,
+                    image: np.ndarray | None, image_format: str, *, durable: bool = False) -> dict[str, FileFacts]:
+        facts: dict[str, FileFacts] = {}
+        if binary is not None:
+            layout = self._need_layout(name)
+            chunk = layout.encode(binary)
+            if layout.frames_per_shard == 1:  # the shard is this one frame: its writer owns it whole
+                _, mtime = self.files.put(self._shard_key(name, layout, index),
+                                          build_shard(layout, index, {index: chunk}))
+            else:
+                _, mtime = self.files.put(self._key(name, ".pending", str(index)), chunk)
+            facts["npz"] = [len(chunk), mtime, crc32(chunk)]
+        if image is not None:
+            data = encode_image(image, image_format)
+            size, mtime = self.files.put(self._key(name, image_format, f"{index}.{image_format}"), data)
+            facts[image_format] = [size, mtime, crc32(data)]
+        return facts
+
+    def _shard_key(self, name: str, layout: ArrayLayout, frame: int) -> str:
+        return self._key(name, f"c/{layout.shard_of(frame)}{layout.shard_key_suffix}")
+
+    def _shards(self, name: str, layout: ArrayLayout) -> dict[int, tuple[str, int, int]]:
+        """Shard → (key, size, mtime_ns) of every shard object."""
+        out = {}
+        prefix = self._key(name, "c")
+        try:
+            entries = self.files.fs.find(self.files.path(prefix), detail=True)
+        except FileNotFoundError:
+            return {}
+        base = self.files.path(name)
+        for path, info in entries.items():
+            m = _SHARD_KEY.match(path[len(base):].lstrip("/"))
+            if m and info.get("type", "file") == "file":
+                size, mtime = int(info.get("size") or 0), mtime_ns(info)
+                out[int(m.group(1))] = (f"{name}/{path[len(base):].lstrip('/')}", size, mtime)
+        return out
+
+    def _index(self, layout: ArrayLayout, shard: int, key: str, size: int, mtime: int) -> dict[int, tuple[int, int]]:
+        """Frame → (offset, length) in a shard object (cached by its size and mtime); {} for a damaged one."""
+        cached = self._indexes.get((key, size, mtime))
+        if cached is None:
+            try:
+                cached = read_index(layout, shard, self.files.get(key, max(0, size - layout.index_bytes), size))
+            except (ValueError, FileNotFoundError):
+                cached = {}
+            self._indexes[(key, size, mtime)] = cached = {f: v for f, v in cached.items() if v[0] + v[1] <= size}
+        return cached
+
+    def _chunks(self, name: str) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[str, int, int]]]:
+        """Frame → (size, mtime_ns) of each chunk, and frame → (shard key, offset, length) of those in shards."""
+        layout = self.layout(name)
+        if layout is None:
+            return {}, {}
+        stats: dict[int, tuple[int, int]] = {}
+        where: dict[int, tuple[str, int, int]] = {}
+        for frame, (size, mtime) in self.files.list(self._key(name, ".pending")).items():
+            if frame.isdigit():
+                stats[int(frame)] = (size, mtime)
+        for shard, (key, size, mtime) in self._shards(name, layout).items():
+            for frame, (offset, length) in self._index(layout, shard, key, size, mtime).items():
+                stats[frame] = (length, mtime)  # a shard's chunk wins over a pending copy
+                where[frame] = (key, offset, length)
+        return stats, where
+
+    def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
+        if sub == "npz":
+            return self._chunks(name)[0]
+        present = {}
+        for file, st in self.files.list(self._key(name, sub)).items():
+            stem, dot, ext = file.partition(".")
+            if dot and ext == sub and stem.isdigit():
+                present[int(stem)] = st
+        return present
+
+    def read_bytes(self, name: str, sub: str, index: int) -> bytes:
+        if sub != "npz":
+            return self.files.get(self._key(name, sub, f"{index}.{sub}"))
+        layout = self.layout(name)
+        if layout is not None:
+            shard = layout.shard_of(index)
+            for s, (key, size, mtime) in self._shards(name, layout).items() if layout.frames_per_shard > 1 else ():
+                if s == shard and index in (found := self._index(layout, shard, key, size, mtime)):
+                    offset, length = found[index]
+                    return self.files.get(key, offset, offset + length)
+            if layout.frames_per_shard == 1:
+                key = self._shard_key(name, layout, index)
+                with contextlib.suppress(FileNotFoundError):
+                    size, mtime = self.files.info(key)
+                    if index in (found := self._index(layout, shard, key, size, mtime)):
+                        offset, length = found[index]
+                        return self.files.get(key, offset, offset + length)
+                raise FileNotFoundError(f"{self.url}/{key}")
+        return self.files.get(self._key(name, ".pending", str(index)))
+
+    def load_array(self, name: str, data: bytes) -> np.ndarray:
+        return self._need_layout(name).decode(data)
+
+    def has_frames(self, name: str) -> bool:
+        return any(True for sub in ("c", ".pending", *_PREVIEWS) for _ in self.files.walk(self._key(name, sub)))
+
+    def quarantine(self, name: str, sub: str, index: int, run_id: str) -> str:
+        dest = f".quarantine/{run_id}/{self._key(name, sub, str(index))}"
+        if sub != "npz":
+            key = self._key(name, sub, f"{index}.{sub}")
+            self.files.put(dest, self.files.get(key))
+            self.files.delete(key)
+            return f"{self.url}/{dest}"
+        layout = self._need_layout(name)
+        _, where = self._chunks(name)
+        if index in where:  # rewrite its shard without it (the shard is then incomplete: its frames stay readable)
+            key, offset, length = where[index]
+            whole = self.files.get(key)
+            self.files.put(dest, whole[offset:offset + length])
+            shard = layout.shard_of(index)
+            index_map = read_index(layout, shard, whole[len(whole) - layout.index_bytes:])
+            kept = {f: whole[o:o + n] for f, (o, n) in index_map.items() if f != index}
+            if kept:
+                self.files.put(key, build_shard(layout, shard, kept))
+            else:
+                self.files.delete(key)
+        pending = self._key(name, ".pending", str(index))
+        with contextlib.suppress(FileNotFoundError):
+            data = self.files.get(pending)
+            if index not in where:
+                self.files.put(dest, data)
+            self.files.delete(pending)
+        return f"{self.url}/{dest}"
+
+    def remove_frames(self, name: str) -> int:
+        removed = 0
+        for sub in ("c", ".pending", *_PREVIEWS, ".records"):
+            for key in list(self.files.walk(self._key(name, sub))):
+                deleted = self.files.delete(key)
+                removed += deleted and sub != ".records"
+        self._indexes.clear()
+        return removed
+
+    # -- records and metadata --------------------------------------------------------------------------
+    def append_records(self, name: str, records: list[dict[str, Any]]) -> None:
+        if not records:
+            return
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in records).encode()
+        stem = f"{time.time_ns():020d}-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.files.put(self._key(name, ".records", f"{stem}.jsonl"), data)
+
+    def _record_objects(self, name: str) -> list[str]:
+        return sorted(f for f in self.files.list(self._key(name, ".records")) if f.endswith(".jsonl"))
+
+    def read_records(self, name: str) -> Iterator[dict[str, Any]]:
+        for file in self._record_objects(name):
+            try:
+                data = self.files.get(self._key(name, ".records", file))
+            except FileNotFoundError:  # merged into another by a concurrent `consolidate`
+                continue
+            for line in data.split(b"\n"):
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line) if line.strip() else None
+                    if isinstance(record, dict):
+                        yield record
+
+    def read_metadata(self, name: str) -> dict[str, Any] | None:
+        for key in (self._key(name, "zarr.json"), self._key(name, _SIDE_METADATA)):
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                doc = json.loads(self.files.get(key))
+                meta = doc.get("attributes", {}).get("vre") if key.endswith("zarr.json") else doc
+                if isinstance(meta, dict):
+                    return meta
+        return None
+
+    def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
+        """vre's document into the array's ``zarr.json`` (the array is created from the fingerprint: frames of
+        the video, shape and dtype of a stored frame; an existing array keeps its codec and shard size)."""
+        fingerprint = metadata.get("fingerprint") or {}
+        stored, video = fingerprint.get("stored") or {}, fingerprint.get("video") or {}
+        layout = self.layout(name)
+        if stored.get("shape") and stored.get("dtype") and isinstance(video.get("frames"), int):
+            wanted = (video["frames"], tuple(stored["shape"]), np.dtype(stored["dtype"]))
+            if layout is None or (layout.frames, layout.shape, layout.dtype) != wanted:
+                layout = ArrayLayout(*wanted, codec=self.codec, level=self.level,
+                                     frames_per_shard=self.frames_per_shard)
+        if layout is None:
+            self.files.put(self._key(name, _SIDE_METADATA), dumps(metadata))
+            return
+        self.files.put(self._key(name, "zarr.json"), dumps(layout.to_json({"vre": metadata})))
+        self._layouts[name] = layout
+
+    def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
+        path = super().write_run_metadata(run_id, metadata)
+        if not self.files.local:
+            self.files.put(f".logs/run_metadata_{run_id}.json", path.read_bytes())
+        return path
+
+    def consolidate(self, name: str) -> int:
+        """Fold the pending chunks of every shard whose frames are all present into that shard (written whole),
+        record their new place, delete the pending copies; merge the record objects into one. Returns how many
+        frames moved. Safe while other writers run: see docs/trust.md."""
+        layout = self.layout(name)
+        moved = 0
+        if layout is not None and layout.frames_per_shard > 1:
+            stats, where = self._chunks(name)
+            pending = {f for f in stats if f not in where}
+            facts = _latest_facts(self.read_records(name))
+            for shard in sorted({layout.shard_of(f) for f in pending}):
+                frames = layout.shard_frames(shard)
+                if not all(f in stats for f in frames):
+                    continue  # incomplete: its frames wait as pending chunks
+                chunks = {f: self.read_bytes(name, "npz", f) for f in frames}
+                if any(f not in where and (facts.get(f) or [None] * 3)[2] != crc32(c) for f, c in chunks.items()):
+                    continue  # a chunk without a matching record: `vre verify` decides about it first
+                _, mtime = self.files.put(self._shard_key(name, layout, frames[0]), build_shard(layout, shard, chunks))
+                self.append_records(name, [{**facts[f][3], "files": {**(facts[f][3].get("files") or {}),
+                                                                     "npz": [len(c), mtime, crc32(c)]}}
+                                           for f, c in chunks.items() if f in facts])
+                for f in frames:
+                    if f not in where:
+                        self.files.delete(self._key(name, ".pending", str(f)))
+                        moved += 1
+        self._merge_records(name)
+        return moved
+
+    def _merge_records(self, name: str) -> None:
+        files = self._record_objects(name)
+        if len(files) < 2:
+            return
+        data = b"".join(self.files.get(self._key(name, ".records", f)) for f in files)
+        self.files.put(self._key(name, ".records", f"{files[-1][:-len('.jsonl')]}-m{uuid.uuid4().hex[:6]}.jsonl"),
+                       data)
+        for f in files:
+            self.files.delete(self._key(name, ".records", f))
+
+    def remove_stale_temporaries(self, names: Iterable[str]) -> int:
+        """Local locations only: temporaries of dead processes of this host (an object store has none)."""
+        if not self.files.local:
+            return 0
+        removed = 0
+        for name in names:
+            for key in list(self.files.walk(self._key(name))):
+                m = _LOCAL_TEMP.search(key)
+                if m and m.group("host") == HOST and not pid_alive(int(m.group("pid"))):
+                    removed += self.files.delete(key)
+        return removed
+
+
+def _latest_facts(records: Iterable[dict[str, Any]]) -> dict[int, Any]:
+    """Frame → [size, mtime, crc, record] of its latest record's chunk."""
+    out: dict[int, Any] = {}
+    for r in records:
+        frame, npz = r.get("frame"), (r.get("files") or {}).get("npz")
+        if isinstance(frame, int) and isinstance(npz, list) and len(npz) == 3:
+            out[frame] = [*npz, r]
+    return out
