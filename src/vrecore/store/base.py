@@ -137,6 +137,26 @@ class Store(ABC):
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Replace the metadata document of a representation atomically (called under `lock`)."""
 
+    def representations(self) -> list[str]:
+        """The names of the representations kept (default: the non-hidden folders of ``root`` holding frame
+        folders)."""
+        try:
+            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [p.name for p in folders if any((p / sub).is_dir() for sub in FORMAT_FOLDERS)]
+
+    def read_run_metadata(self) -> list[dict[str, Any]]:
+        """The metadata of every run recorded (default: ``<root>/.logs/run_metadata_*.json``), unreadable ones
+        left out."""
+        runs = []
+        for path in sorted(self.logs.glob("run_metadata_*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                run = json.loads(path.read_text())
+                if isinstance(run, dict):
+                    runs.append(run)
+        return runs
+
     def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
         """Write a run's metadata as JSON into `logs`, atomically; returns its path."""
         rel = f".logs/run_metadata_{run_id}.json"

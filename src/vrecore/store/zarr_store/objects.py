@@ -11,7 +11,9 @@ written into metadata (messages name the URL only).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,7 +22,7 @@ from typing import Any
 from vrecore.errors import ConfigError, StorageError
 from vrecore.store.files import HOST
 
-__all__ = ["CLOUD_HINT", "ObjectFiles", "mtime_ns", "require_cloud"]
+__all__ = ["CLOUD_HINT", "ObjectFiles", "stamp", "require_cloud"]
 
 CLOUD_HINT = "pip install 'vrecore[cloud]' (zarr, fsspec, s3fs)"
 """What to install for the zarr store."""
@@ -28,16 +30,19 @@ CLOUD_HINT = "pip install 'vrecore[cloud]' (zarr, fsspec, s3fs)"
 
 def require_cloud(what: str) -> None:
     """One line naming what to install when zarr, fsspec or numcodecs is missing."""
-    for module in ("zarr", "fsspec", "numcodecs"):
-        try:
-            __import__(module)
-        except ImportError as e:
-            raise ConfigError(f"{what} needs the zarr store, which is not installed (no module {module!r}); "
-                              f"{CLOUD_HINT}") from e
+    import importlib.util
+
+    for module in ("fsspec", "numcodecs", "zarr"):  # (found, not imported: zarr itself is for other readers)
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"{what} needs the zarr store's libraries (no module {module!r}); {CLOUD_HINT}")
 
 
-def mtime_ns(info: dict[str, Any]) -> int:
-    """The modification time of an object (local: ``mtime``; S3: ``LastModified``; GCS: ``updated``) in ns."""
+def stamp(info: dict[str, Any]) -> int:
+    """What changes whenever an object is written again: an S3 ETag that is the MD5 of the content (its first 60
+    bits), else the modification time in ns (local: ``mtime``; others: ``LastModified``, ``updated``)."""
+    etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+    if re.fullmatch(r"[0-9a-f]{32}", etag):
+        return int(etag[:15], 16)
     for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
         value = info.get(key)
         if isinstance(value, datetime):
@@ -100,32 +105,25 @@ class ObjectFiles:
         except OSError as e:
             raise StorageError(f"{self.location}/{key} cannot be read ({type(e).__name__}: {e})") from e
 
-    def list(self, prefix: str) -> dict[str, tuple[int, int]]:
-        """Name → (size, mtime_ns) of the objects directly below ``prefix`` (a folder-like key)."""
+    def find(self, prefix: str) -> dict[str, tuple[int, int]]:
+        """Key relative to ``prefix`` → (size, `stamp`) of every object below it, in one listing."""
+        base = self.path(prefix)
         try:
-            entries = self.fs.ls(self.path(prefix), detail=True, refresh=True)
+            entries = self.fs.find(base, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return {}
         out = {}
-        for e in entries:
-            if e.get("type") == "file":
-                out[e["name"].rstrip("/").rpartition("/")[2]] = (int(e.get("size") or 0), mtime_ns(e))
+        for path, info in entries.items():
+            if info.get("type", "file") == "file" and path.startswith(base + "/"):
+                out[path[len(base) + 1:]] = (int(info.get("size") or 0), stamp(info))
         return out
 
-    def folders(self, prefix: str) -> list[str]:
-        """Names of the folder-like keys directly below ``prefix``."""
-        try:
-            entries = self.fs.ls(self.path(prefix), detail=True, refresh=True)
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-        return sorted(e["name"].rstrip("/").rpartition("/")[2] for e in entries if e.get("type") == "directory")
-
     def info(self, key: str) -> tuple[int, int]:
-        """(size, mtime_ns) of one object."""
+        """(size, `stamp`) of one object."""
         if not self.local:
             self.fs.invalidate_cache(self.path(key))
         info = self.fs.info(self.path(key))
-        return int(info.get("size") or 0), mtime_ns(info)
+        return int(info.get("size") or 0), stamp(info)
 
     def exists(self, key: str) -> bool:
         with contextlib.suppress(FileNotFoundError):
@@ -135,7 +133,7 @@ class ObjectFiles:
 
     # -- writing ---------------------------------------------------------------------------------------
     def put(self, key: str, data: bytes) -> tuple[int, int]:
-        """Write an object whole (locally: a temporary name, then a rename); returns its (size, mtime_ns)."""
+        """Write an object whole (locally: a temporary name, then a rename); returns its (size, `stamp`)."""
         path = self.path(key)
         if self.local:
             folder = os.path.dirname(path)
@@ -149,9 +147,9 @@ class ObjectFiles:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
-        else:
-            self.fs.pipe_file(path, data)
-        return self.info(key)
+            return self.info(key)
+        self.fs.pipe_file(path, data)  # one PUT: its ETag is the MD5 of the bytes (no request to learn it)
+        return len(data), int(hashlib.md5(data, usedforsecurity=False).hexdigest()[:15], 16)
 
     def delete(self, key: str) -> bool:
         """Delete one object (only what the store wrote is ever given); False when it was not there."""

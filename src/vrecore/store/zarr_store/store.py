@@ -35,7 +35,7 @@ from vrecore.errors import ConfigError, StorageError
 from vrecore.store.base import FileFacts, Store
 from vrecore.store.files import HOST, encode_image, pid_alive
 from vrecore.store.npz import crc32
-from vrecore.store.zarr_store.objects import ObjectFiles, mtime_ns, require_cloud
+from vrecore.store.zarr_store.objects import ObjectFiles, require_cloud
 from vrecore.store.zarr_store.shards import ArrayLayout, build_shard, dumps, read_index
 
 __all__ = ["ZarrStore"]
@@ -45,6 +45,8 @@ _SHARD_KEY = re.compile(r"^c/(\d+)(?:/0)*$")
 _LOCAL_TEMP = re.compile(r"\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[0-9a-f]+$")
 _PREVIEWS = ("jpg", "png")
 _SIDE_METADATA = ".vre-metadata.json"
+STORE_FORMAT = {"format": "vre-zarr-store", "version": 1}
+"""The root group's ``vre_store`` attribute: what tells this layout from a `vre pack` output."""
 
 
 def _cache_root(location: str) -> Path:
@@ -80,13 +82,15 @@ class ZarrStore(Store):
         ArrayLayout(1, (1,), "uint8", codec=codec, level=level, frames_per_shard=frames_per_shard)  # checks them
         self.root = Path(location) if self.files.local else _cache_root(location)
         self._layouts: dict[str, ArrayLayout | None] = {}
-        self._indexes: dict[tuple[str, int, int], dict[int, tuple[int, int]]] = {}
+        self._indexes: dict[tuple[str, str, int, int], dict[int, tuple[int, int]]] = {}
+        self._where: dict[str, tuple[dict[int, tuple[str, int, int]], set[int]]] = {}
+        """Per representation, from its last listing: where each chunk in a shard is, and every frame present."""
 
     def __repr__(self) -> str:
         return f"ZarrStore({self.url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_indexes": {}}
+        return {**self.__dict__, "_indexes": {}}  # where chunks are travels: a reader lists once per process
 
     # -- names and layout ----------------------------------------------------------------------------
     def _key(self, name: str, *parts: str) -> str:
@@ -115,7 +119,8 @@ class ZarrStore(Store):
             self.files.put(probe, b"probe")
             self.files.delete(probe)
             if not self.files.exists("zarr.json"):
-                self.files.put("zarr.json", dumps({"zarr_format": 3, "node_type": "group", "attributes": {}}))
+                self.files.put("zarr.json", dumps({"zarr_format": 3, "node_type": "group",
+                                                   "attributes": {"vre_store": STORE_FORMAT}}))
         except OSError as e:
             raise StorageError(f"output_dir '{self.url}' is not writable ({type(e).__name__}: {e}); check the URL, "
                                f"the bucket and the credentials") from e
@@ -142,84 +147,81 @@ class ZarrStore(Store):
     def _shard_key(self, name: str, layout: ArrayLayout, frame: int) -> str:
         return self._key(name, f"c/{layout.shard_of(frame)}{layout.shard_key_suffix}")
 
-    def _shards(self, name: str, layout: ArrayLayout) -> dict[int, tuple[str, int, int]]:
-        """Shard → (key, size, mtime_ns) of every shard object."""
-        out = {}
-        prefix = self._key(name, "c")
-        try:
-            entries = self.files.fs.find(self.files.path(prefix), detail=True)
-        except FileNotFoundError:
-            return {}
-        base = self.files.path(name)
-        for path, info in entries.items():
-            m = _SHARD_KEY.match(path[len(base):].lstrip("/"))
-            if m and info.get("type", "file") == "file":
-                size, mtime = int(info.get("size") or 0), mtime_ns(info)
-                out[int(m.group(1))] = (f"{name}/{path[len(base):].lstrip('/')}", size, mtime)
-        return out
+    def _listing(self, name: str) -> dict[str, tuple[int, int]]:
+        """Key below the representation → (size, stamp) of every object of it: one listing request."""
+        listing = self.files.find(self._key(name))
+        self._where.pop(name, None)
+        return listing
 
-    def _index(self, layout: ArrayLayout, shard: int, key: str, size: int, mtime: int) -> dict[int, tuple[int, int]]:
-        """Frame → (offset, length) in a shard object (cached by its size and mtime); {} for a damaged one."""
-        cached = self._indexes.get((key, size, mtime))
+    def _shards(self, listing: dict[str, tuple[int, int]]) -> dict[int, tuple[str, int, int]]:
+        """Shard → (key below the representation, size, stamp) of every shard object."""
+        return {int(m.group(1)): (key, *st) for key, st in listing.items() if (m := _SHARD_KEY.match(key))}
+
+    def _index(self, name: str, layout: ArrayLayout, shard: int, key: str, size: int,
+               stamp: int) -> dict[int, tuple[int, int]]:
+        """Frame → (offset, length) in a shard object (cached by its size and stamp); {} for a damaged one."""
+        cached = self._indexes.get((name, key, size, stamp))
         if cached is None:
             try:
-                cached = read_index(layout, shard, self.files.get(key, max(0, size - layout.index_bytes), size))
+                tail = self.files.get(self._key(name, key), max(0, size - layout.index_bytes), size)
+                cached = {f: v for f, v in read_index(layout, shard, tail).items() if v[0] + v[1] <= size}
             except (ValueError, FileNotFoundError):
                 cached = {}
-            self._indexes[(key, size, mtime)] = cached = {f: v for f, v in cached.items() if v[0] + v[1] <= size}
+            self._indexes[(name, key, size, stamp)] = cached
         return cached
 
-    def _chunks(self, name: str) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[str, int, int]]]:
-        """Frame → (size, mtime_ns) of each chunk, and frame → (shard key, offset, length) of those in shards."""
+    def _chunks(self, name: str, listing: dict[str, tuple[int, int]] | None = None
+                ) -> tuple[dict[int, tuple[int, int]], dict[int, tuple[str, int, int]]]:
+        """Frame → (size, stamp) of each chunk, and frame → (shard key, offset, length) of those in shards (also
+        kept for `read_bytes`)."""
         layout = self.layout(name)
         if layout is None:
             return {}, {}
+        listing = self._listing(name) if listing is None else listing
         stats: dict[int, tuple[int, int]] = {}
         where: dict[int, tuple[str, int, int]] = {}
-        for frame, (size, mtime) in self.files.list(self._key(name, ".pending")).items():
-            if frame.isdigit():
-                stats[int(frame)] = (size, mtime)
-        for shard, (key, size, mtime) in self._shards(name, layout).items():
-            for frame, (offset, length) in self._index(layout, shard, key, size, mtime).items():
-                stats[frame] = (length, mtime)  # a shard's chunk wins over a pending copy
+        for key, st in listing.items():
+            folder, _, file = key.partition("/")
+            if folder == ".pending" and file.isdigit():
+                stats[int(file)] = st
+        for shard, (key, size, stamp) in self._shards(listing).items():
+            for frame, (offset, length) in self._index(name, layout, shard, key, size, stamp).items():
+                stats[frame] = (length, stamp)  # a shard's chunk wins over a pending copy
                 where[frame] = (key, offset, length)
+        self._where[name] = (where, set(stats))
         return stats, where
 
     def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
         if sub == "npz":
             return self._chunks(name)[0]
         present = {}
-        for file, st in self.files.list(self._key(name, sub)).items():
+        for key, st in self._listing(name).items():
+            folder, _, file = key.partition("/")
             stem, dot, ext = file.partition(".")
-            if dot and ext == sub and stem.isdigit():
+            if folder == sub and dot and ext == sub and stem.isdigit():
                 present[int(stem)] = st
         return present
 
     def read_bytes(self, name: str, sub: str, index: int) -> bytes:
         if sub != "npz":
             return self.files.get(self._key(name, sub, f"{index}.{sub}"))
-        layout = self.layout(name)
-        if layout is not None:
-            shard = layout.shard_of(index)
-            for s, (key, size, mtime) in self._shards(name, layout).items() if layout.frames_per_shard > 1 else ():
-                if s == shard and index in (found := self._index(layout, shard, key, size, mtime)):
-                    offset, length = found[index]
-                    return self.files.get(key, offset, offset + length)
-            if layout.frames_per_shard == 1:
-                key = self._shard_key(name, layout, index)
-                with contextlib.suppress(FileNotFoundError):
-                    size, mtime = self.files.info(key)
-                    if index in (found := self._index(layout, shard, key, size, mtime)):
-                        offset, length = found[index]
-                        return self.files.get(key, offset, offset + length)
-                raise FileNotFoundError(f"{self.url}/{key}")
+        known = self._where.get(name)
+        if known is None or index not in known[1]:  # not seen in the last listing: list again
+            self._chunks(name)
+            known = self._where.get(name, ({}, set()))
+        where, present = known
+        if index in where:
+            key, offset, length = where[index]
+            return self.files.get(self._key(name, key), offset, offset + length)
+        if index not in present:
+            raise FileNotFoundError(f"{self.url}/{name}: frame {index} is not stored")
         return self.files.get(self._key(name, ".pending", str(index)))
 
     def load_array(self, name: str, data: bytes) -> np.ndarray:
         return self._need_layout(name).decode(data)
 
     def has_frames(self, name: str) -> bool:
-        return any(True for sub in ("c", ".pending", *_PREVIEWS) for _ in self.files.walk(self._key(name, sub)))
+        return any(key.partition("/")[0] in ("c", ".pending", *_PREVIEWS) for key in self._listing(name))
 
     def quarantine(self, name: str, sub: str, index: int, run_id: str) -> str:
         dest = f".quarantine/{run_id}/{self._key(name, sub, str(index))}"
@@ -232,6 +234,7 @@ class ZarrStore(Store):
         _, where = self._chunks(name)
         if index in where:  # rewrite its shard without it (the shard is then incomplete: its frames stay readable)
             key, offset, length = where[index]
+            key = self._key(name, key)
             whole = self.files.get(key)
             self.files.put(dest, whole[offset:offset + length])
             shard = layout.shard_of(index)
@@ -251,10 +254,11 @@ class ZarrStore(Store):
 
     def remove_frames(self, name: str) -> int:
         removed = 0
-        for sub in ("c", ".pending", *_PREVIEWS, ".records"):
-            for key in list(self.files.walk(self._key(name, sub))):
-                deleted = self.files.delete(key)
-                removed += deleted and sub != ".records"
+        for key in self._listing(name):
+            folder = key.partition("/")[0]
+            if folder in ("c", ".pending", *_PREVIEWS, ".records"):
+                deleted = self.files.delete(self._key(name, key))
+                removed += deleted and folder != ".records"
         self._indexes.clear()
         return removed
 
@@ -267,7 +271,7 @@ class ZarrStore(Store):
         self.files.put(self._key(name, ".records", f"{stem}.jsonl"), data)
 
     def _record_objects(self, name: str) -> list[str]:
-        return sorted(f for f in self.files.list(self._key(name, ".records")) if f.endswith(".jsonl"))
+        return sorted(f for f in self.files.find(self._key(name, ".records")) if f.endswith(".jsonl") and "/" not in f)
 
     def read_records(self, name: str) -> Iterator[dict[str, Any]]:
         for file in self._record_objects(name):
@@ -306,6 +310,25 @@ class ZarrStore(Store):
             return
         self.files.put(self._key(name, "zarr.json"), dumps(layout.to_json({"vre": metadata})))
         self._layouts[name] = layout
+
+    def representations(self) -> list[str]:
+        try:
+            entries = self.files.fs.ls(self.files.path(""), detail=True, refresh=True)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = sorted(e["name"].rstrip("/").rpartition("/")[2] for e in entries if e.get("type") == "directory")
+        return [n for n in names if _NAME.match(n)]
+
+    def read_run_metadata(self) -> list[dict[str, Any]]:
+        """The runs recorded in the store (every machine's) and on this machine."""
+        runs = {r.get("run_id"): r for r in super().read_run_metadata()}
+        if not self.files.local:
+            for key in self.files.find(".logs"):
+                with contextlib.suppress(OSError, ValueError):
+                    run = json.loads(self.files.get(f".logs/{key}"))
+                    if isinstance(run, dict):
+                        runs.setdefault(run.get("run_id"), run)
+        return list(runs.values())
 
     def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
         path = super().write_run_metadata(run_id, metadata)
