@@ -65,6 +65,8 @@ class ObjectFiles:
         self._fs: Any = None
         self._pid = -1
         self._path = ""
+        self.writes = 0
+        """How many objects this process wrote or deleted: a listing older than the last one is out of date."""
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_fs": None, "_pid": -1}
@@ -135,6 +137,7 @@ class ObjectFiles:
     def put(self, key: str, data: bytes) -> tuple[int, int]:
         """Write an object whole (locally: a temporary name, then a rename); returns its (size, `stamp`)."""
         path = self.path(key)
+        self.writes += 1
         if self.local:
             folder = os.path.dirname(path)
             os.makedirs(folder, exist_ok=True)
@@ -153,11 +156,25 @@ class ObjectFiles:
 
     def delete(self, key: str) -> bool:
         """Delete one object (only what the store wrote is ever given); False when it was not there."""
+        self.writes += 1
         try:
             self.fs.rm_file(self.path(key))
         except FileNotFoundError:
             return False
         return True
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete objects (one request per thousand on S3); those already gone are no error."""
+        if not keys:
+            return
+        self.writes += 1
+        if self.local:
+            for key in keys:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path(key))
+            return
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm([self.path(k) for k in keys])
 
     def walk(self, prefix: str) -> Iterator[str]:
         """Every object key below ``prefix`` (relative to the location)."""

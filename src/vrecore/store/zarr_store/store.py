@@ -15,14 +15,16 @@ Layout below the location (docs/trust.md says why it is safe without rename or l
 Every object is written whole by one writer (an object store's PUT) and never changed in place: a frame's chunk
 by the process that computed it, a shard by whoever finds all its frames present (any such writer writes the
 same bytes), records by the process that made them. ``root`` (run logs) is the location itself when local,
-else a folder of the local cache (``~/.cache/vre/stores/...``).
+else a folder of vre's cache (``$VRE_CACHE`` or ``~/.cache/vre``, then ``stores/<bucket_path>``).
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -45,13 +47,19 @@ _SHARD_KEY = re.compile(r"^c/(\d+)(?:/0)*$")
 _LOCAL_TEMP = re.compile(r"\.tmp-(?P<host>[A-Za-z0-9_-]+)-(?P<pid>\d+)-[0-9a-f]+$")
 _PREVIEWS = ("jpg", "png")
 _SIDE_METADATA = ".vre-metadata.json"
+LISTING_SECONDS = 1.0
+RECENT_BYTES = 256 * 2**20
+MERGE_RECORDS = 16
+"""Record objects of a representation from which the end of a run merges them into one."""
 STORE_FORMAT = {"format": "vre-zarr-store", "version": 1}
 """The root group's ``vre_store`` attribute: what tells this layout from a `vre pack` output."""
 
 
 def _cache_root(location: str) -> Path:
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "vre" / "stores"
-    return base / re.sub(r"[^A-Za-z0-9_.-]+", "_", location.split("://", 1)[-1].strip("/"))[:200]
+    """The local folder of the run logs of an export at ``location``: ``<vre's cache>/stores/<bucket_path>``."""
+    from vrecore.frames.sample import cache_dir
+
+    return cache_dir() / "stores" / re.sub(r"[^A-Za-z0-9_.-]+", "_", location.split("://", 1)[-1].strip("/"))[:200]
 
 
 class ZarrStore(Store):
@@ -81,8 +89,15 @@ class ZarrStore(Store):
         self.codec, self.level, self.frames_per_shard = codec, level, frames_per_shard
         ArrayLayout(1, (1,), "uint8", codec=codec, level=level, frames_per_shard=frames_per_shard)  # checks them
         self.root = Path(location) if self.files.local else _cache_root(location)
+        self._lock = threading.Lock()
+        self._recent_bytes = 0
         self._layouts: dict[str, ArrayLayout | None] = {}
         self._indexes: dict[tuple[str, str, int, int], dict[int, tuple[int, int]]] = {}
+        self._listings: dict[str, tuple[int, float, dict[str, tuple[int, int]]]] = {}
+        self._records: dict[str, bytes] = {}
+        """Record objects read (immutable: never read twice)."""
+        self._recent: collections.OrderedDict[tuple[str, int], bytes] = collections.OrderedDict()
+        """Chunks this process wrote lately (at most `RECENT_BYTES`), for `consolidate` to fold without reading."""
         self._where: dict[str, tuple[dict[int, tuple[str, int, int]], set[int]]] = {}
         """Per representation, from its last listing: where each chunk in a shard is, and every frame present."""
 
@@ -90,7 +105,12 @@ class ZarrStore(Store):
         return f"ZarrStore({self.url!r})"
 
     def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_indexes": {}}  # where chunks are travels: a reader lists once per process
+        # where chunks are travels (a reader lists once per process); caches of writes do not
+        return {**self.__dict__, "_indexes": {}, "_listings": {}, "_records": {}, "_recent": collections.OrderedDict(),
+                "_recent_bytes": 0, "_lock": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _lock=threading.Lock())
 
     # -- names and layout ----------------------------------------------------------------------------
     def _key(self, name: str, *parts: str) -> str:
@@ -137,6 +157,7 @@ class ZarrStore(Store):
                                           build_shard(layout, index, {index: chunk}))
             else:
                 _, mtime = self.files.put(self._key(name, ".pending", str(index)), chunk)
+                self._remember(name, index, chunk)
             facts["npz"] = [len(chunk), mtime, crc32(chunk)]
         if image is not None:
             data = encode_image(image, image_format)
@@ -144,12 +165,24 @@ class ZarrStore(Store):
             facts[image_format] = [size, mtime, crc32(data)]
         return facts
 
+    def _remember(self, name: str, frame: int, chunk: bytes) -> None:
+        with self._lock:
+            self._recent[(name, frame)] = chunk
+            self._recent_bytes += len(chunk)
+            while self._recent_bytes > RECENT_BYTES and self._recent:
+                self._recent_bytes -= len(self._recent.popitem(last=False)[1])
+
     def _shard_key(self, name: str, layout: ArrayLayout, frame: int) -> str:
         return self._key(name, f"c/{layout.shard_of(frame)}{layout.shard_key_suffix}")
 
     def _listing(self, name: str) -> dict[str, tuple[int, int]]:
-        """Key below the representation → (size, stamp) of every object of it: one listing request."""
+        """Key below the representation → (size, stamp) of every object of it: one listing request, reused for
+        `LISTING_SECONDS` unless this process wrote since (another process's writes are seen on the next one)."""
+        cached = self._listings.get(name)
+        if cached is not None and cached[0] == self.files.writes and time.monotonic() - cached[1] < LISTING_SECONDS:
+            return cached[2]
         listing = self.files.find(self._key(name))
+        self._listings[name] = (self.files.writes, time.monotonic(), listing)
         self._where.pop(name, None)
         return listing
 
@@ -271,14 +304,18 @@ class ZarrStore(Store):
         self.files.put(self._key(name, ".records", f"{stem}.jsonl"), data)
 
     def _record_objects(self, name: str) -> list[str]:
-        return sorted(f for f in self.files.find(self._key(name, ".records")) if f.endswith(".jsonl") and "/" not in f)
+        return sorted(key.partition("/")[2] for key in self._listing(name)
+                      if key.startswith(".records/") and key.endswith(".jsonl") and key.count("/") == 1)
 
     def read_records(self, name: str) -> Iterator[dict[str, Any]]:
         for file in self._record_objects(name):
-            try:
-                data = self.files.get(self._key(name, ".records", file))
-            except FileNotFoundError:  # merged into another by a concurrent `consolidate`
-                continue
+            key = self._key(name, ".records", file)
+            data = self._records.get(key)
+            if data is None:
+                try:
+                    data = self._records[key] = self.files.get(key)
+                except FileNotFoundError:  # merged into another by a concurrent `consolidate`
+                    continue
             for line in data.split(b"\n"):
                 with contextlib.suppress(ValueError):
                     record = json.loads(line) if line.strip() else None
@@ -350,29 +387,28 @@ class ZarrStore(Store):
                 frames = layout.shard_frames(shard)
                 if not all(f in stats for f in frames):
                     continue  # incomplete: its frames wait as pending chunks
-                chunks = {f: self.read_bytes(name, "npz", f) for f in frames}
+                chunks = {f: self._recent.get((name, f)) or self.read_bytes(name, "npz", f) for f in frames}
                 if any(f not in where and (facts.get(f) or [None] * 3)[2] != crc32(c) for f, c in chunks.items()):
                     continue  # a chunk without a matching record: `vre verify` decides about it first
                 _, mtime = self.files.put(self._shard_key(name, layout, frames[0]), build_shard(layout, shard, chunks))
                 self.append_records(name, [{**facts[f][3], "files": {**(facts[f][3].get("files") or {}),
                                                                      "npz": [len(c), mtime, crc32(c)]}}
                                            for f, c in chunks.items() if f in facts])
-                for f in frames:
-                    if f not in where:
-                        self.files.delete(self._key(name, ".pending", str(f)))
-                        moved += 1
+                folded = [f for f in frames if f not in where]
+                self.files.delete_many([self._key(name, ".pending", str(f)) for f in folded])
+                moved += len(folded)
         self._merge_records(name)
         return moved
 
     def _merge_records(self, name: str) -> None:
         files = self._record_objects(name)
-        if len(files) < 2:
+        if len(files) < MERGE_RECORDS:
             return
-        data = b"".join(self.files.get(self._key(name, ".records", f)) for f in files)
+        data = b"".join(self._records.get(self._key(name, ".records", f)) or self.files.get(self._key(name, ".records", f))
+                        for f in files)
         self.files.put(self._key(name, ".records", f"{files[-1][:-len('.jsonl')]}-m{uuid.uuid4().hex[:6]}.jsonl"),
                        data)
-        for f in files:
-            self.files.delete(self._key(name, ".records", f))
+        self.files.delete_many([self._key(name, ".records", f) for f in files])
 
     def remove_stale_temporaries(self, names: Iterable[str]) -> int:
         """Local locations only: temporaries of dead processes of this host (an object store has none)."""
