@@ -134,14 +134,15 @@ def test_an_object_damaged_by_hand_is_found_and_computed_again(registry, sample_
 
 
 def test_read_back_with_two_dataloader_workers_equals_the_folder_export(registry, sample_video, folder_export,
-                                                                          bucket):
+                                                                          bucket, tmp_path, monkeypatch):
     torch = pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
     from vrecore.data import MultiTaskDataset
 
     url = f"{bucket}/train"
     run_export(build_graph(spec()), sample_video, url, frames="0..6", store_options={"frames_per_shard": 4},
                workers=2)
-    assert not Path("s3:").exists(), "worker processes keep their logs locally, never in a folder named s3:"
+    assert list(tmp_path.iterdir()) == [], "worker processes keep their logs in vre's cache, not in a folder s3:"
     dataset = MultiTaskDataset(url, ["rgb", "hsv"])
     folder = MultiTaskDataset(folder_export, ["rgb", "hsv"], to_tensor=False)
     loader = torch.utils.data.DataLoader(dataset, batch_size=2, num_workers=2)
