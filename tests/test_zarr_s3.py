@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.s3_server import s3
 
-from tests.s3_server import bucket, s3, s3_server  # noqa: F401 - fixtures
 from vrecore.cli.app import main
 from vrecore.export.run import run_export
 from vrecore.graph.build import build_graph
