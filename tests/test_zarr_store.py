@@ -134,3 +134,19 @@ def test_without_the_cloud_extra_one_line_says_what_to_install(registry, monkeyp
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vre export: error: ")]
     assert code == 2 and len(err) == 1
     assert "pip install 'vrecore[cloud]'" in err[0] and "no module 'fsspec'" in err[0]
+
+
+def test_an_s3_url_without_credentials_is_one_line(registry, sample_video, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("s3fs")
+    monkeypatch.chdir(tmp_path)
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no wait for an instance role
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    code = main(["export", f"video={sample_video}", "output_dir=s3://no-such-bucket/x", "frames=0..1"])
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("vre export: error: ")]
+    assert code == 1 and len(lines) == 1 and "Traceback" not in err, err  # (a StorageError, as a read-only folder)
+    assert "output_dir 's3://no-such-bucket/x' is not writable (NoCredentialsError" in lines[0]
+    assert list(tmp_path.iterdir()) == []

@@ -98,5 +98,16 @@ class StoreSource(ExportSource):
         return array
 
     def read_into(self, task: str, frame: int, out: np.ndarray) -> bool:
+        """Read one frame into ``out`` (decoded in place when the store can: the zarr store's chunks)."""
+        into = getattr(self.store, "read_frame_into", None)
+        form = self._disk_form(task)
+        if into is not None and form is not None and out.dtype == form[1] and out.size == int(np.prod(form[0])):
+            try:
+                if into(task, frame, out):
+                    return True
+            except (OSError, ValueError) as e:
+                raise StorageError(f"{self.location}: frame {frame} of '{task}' cannot be read ({type(e).__name__}: "
+                                   f"{e}); `vre verify {self.location} --repair` moves damaged frames aside and "
+                                   f"computes them again") from e
         out[...] = self.read(task, frame).reshape(out.shape)
         return True

@@ -82,6 +82,14 @@ class Store(ABC):
         written by sub-folder (``{"npz": [size, mtime_ns, crc32], ...}``), which `stat_frames` must report back
         unchanged while the file is untouched. ``durable``: on stable storage before returning."""
 
+    def write_frames(self, name: str, indices: list[int], binary: Any, compress: bool, images: Any,
+                     image_format: str, *, durable: bool = False) -> list[dict[str, FileFacts]]:
+        """`write_frame` for a batch (``binary`` and ``images`` indexed like ``indices``, or None); a store may
+        write them together (default: one by one)."""
+        return [self.write_frame(name, i, None if binary is None else binary[j], compress,
+                                 None if images is None else images[j], image_format, durable=durable)
+                for j, i in enumerate(indices)]
+
     @abstractmethod
     def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
         """Frame → (size, mtime_ns) of every complete file present in a sub-folder (``npz``, ``jpg``...);

@@ -101,11 +101,16 @@ class ObjectFiles:
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         """The bytes of an object (or of ``[start, end)``); FileNotFoundError when there is none."""
         try:
+            if self.local:  # plain file reads: fsspec's local layer costs more than the read of a small chunk
+                with open(self.path(key), "rb") as f:
+                    f.seek(start or 0)
+                    return f.read() if end is None else f.read(end - (start or 0))
             return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
         except FileNotFoundError:
             raise
-        except OSError as e:
-            raise StorageError(f"{self.location}/{key} cannot be read ({type(e).__name__}: {e})") from e
+        except Exception as e:  # noqa: BLE001 - OSError, botocore's NoCredentialsError...: one line
+            raise StorageError(f"{self.location}/{key} cannot be read ({type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from e
 
     def find(self, prefix: str) -> dict[str, tuple[int, int]]:
         """Key relative to ``prefix`` → (size, `stamp`) of every object below it, in one listing."""
@@ -114,6 +119,10 @@ class ObjectFiles:
             entries = self.fs.find(base, detail=True)
         except (FileNotFoundError, NotADirectoryError):
             return {}
+        except Exception as e:  # noqa: BLE001 - no credentials, no bucket, no network: one line
+            raise StorageError(f"{self.location}/{prefix} cannot be listed ({type(e).__name__}: "
+                               f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); check the URL, "
+                               f"the bucket and the credentials") from e
         out = {}
         for path, info in entries.items():
             if info.get("type", "file") == "file" and path.startswith(base + "/"):
@@ -134,7 +143,7 @@ class ObjectFiles:
         return False
 
     # -- writing ---------------------------------------------------------------------------------------
-    def put(self, key: str, data: bytes) -> tuple[int, int]:
+    def put(self, key: str, data: bytes | list[bytes]) -> tuple[int, int]:
         """Write an object whole (locally: a temporary name, then a rename); returns its (size, `stamp`)."""
         path = self.path(key)
         self.writes += 1
@@ -144,13 +153,15 @@ class ObjectFiles:
             tmp = f"{path}.tmp-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             try:
                 with open(tmp, "wb") as f:
-                    f.write(data)
+                    for part in [data] if isinstance(data, bytes) else data:
+                        f.write(part)
                 os.replace(tmp, path)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
                 raise
             return self.info(key)
+        data = data if isinstance(data, bytes) else b"".join(data)
         self.fs.pipe_file(path, data)  # one PUT: its ETag is the MD5 of the bytes (no request to learn it)
         return len(data), int(hashlib.md5(data, usedforsecurity=False).hexdigest()[:15], 16)
 

@@ -33,7 +33,7 @@ class ArrayLayout:
     """Shape, dtype, codec and shard size of one representation's array, from or to its ``zarr.json``."""
 
     def __init__(self, frames: int, shape: tuple[int, ...], dtype: str, *, codec: str = "zstd", level: int = 1,
-                 frames_per_shard: int = 16) -> None:
+                 frames_per_shard: int = 8) -> None:
         if codec not in CODECS:
             raise ConfigError(f"codec {codec!r} is not one of {', '.join(CODECS)}")
         if isinstance(frames_per_shard, bool) or not isinstance(frames_per_shard, int) or frames_per_shard < 1:
@@ -92,6 +92,25 @@ class ArrayLayout:
         raw = np.ascontiguousarray(array, dtype=self.dtype.newbyteorder("<")).tobytes()
         return bytes(self._codec().encode(raw)) if self.codec == "zstd" else raw
 
+    def decode_into(self, data: bytes, out: np.ndarray) -> bool:
+        """Decode one chunk straight into ``out`` (a C-contiguous array of the frame's dtype and size); False, leaving
+        it alone, when ``out`` is not one (ValueError when the bytes are not a chunk)."""
+        want = int(np.prod(self.shape)) * self.dtype.itemsize
+        if out.dtype != self.dtype or out.nbytes != want or not out.flags.c_contiguous or \
+                self.dtype.byteorder == ">" or (self.dtype.byteorder == "=" and np.little_endian is False):
+            return False
+        view = out.reshape(-1).view(np.uint8)
+        if self.codec == "zstd":
+            try:
+                self._codec().decode(data, out=view)
+            except (RuntimeError, ValueError) as e:
+                raise ValueError(f"chunk does not decode ({e})") from e
+        elif len(data) != want:
+            raise ValueError(f"chunk holds {len(data)} bytes, expected {want} for {self.shape} {self.dtype}")
+        else:
+            view[:] = np.frombuffer(data, np.uint8)
+        return True
+
     def decode(self, data: bytes) -> np.ndarray:
         """One frame from its chunk (ValueError when the bytes are not one)."""
         raw = bytes(self._codec().decode(data)) if self.codec == "zstd" else data
@@ -119,8 +138,8 @@ class ArrayLayout:
         return 16 * self.frames_per_shard
 
 
-def build_shard(layout: ArrayLayout, shard: int, chunks: Mapping[int, bytes]) -> bytes:
-    """A whole shard of ``chunks`` (frame → chunk bytes, frames of that shard)."""
+def build_shard(layout: ArrayLayout, shard: int, chunks: Mapping[int, bytes]) -> list[bytes]:
+    """A whole shard of ``chunks`` (frame → chunk bytes, frames of that shard), in parts (no copy of the chunks)."""
     body: list[bytes] = []
     index: list[tuple[int, int]] = []
     offset = 0
@@ -133,7 +152,7 @@ def build_shard(layout: ArrayLayout, shard: int, chunks: Mapping[int, bytes]) ->
         index.append((offset, len(data)))
         body.append(data)
         offset += len(data)
-    return b"".join(body) + b"".join(struct.pack("<QQ", *p) for p in index)
+    return [*body, b"".join(struct.pack("<QQ", *p) for p in index)]
 
 
 def read_index(layout: ArrayLayout, shard: int, tail: bytes) -> dict[int, tuple[int, int]]:

@@ -82,7 +82,7 @@ class ZarrStore(Store):
                               f"gs://, az://... URL or a local folder")
 
     def __init__(self, location: str | os.PathLike[str], *, codec: str = "zstd", level: int = 1,
-                 frames_per_shard: int = 16, storage_options: dict[str, Any] | None = None) -> None:
+                 frames_per_shard: int = 8, storage_options: dict[str, Any] | None = None) -> None:
         location = os.fspath(location)
         self.files = ObjectFiles(location, storage_options)
         self.url = location
@@ -141,28 +141,43 @@ class ZarrStore(Store):
             if not self.files.exists("zarr.json"):
                 self.files.put("zarr.json", dumps({"zarr_format": 3, "node_type": "group",
                                                    "attributes": {"vre_store": STORE_FORMAT}}))
-        except OSError as e:
-            raise StorageError(f"output_dir '{self.url}' is not writable ({type(e).__name__}: {e}); check the URL, "
-                               f"the bucket and the credentials") from e
+        except Exception as e:  # noqa: BLE001 - OSError, botocore's NoCredentialsError...: one line, no traceback
+            raise StorageError(f"output_dir '{self.url}' is not writable ({type(e).__name__}: {_first_line(e)}); "
+                               f"check the URL, the bucket and the credentials (AWS_ACCESS_KEY_ID... or "
+                               f"storage_options)") from e
 
     # -- frames ----------------------------------------------------------------------------------------
     def write_frame(self, name: str, index: int, binary: np.ndarray | None, compress: bool,
                     image: np.ndarray | None, image_format: str, *, durable: bool = False) -> dict[str, FileFacts]:
-        facts: dict[str, FileFacts] = {}
+        return self.write_frames(name, [index], None if binary is None else [binary], compress,
+                                 None if image is None else [image], image_format, durable=durable)[0]
+
+    def write_frames(self, name: str, indices: list[int], binary: Any, compress: bool, images: Any,
+                     image_format: str, *, durable: bool = False) -> list[dict[str, FileFacts]]:
+        """A shard whose every frame is in the batch is written whole at once (its writer owns it); the other
+        frames' chunks are written as pending objects, for `consolidate`."""
+        facts: list[dict[str, FileFacts]] = [{} for _ in indices]
         if binary is not None:
             layout = self._need_layout(name)
-            chunk = layout.encode(binary)
-            if layout.frames_per_shard == 1:  # the shard is this one frame: its writer owns it whole
-                _, mtime = self.files.put(self._shard_key(name, layout, index),
-                                          build_shard(layout, index, {index: chunk}))
-            else:
-                _, mtime = self.files.put(self._key(name, ".pending", str(index)), chunk)
-                self._remember(name, index, chunk)
-            facts["npz"] = [len(chunk), mtime, crc32(chunk)]
-        if image is not None:
-            data = encode_image(image, image_format)
-            size, mtime = self.files.put(self._key(name, image_format, f"{index}.{image_format}"), data)
-            facts[image_format] = [size, mtime, crc32(data)]
+            chunks = {i: layout.encode(binary[j]) for j, i in enumerate(indices)}
+            position = {i: j for j, i in enumerate(indices)}
+            for shard in sorted({layout.shard_of(i) for i in indices}):
+                frames = layout.shard_frames(shard)
+                if all(f in chunks for f in frames):  # the whole shard: one object, no pending copy
+                    _, stamp = self.files.put(self._shard_key(name, layout, frames[0]),
+                                              build_shard(layout, shard, {f: chunks[f] for f in frames}))
+                    for f in frames:
+                        facts[position[f]]["npz"] = [len(chunks[f]), stamp, crc32(chunks[f])]
+                    continue
+                for f in (f for f in frames if f in chunks):
+                    _, stamp = self.files.put(self._key(name, ".pending", str(f)), chunks[f])
+                    self._remember(name, f, chunks[f])
+                    facts[position[f]]["npz"] = [len(chunks[f]), stamp, crc32(chunks[f])]
+        if images is not None:
+            for j, i in enumerate(indices):
+                data = encode_image(images[j], image_format)
+                size, stamp = self.files.put(self._key(name, image_format, f"{i}.{image_format}"), data)
+                facts[j][image_format] = [size, stamp, crc32(data)]
         return facts
 
     def _remember(self, name: str, frame: int, chunk: bytes) -> None:
@@ -249,6 +264,11 @@ class ZarrStore(Store):
         if index not in present:
             raise FileNotFoundError(f"{self.url}/{name}: frame {index} is not stored")
         return self.files.get(self._key(name, ".pending", str(index)))
+
+    def read_frame_into(self, name: str, index: int, out: np.ndarray) -> bool:
+        """Read one frame straight into ``out`` when it has the frame's dtype and size (False otherwise)."""
+        layout = self._need_layout(name)
+        return layout.decode_into(self.read_bytes(name, "npz", index), out) if out.dtype == layout.dtype else False
 
     def load_array(self, name: str, data: bytes) -> np.ndarray:
         return self._need_layout(name).decode(data)
@@ -353,6 +373,9 @@ class ZarrStore(Store):
             entries = self.files.fs.ls(self.files.path(""), detail=True, refresh=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except Exception as e:  # noqa: BLE001 - no credentials, no bucket, no network: one line
+            raise StorageError(f"'{self.url}' cannot be listed ({type(e).__name__}: {_first_line(e)}); check the URL, "
+                               f"the bucket and the credentials") from e
         names = sorted(e["name"].rstrip("/").rpartition("/")[2] for e in entries if e.get("type") == "directory")
         return [n for n in names if _NAME.match(n)]
 
@@ -431,3 +454,8 @@ def _latest_facts(records: Iterable[dict[str, Any]]) -> dict[int, Any]:
         if isinstance(frame, int) and isinstance(npz, list) and len(npz) == 3:
             out[frame] = [*npz, r]
     return out
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0][:200] if lines else ""
