@@ -47,7 +47,7 @@ EXPORT_MISTAKES = {
     "placement-word": (["placement=nonsense"], "placement must map representations"),
     "placement-list": (["placement=[cpu]"], "placement must map representations"),
     "placement-device": (["placement={hsv:nodevice}"], "device 'nodevice'"),
-    "url": (["output_dir=s3://bucket/x"], "output_dir 's3://bucket/x' is a URL"),
+    "url": (["output_dir=nosuch://bucket/x"], "output_dir 'nosuch://bucket/x' is a URL"),  # s3://: the zarr store
     "file": (["output_dir=a_file"], "output_dir 'a_file' is a file"),
     "huge-size": (["output_size=[100000,100000]"], "output_size"),
     "device": (["device=cuda:99"], "device 'cuda:99'"),
@@ -87,10 +87,10 @@ def test_output_size_within_bounds_still_builds(sandbox, capsys):
 def test_stored_export_commands_refuse_a_url(command, sandbox, capsys):
     extra = ["--to", "zarr", "-o", "packed"] if command == "pack" else []
     before = tree_digest(sandbox)
-    code = main([command, "s3://bucket/x", *extra])
+    code = main([command, "nosuch://bucket/x", *extra])  # (s3:// is the zarr store's: verify and read open it)
     line = one_error(capsys.readouterr().err, command)
     assert code == 2
-    assert "'s3://bucket/x' is a URL" in line, line
+    assert "'nosuch://bucket/x' is a URL" in line, line
     assert tree_digest(sandbox) == before
 
 
@@ -107,8 +107,8 @@ def test_dataset_refuses_a_url(tmp_path):
     from vrecore.errors import VreError
 
     with pytest.raises(VreError, match="is a URL"):
-        MultiTaskDataset("s3://bucket/x", tasks=["rgb"])
-    assert not Path("s3:").exists()
+        MultiTaskDataset("nosuch://bucket/x", tasks=["rgb"])
+    assert not Path("nosuch:").exists()
 
 
 SEED_MISTAKES = {

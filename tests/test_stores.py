@@ -104,25 +104,31 @@ def test_stored_export_commands_read_a_file_url(registry, sample_video, tmp_path
 
 
 def test_stored_export_commands_refuse_another_stores_url(mem, capsys):
-    code = main(["verify", "mem://x"])
+    code = main(["collage", "mem://x"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
-    assert [line for line in err.splitlines() if line.startswith("vre verify: error: ")] == [
-        "vre verify: error: folder 'mem://x' is a URL of the 'mem' store (from test-dist); this reads a local "
+    assert [line for line in err.splitlines() if line.startswith("vre collage: error: ")] == [
+        "vre collage: error: folder 'mem://x' is a URL of the 'mem' store (from test-dist); this reads a local "
         "output folder: give its path"]
+
+
+def test_vre_verify_and_vre_read_open_a_stores_url(mem, sample_video, capsys):
+    run_export(build_graph({"representations": RGB}), sample_video, "mem://x", frames="0..2")
+    assert main(["verify", "mem://x"]) == 0, capsys.readouterr().err
+    assert main(["read", "mem://x", "--json"]) == 0 and '"items": 2' in capsys.readouterr().out
 
 
 def test_an_unknown_scheme_is_one_line_naming_the_schemes_that_are(mem, sample_video, capsys):
     with pytest.raises(ConfigError) as e:
-        run_export(build_graph({"representations": RGB}), sample_video, "s3://bucket/x")
+        run_export(build_graph({"representations": RGB}), sample_video, "nosuch://bucket/x")
     assert "\n" not in str(e.value)
-    assert "no installed store handles s3://" in str(e.value)
+    assert "no installed store handles nosuch://" in str(e.value)
     assert "file:// (directory)" in str(e.value) and "mem:// (mem)" in str(e.value)
     assert "a plugin may add one" in str(e.value)
-    code = main(["export", f"video={VIDEO}", "output_dir=gs://bucket/x", "frames=0..1"])
+    code = main(["export", f"video={VIDEO}", "output_dir=hdfsx://bucket/x", "frames=0..1"])
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("vre export: error: ")]
-    assert code == 2 and len(lines) == 1 and "'gs://bucket/x' is a URL" in lines[0]
-    assert not mem.exists() and not Path("gs:").exists()
+    assert code == 2 and len(lines) == 1 and "'hdfsx://bucket/x' is a URL" in lines[0]
+    assert not mem.exists() and not Path("hdfsx:").exists()
 
 
 def test_a_store_given_a_url_of_another_scheme_is_refused(mem, sample_video):

@@ -41,6 +41,13 @@ def register_targets(register: Callable[..., None]) -> None:
 def register_stores(register: Callable[..., None]) -> None:
     register("directory", "vrecore.store.directory:DirectoryStore", schemes=("file",),
              description="npz folders in the seed tool's layout, on a local or shared file system (the default)")
+    register("zarr", "vrecore.store.zarr_store.store:ZarrStore", schemes=ZARR_SCHEMES, suffixes=(".zarr",),
+             description="zarr v3 arrays, sharded by frame, on an object store (s3://...) or a local .zarr folder "
+                         "(pip install 'vrecore[cloud]')")
+
+
+ZARR_SCHEMES = ("s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "oss", "memory")
+"""URL schemes of fsspec's file systems that the zarr store handles (others: ``store=zarr``)."""
 
 
 @hookimpl

@@ -22,7 +22,10 @@ EXAMPLES = """examples:
 """
 
 STORED_EXPORT_COMMANDS = ("verify", "read", "collage", "video", "report", "metadata", "pack")
-"""Core's commands that read (or pack) a stored export: their folder arguments are local paths, never URLs."""
+"""Core's commands that read (or pack) a stored export: their folder arguments are local paths, never URLs
+(except a store's location for `STORE_COMMANDS`)."""
+STORE_COMMANDS = ("verify", "read")
+"""Those that read an export of any registered store, at its URL too (``vre verify s3://bucket/x``)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         entry = commands[command]
         if command in STORED_EXPORT_COMMANDS and _is_core(entry):
-            rest = local_folder_arguments(rest)
+            rest = local_folder_arguments(rest, stores=command in STORE_COMMANDS)
         return int(entry.load()(rest))
     except VreError as e:
         print_error(command, e)
@@ -84,15 +87,18 @@ def _is_core(command: Extension) -> bool:
     return command.provider == CORE_DISTRIBUTION
 
 
-def local_folder_arguments(args: list[str]) -> list[str]:
-    """``args`` with each folder as a local path (``file:///x`` -> ``/x``); any other URL (``vre verify
-    s3://bucket/x``) is refused before anything opens it."""
-    from vrecore.store.location import check_local_path
+def local_folder_arguments(args: list[str], *, stores: bool = False) -> list[str]:
+    """``args`` with each folder as a local path (``file:///x`` -> ``/x``); any other URL (``vre collage
+    s3://bucket/x``) is refused before anything opens it, unless ``stores`` and a registered store handles it
+    (left as given)."""
+    from vrecore.store.location import check_local_path, choose_store
 
     previous, local = "", []
     for arg in args:
         if not arg.startswith("-") and "=" not in arg.partition("://")[0]:
-            arg = check_local_path(arg, "destination" if previous in ("-o", "--output") else "folder")
+            what = "destination" if previous in ("-o", "--output") else "folder"
+            if not (stores and what == "folder" and "://" in arg and not choose_store(arg, what=what).local):
+                arg = check_local_path(arg, what)
         elif arg.startswith(("--output=", "-o=")):
             option, _, value = arg.partition("=")
             arg = f"{option}={check_local_path(value, 'destination')}"

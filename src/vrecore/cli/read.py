@@ -5,7 +5,6 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 from vrecore.frames.video import ranges
@@ -35,7 +34,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="vre read", description=(
         "Show what a training job would read from an export (or a folder of exports, or a pack): its tasks with "
         "type, item shape and dtype, frame counts and missing frames; --stats adds per-channel statistics."))
-    parser.add_argument("path", type=Path, help="an export folder, a folder of exports, or a `vre pack` output")
+    parser.add_argument("path", help="an export folder, a folder of exports, a `vre pack` output, or a store's "
+                                     "location (s3://bucket/x, out.zarr)")
     parser.add_argument("--tasks", help="comma-separated tasks (default: every stored one)")
     parser.add_argument("--stats", action="store_true", help="per-channel min, max, mean, std (cached in the dataset)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers for --stats")

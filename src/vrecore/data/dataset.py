@@ -11,14 +11,13 @@ import numpy as np
 
 from vrecore.data import _checks
 from vrecore.data.batching import MISSING_LABEL, Collated, MultiTaskItem, collate, shared_empty
-from vrecore.data.index import build_index, find_present, open_sources, select_videos
+from vrecore.data.index import build_index, find_present, open_sources, select_videos, store_location
 from vrecore.data.normalize import normalization_modes, normalize, normalize_in_place
 from vrecore.data.sources import FrameKey
 from vrecore.data.splits import split_videos
 from vrecore.data.statistics import TaskStatistics, frame_statistics, load_cached, statistics_key, statistics_pass, store_cached
 from vrecore.data.tasks import TaskReader, VirtualTask, build_reader, build_virtual
 from vrecore.errors import ConfigError
-from vrecore.store.location import check_local_path
 
 __all__ = ["MultiTaskDataset"]
 
@@ -60,19 +59,20 @@ class MultiTaskDataset:
                  stats_workers: int = 0, progress: bool | None = None, cache_statistics: bool = True,
                  to_tensor: bool = True) -> None:
         _checks.check_handle_missing(handle_missing)
-        path = check_local_path(path, "path")
+        location, in_store = store_location(path)
         _checks.check_stats_workers(stats_workers)
         tasks, videos = _checks.names("tasks", tasks), _checks.names("videos", videos)
         if isinstance(one_hot, str):
             one_hot = [one_hot]
-        self.path = Path(path)
+        self.path = location if "://" in location else Path(location)  # type: ignore[assignment]
+        """The dataset's folder (a URL, as given, for an export at one)."""
         self.handle_missing = handle_missing
         self.channels_first = channels_first
         self.stats_workers = stats_workers
         self.progress = progress
         self.cache_statistics = cache_statistics
         self.to_tensor = to_tensor
-        self._sources, self._multi = open_sources(self.path)
+        self._sources, self._multi = open_sources(location if in_store else Path(location))
         if videos is not None:
             self._sources = select_videos(self._sources, videos)
         self.videos = [s.video for s in self._sources]
@@ -409,6 +409,8 @@ class MultiTaskDataset:
         return {t: cached[t] if t in cached else computed[t] for t in tasks}
 
     def _cache_root(self) -> Path:
+        if not isinstance(self.path, Path):  # an export at a URL: the local folder its store keeps
+            return Path(self._sources[0].root)
         return self.path if self.path.is_dir() else self.path.parent
 
     def _statistics_key(self, task: str) -> str:

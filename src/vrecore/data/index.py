@@ -1,6 +1,7 @@
 """Which items a dataset has: its videos (exports or packs), the frames each task has in each, the item index."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,41 @@ from vrecore.errors import ConfigError
 __all__ = ["build_index", "find_present", "open_sources", "select_videos"]
 
 
-def open_sources(path: Path) -> tuple[list[Any], bool]:
+def store_location(path: str | os.PathLike[str]) -> tuple[str, bool]:
+    """``path`` as a local folder (a ``file://`` URL's path), or as given when a store other than the folder
+    keeps it (a URL of one, or a registered suffix such as ``.zarr`` on an export of that store), with whether it
+    is the latter. A URL no installed store handles is refused in one line."""
+    from vrecore.store.location import check_local_path, choose_store
+
+    text = os.fspath(path)
+    choice = choose_store(text, what="path")
+    if choice.extension.name == "directory":
+        return check_local_path(text, "path"), False
+    if choice.local and (not os.path.isdir(choice.location) or _is_pack(Path(choice.location))):
+        return choice.location, False  # not there (the reader says so), or a `vre pack --to zarr` output
+    return text, True
+
+
+def _is_pack(path: Path) -> bool:
+    import json
+
+    try:
+        return "vre" in (json.loads((path / "zarr.json").read_text()).get("attributes") or {})
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def open_sources(path: str | Path) -> tuple[list[Any], bool]:
     """The videos of the dataset at ``path`` and whether it is a folder of exports (names carry the video)."""
     from vrecore.data.packed import open_packed_sources
     from vrecore.data.sources import ExportSource
+    from vrecore.data.store_source import open_store_source
+
+    if isinstance(path, str):  # a store's location (see `store_location`)
+        source = open_store_source(path)
+        if source is not None:
+            return [source], False
+        path = Path(path)
 
     packed = open_packed_sources(path)
     if packed is not None:

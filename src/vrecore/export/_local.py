@@ -20,7 +20,18 @@ from typing import Any
 
 from vrecore.export.chunks import Task
 from vrecore.export.schedule import WorkerSlot
-from vrecore.export.worker import Died, Done, Ended, Failed, Ready, WorkerEvent, WorkerJob, close_worker, open_worker
+from vrecore.export.worker import (
+    Died,
+    Done,
+    Ended,
+    Failed,
+    Ready,
+    WorkerEvent,
+    WorkerJob,
+    close_worker,
+    open_job_store,
+    open_worker,
+)
 
 __all__ = ["LocalTransport", "end_with_parent"]
 
@@ -129,9 +140,8 @@ def _worker_main(job: WorkerJob, slot: WorkerSlot, tasks: Any, events: Any, halt
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us cleanly
     from vrecore.errors import VreError
     from vrecore.export.runlog import RunLog
-    from vrecore.store.directory import DirectoryStore
 
-    runlog = RunLog(DirectoryStore(job.output_dir), job.run_id, suffix=f".w{slot.index}")
+    runlog = RunLog(open_job_store(job), job.run_id, suffix=f".w{slot.index}")
     runner = None
     try:
         with runlog.capturing():

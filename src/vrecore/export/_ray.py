@@ -34,6 +34,7 @@ from vrecore.export.worker import (
     WorkerEvent,
     WorkerJob,
     close_worker,
+    open_job_store,
     open_worker,
 )
 
@@ -50,10 +51,9 @@ class _Actor:
 
     def __init__(self, job: WorkerJob, slot: WorkerSlot) -> None:
         from vrecore.export.runlog import RunLog
-        from vrecore.store.directory import DirectoryStore
 
         self.slot = slot
-        self.runlog = RunLog(DirectoryStore(job.output_dir), job.run_id, suffix=f".ray{slot.index}")
+        self.runlog = RunLog(open_job_store(job), job.run_id, suffix=f".ray{slot.index}")
         with self.runlog.capturing():
             self.runner = open_worker(job, slot)
 

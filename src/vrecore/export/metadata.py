@@ -44,6 +44,7 @@ def write_representation_metadata(store: Store, node: Node) -> None:
     """Refresh the ``frames`` of a representation's metadata from its records and files."""
     from vrecore.export.plan import representation_header
 
+    store.consolidate(node.name)
     with store.lock(node.name):
         meta = store.read_metadata(node.name) or {}
         frames = _frames_view(store, node.name, required_folders(node.settings.binary_format,

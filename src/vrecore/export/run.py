@@ -46,10 +46,11 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
                threads: int | None = None, durable: bool = False, workers: int = 1,
                devices: Sequence[str] | None = None, placement: Mapping[str, str] | None = None,
                runner: str = "local", ray_address: str | None = None, config: Mapping[str, Any] | None = None,
-               raise_on_error: bool = True, store: str | None = None) -> ExportResult:
-    """Export every selected frame of every representation of ``graph`` into ``output_dir``: a folder, a
-    location of a registered store (``SCHEME://...``, or a registered suffix such as ``.zarr``; ``store`` names
-    the store instead, see `vrecore.store.location.choose_store`), or any `vrecore.store.Store`.
+               raise_on_error: bool = True, store: str | None = None, store_options: Mapping[str, Any] | None = None
+               ) -> ExportResult:
+    """Export every selected frame of every representation of ``graph`` into ``output_dir``: a folder, a store's
+    location (``SCHEME://...``, a registered suffix such as ``.zarr``, or ``store=NAME``: `vrecore.store.location`)
+    opened with ``store_options`` (zarr: ``codec``, ``frames_per_shard``, ``storage_options``), or any `Store`.
 
     A re-run computes only what is missing or bad (stored frames are verified; corrupt files are
     moved to ``<out>/.quarantine`` and recomputed). Stored frames made differently (another video,
@@ -100,12 +101,12 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         if isinstance(output_dir, Store):
             kept = output_dir
         elif chosen is not None:
-            kept = chosen.open()
+            kept = chosen.open(**dict(store_options or {}))
             kept.check_writable()
         export = _Export(graph, source, kept, selected, overwrite=overwrite, on_mismatch=on_mismatch,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
                          config=config, threads=limit, durable=durable, scale=scale,
-                         reopen=(chosen.extension.name, chosen.location) if chosen is not None else None)
+                         reopen=(chosen.extension.name, chosen.location, dict(store_options or {})) if chosen else None)
         result = export.run()
     finally:
         if source is not video:
@@ -199,10 +200,10 @@ class _Export:
     def __init__(self, graph: Graph, source: FrameSource, store: Store, selected: list[int], *, overwrite: bool,
                  on_mismatch: str, exception_mode: str, device: str, writers: int, progress: bool,
                  config: Mapping[str, Any] | None, threads: thread_limit, durable: bool, scale: _ScaleOut,
-                 reopen: tuple[str, str] | None = None) -> None:
+                 reopen: tuple[str, str, dict[str, Any]] | None = None) -> None:
         self.graph, self.source, self.store, self.selected = graph, source, store, selected
         self.reopen = reopen
-        """(registered store, location) with which worker processes open the same store; None for a Store object."""
+        """(store name, location, options) with which worker processes open the same store; None for a Store."""
         self.overwrite, self.on_mismatch, self.exception_mode = overwrite, on_mismatch, exception_mode
         self.device, self.writers, self.progress, self.config = device, writers, progress, config
         self.threads, self.durable, self.scale = threads, durable, scale
@@ -370,9 +371,9 @@ class _Export:
             graph_config=self.graph.to_config(), plugins=plugin_targets(), video=job_video(self.source),
             video_backend=self.scale.video_backend, store=self.reopen[0] if self.reopen else "directory",
             output_dir=self.reopen[1] if self.reopen else str(self.store.root), run_id=self.run_id,
-            need={k: sorted(v) for k, v in plan.need.items()}, todo={k: sorted(v) for k, v in plan.todo.items()},
-            digests=plan.digests, groups={g.name: g.nodes for g in groups}, exception_mode=self.exception_mode,
-            writers=self.writers, durable=self.durable, threads=self.threads.threads)
+            store_options=self.reopen[2] if self.reopen else {}, need={k: sorted(v) for k, v in plan.need.items()},
+            todo={k: sorted(v) for k, v in plan.todo.items()}, digests=plan.digests, groups={g.name: g.nodes for g in groups},
+            exception_mode=self.exception_mode, writers=self.writers, durable=self.durable, threads=self.threads.threads)
         log.info("%d %s over %s: %s", len(slots), "Ray actors" if self.scale.runner == "ray" else "worker processes",
                  len(chunks), ", ".join(f"{s.index}: {s.group} on {s.device}" for s in slots))
         bars = self._progress_bars(plan)

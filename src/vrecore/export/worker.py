@@ -16,9 +16,10 @@ import attrs
 from vrecore.errors import ConfigError
 from vrecore.export.chunks import ChunkRunner, TaskReport
 from vrecore.export.schedule import WorkerSlot
+from vrecore.store.base import Store
 
 __all__ = ["Died", "Done", "Ended", "Failed", "Ready", "WorkerEvent", "WorkerJob", "close_worker", "job_video",
-           "open_worker", "plugin_targets"]
+           "open_job_store", "open_worker", "plugin_targets"]
 
 log = logging.getLogger("vrecore.export.worker")
 
@@ -46,6 +47,8 @@ class WorkerJob:
     threads: int | None = None
     store: str = "directory"
     """The registered store that `output_dir` is opened with (each worker opens it itself)."""
+    store_options: dict[str, Any] = attrs.field(factory=dict)
+    """Options of the store's class (`run_export`'s ``store_options``)."""
 
 
 # -- what a worker reports --------------------------------------------------------------------------------
@@ -104,21 +107,27 @@ def open_worker(job: WorkerJob, slot: WorkerSlot) -> ChunkRunner:
     from vrecore.graph.devices import thread_limit
     from vrecore.graph.executor import Executor
     from vrecore.graph.registry import get_registry, register_from_targets
-    from vrecore.store.location import choose_store
-
     register_from_targets(get_registry(), job.plugins)
     graph = build_graph(job.graph_config)
     nodes = [graph[n] for n in job.groups[slot.group]]
     executor = Executor(graph, nodes=nodes, device=slot.device, exception_mode=job.exception_mode,
                         threads=thread_limit(job.threads))
     source = open_video(job.video, job.video_backend)
-    runner = ChunkRunner(graph, source, choose_store(job.output_dir, store=job.store).open(), executor,
+    runner = ChunkRunner(graph, source, open_job_store(job), executor,
                          need={k: set(v) for k, v in job.need.items()}, todo={k: set(v) for k, v in job.todo.items()},
                          digests=job.digests, run_id=job.run_id, writers=job.writers, durable=job.durable,
                          exception_mode=job.exception_mode)
     log.info("worker %d (pid %d) on %s computes %s", slot.index, os.getpid(), slot.device,
              ", ".join(job.groups[slot.group]))
     return runner
+
+
+def open_job_store(job: WorkerJob) -> Store:
+    """The run's store, opened in this worker (its ``root`` keeps the worker's log: local to the worker's machine
+    for a store at a URL)."""
+    from vrecore.store.location import choose_store
+
+    return choose_store(job.output_dir, store=job.store).open(**job.store_options)
 
 
 def close_worker(runner: ChunkRunner | None) -> dict[str, Any]:

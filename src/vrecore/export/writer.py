@@ -85,14 +85,10 @@ class FrameWriter:
             if s.binary_format != "none":
                 binary = stored if stored is not None else to_stored(node, memory)
             images = rep.make_images(memory) if s.image_format != "none" else None
-            records = []
-            for j, i in enumerate(indices):
-                files = self.store.write_frame(node.name, i, None if binary is None else binary[j],
-                                               s.binary_format == "npz-compressed",
-                                               None if images is None else images[j], s.image_format,
-                                               durable=self.durable)
-                records.append({"frame": i, "run": self.run_id, "seconds": seconds,
-                                "fp": self.digests.get(node.name), "files": files})
+            written = self.store.write_frames(node.name, list(indices), binary, s.binary_format == "npz-compressed",
+                                              images, s.image_format, durable=self.durable)
+            records = [{"frame": i, "run": self.run_id, "seconds": seconds, "fp": self.digests.get(node.name),
+                        "files": files} for i, files in zip(indices, written, strict=True)]
             self.store.append_records(node.name, records)
         except OSError as e:
             # The machine's problem (disk full, read-only, gone): every frame after would fail the same way.

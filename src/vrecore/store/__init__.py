@@ -11,6 +11,7 @@ _LAZY = {
     "DirectoryStore": "vrecore.store.directory",
     "RECORDS_FILE": "vrecore.store.directory",
     "METADATA_FILE": "vrecore.store.directory",
+    "ZarrStore": "vrecore.store.zarr_store.store",
     "open_store": "vrecore.store.location",
     "choose_store": "vrecore.store.location",
 }

@@ -82,6 +82,14 @@ class Store(ABC):
         written by sub-folder (``{"npz": [size, mtime_ns, crc32], ...}``), which `stat_frames` must report back
         unchanged while the file is untouched. ``durable``: on stable storage before returning."""
 
+    def write_frames(self, name: str, indices: list[int], binary: Any, compress: bool, images: Any,
+                     image_format: str, *, durable: bool = False) -> list[dict[str, FileFacts]]:
+        """`write_frame` for a batch (``binary`` and ``images`` indexed like ``indices``, or None); a store may
+        write them together (default: one by one)."""
+        return [self.write_frame(name, i, None if binary is None else binary[j], compress,
+                                 None if images is None else images[j], image_format, durable=durable)
+                for j, i in enumerate(indices)]
+
     @abstractmethod
     def stat_frames(self, name: str, sub: str) -> dict[int, tuple[int, int]]:
         """Frame → (size, mtime_ns) of every complete file present in a sub-folder (``npz``, ``jpg``...);
@@ -93,7 +101,12 @@ class Store(ABC):
 
     def read_frame(self, name: str, index: int) -> np.ndarray:
         """The disk-form array of one stored frame."""
-        return load_npz(io.BytesIO(self.read_bytes(name, "npz", index)))
+        return self.load_array(name, self.read_bytes(name, "npz", index))
+
+    def load_array(self, name: str, data: bytes) -> np.ndarray:
+        """The disk-form array from the bytes `read_bytes` gives for sub-folder ``npz`` (default: an npz, loaded
+        without pickle); raises for bytes that are not one (deep verification relies on it)."""
+        return load_npz(io.BytesIO(data))
 
     def has_frames(self, name: str) -> bool:
         """Whether any frame file of ``name`` is stored (in any sub-folder)."""
@@ -132,6 +145,26 @@ class Store(ABC):
     def write_metadata(self, name: str, metadata: dict[str, Any]) -> None:
         """Replace the metadata document of a representation atomically (called under `lock`)."""
 
+    def representations(self) -> list[str]:
+        """The names of the representations kept (default: the non-hidden folders of ``root`` holding frame
+        folders)."""
+        try:
+            folders = sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return [p.name for p in folders if any((p / sub).is_dir() for sub in FORMAT_FOLDERS)]
+
+    def read_run_metadata(self) -> list[dict[str, Any]]:
+        """The metadata of every run recorded (default: ``<root>/.logs/run_metadata_*.json``), unreadable ones
+        left out."""
+        runs = []
+        for path in sorted(self.logs.glob("run_metadata_*.json")):
+            with contextlib.suppress(OSError, ValueError):
+                run = json.loads(path.read_text())
+                if isinstance(run, dict):
+                    runs.append(run)
+        return runs
+
     def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:
         """Write a run's metadata as JSON into `logs`, atomically; returns its path."""
         rel = f".logs/run_metadata_{run_id}.json"
@@ -143,6 +176,12 @@ class Store(ABC):
         """Exclusive access to a representation's metadata across processes: a run claims its fingerprint and
         rewrites the document under it (default: none, for a store only one process uses)."""
         yield
+
+    def consolidate(self, name: str) -> int:
+        """Tidy what a run left of ``name`` once its frames are written (e.g. fold frames into larger objects);
+        called at the end of a run, with other writers possibly running; returns how many frames moved
+        (default: nothing to do)."""
+        return 0
 
     def remove_stale_temporaries(self, names: Iterable[str]) -> int:
         """Delete what crashed writers of this host left behind; returns how many (default: none)."""

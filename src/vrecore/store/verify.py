@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -81,13 +81,15 @@ def latest_records(records: Iterable[Mapping[str, Any]]) -> tuple[dict[str, dict
     return facts, latest
 
 
-def check_content(sub: str, data: bytes, expected: DiskForm | None) -> str | None:
-    """Why ``data`` is not a good file of sub-folder ``sub`` (None when it is)."""
+def check_content(sub: str, data: bytes, expected: DiskForm | None,
+                  load: Callable[[bytes], Any] | None = None) -> str | None:
+    """Why ``data`` is not a good file of sub-folder ``sub`` (None when it is); ``load``: the store's reader of
+    its disk-form bytes (default: an npz)."""
     if not data:
         return "empty file (0 bytes)"
     if sub == "npz":
         try:
-            array = load_npz(io.BytesIO(data))
+            array = load(data) if load is not None else load_npz(io.BytesIO(data))
         except Exception as e:  # noqa: BLE001 - every way a file can be broken ends here
             return f"not a readable npz ({type(e).__name__}: {_first_line(e)})"
         if expected is not None:
@@ -151,7 +153,7 @@ def check_frames(store: Store, name: str, subs: Sequence[str], frames: Iterable[
                                 f"written {recorded[2]:08x})")
                 continue
             if recorded is None or deep:
-                why = check_content(sub, data, expected)
+                why = check_content(sub, data, expected, lambda b: store.load_array(name, b))
                 if why is not None:
                     problems.append(f"{where}: {why}")
                     continue
