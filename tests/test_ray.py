@@ -7,6 +7,7 @@ import signal
 import pytest
 from tests.test_scaleout import REPS, _complete_again, _export_cli, _wait, frames_of, graph
 
+from vrecore.errors import ConfigError
 from vrecore.export.run import run_export
 
 pytest.importorskip("ray")
@@ -23,6 +24,10 @@ def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_pa
                         placement={"s": "cpu:1", "*": "cpu"})
     assert placed.ok and frames_of(tmp_path / "placed") == frames_of(tmp_path / "local")
     assert set(REPS) == {p.name for p in (tmp_path / "placed").iterdir() if not p.name.startswith(".")}
+    # connected to one Ray instance, a run asked to go to another is refused before anything is written
+    with pytest.raises(ConfigError, match=r"ray_address=127\.0\.0\.1:9 .*already connected to Ray at "):
+        run_export(graph(), sample_video, tmp_path / "other", frames="0..2", runner="ray", ray_address="127.0.0.1:9")
+    assert not (tmp_path / "other").exists()
 
 
 def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path):

@@ -37,6 +37,7 @@ def test_a_ray_run_on_two_nodes_without_a_shared_folder_survives_losing_one(regi
                                                                       "parameters": {"seconds": 0.0}}}}
     run_export(build_graph(quick), sample_video, local, frames="0..12")  # (seconds: not in the fingerprint)
     url = f"{bucket}/ray"
+    ray.shutdown()  # a Ray instance an earlier test of this process left up (one connection a process)
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     other = cluster.add_node(num_cpus=1)
     cluster.wait_for_nodes()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -38,7 +39,7 @@ from vrecore.export.worker import (
     open_worker,
 )
 
-__all__ = ["RayTransport", "check_ray_installed"]
+__all__ = ["RayTransport", "check_ray"]
 
 log = logging.getLogger("vrecore.export.ray")
 
@@ -164,12 +165,21 @@ class RayTransport:
             self._drop(index)
 
 
-def check_ray_installed() -> None:
-    """Raise a one-line ConfigError now, before anything is written, when Ray is not installed."""
+def check_ray(address: str | None) -> None:
+    """Raise a one-line ConfigError now, before anything is written, when Ray is not installed, or when this
+    process is connected to one Ray instance and ``address`` names another (Ray keeps one connection a process:
+    the run would silently go to the first)."""
     import importlib.util
 
     if importlib.util.find_spec("ray") is None:
         raise ConfigError(RAY_MISSING)
+    ray = sys.modules.get("ray")
+    if ray is None or not address or address == "auto" or "://" in address or not ray.is_initialized():
+        return
+    current = ray.get_runtime_context().gcs_address
+    if address != current:
+        raise ConfigError(f"ray_address={address} names another cluster, but this process is already connected to "
+                          f"Ray at {current}; leave ray_address unset to use that one, or run in a new process")
 
 
 RAY_MISSING = "runner=ray needs Ray: pip install 'vrecore[ray]' (or pip install ray)"

@@ -81,9 +81,9 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         raise ConfigError(f"devices must be a list of devices, e.g. [cuda:0,cuda:1], got {devices!r}")
     _check_placement(placement)
     if runner == "ray":
-        from vrecore.export._ray import check_ray_installed
+        from vrecore.export._ray import check_ray
 
-        check_ray_installed()
+        check_ray(ray_address)
     check_memory(graph)
     if isinstance(output_dir, Store) and store is not None:
         raise ConfigError(f"store={store!r} chooses the store of an output location; with a Store object as "
