@@ -1,7 +1,9 @@
 """`vre collage`, `vre video` and `vre report` on a zarr export, local (`out.zarr`) or at a URL, made from the stored
-arrays through the Store interface (issue 23 §1); `vre metadata` refuses a zarr export in one line."""
+arrays through the Store interface; `vre metadata` refuses a zarr export in one line; `vre pack --to zarr` is a copy
+into the zarr store that verifies (issue 23 §1)."""
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 
@@ -21,7 +23,7 @@ FRAMES = "0..3"
 def graph():
     return build_graph({"representations": {
         "rgb": {"type": "color/rgb", "output_size": [32, 48]},
-        "hsv": {"type": "color/hsv", "dependencies": ["rgb"], "output_size": [32, 48]}}})
+        "hsv": {"type": "color/hsv", "dependencies": ["rgb"], "output_size": [32, 48], "image_format": "jpg"}}})
 
 
 @pytest.fixture(scope="module")
@@ -82,3 +84,51 @@ def test_metadata_refuses_a_zarr_export_in_one_line(registry, exports, capsys):
     assert main(["metadata", str(store)]) == 2
     assert "keeps its metadata in each array's zarr.json" in one_error(capsys, "metadata")
     assert sorted(str(p) for p in store.rglob("*")) == before
+
+
+def stored(folder: Path, name: str, frame: int) -> np.ndarray:
+    with np.load(folder / name / "npz" / f"{frame}.npz", allow_pickle=False) as z:
+        return z["arr_0"]
+
+
+def test_pack_to_zarr_copies_an_export_into_the_zarr_store(registry, exports, tmp_path, capsys):
+    from vrecore.data import MultiTaskDataset
+    from vrecore.store import ZarrStore, open_store
+    from vrecore.store.directory import DirectoryStore
+
+    folder, store = exports
+    dest = tmp_path / "packed.zarr"
+    assert main(["pack", str(folder), "--to", "zarr", "-o", str(dest)]) == 0, capsys.readouterr().err
+    packed = open_store(dest)
+    assert type(packed) is ZarrStore and json.loads((dest / "zarr.json").read_text())["attributes"]["vre_store"]
+    assert json.loads((dest / "vre_pack_manifest.json").read_text())["format"] == "zarr"
+    assert main(["verify", str(dest), "--deep"]) == 0, "its records and fingerprints verify"
+    source = DirectoryStore(folder)
+    for name in ("rgb", "hsv"):
+        assert packed.read_metadata(name)["fingerprint_digest"] == source.read_metadata(name)["fingerprint_digest"]
+        assert {r["frame"]: r["fp"] for r in packed.read_records(name)} == \
+            {r["frame"]: r["fp"] for r in source.read_records(name)}
+        for i in range(3):
+            assert np.array_equal(packed.read_frame(name, i), stored(folder, name, i))
+    assert packed.read_bytes("hsv", "jpg", 1) == (folder / "hsv" / "jpg" / "1.jpg").read_bytes(), "previews as made"
+    a, b = MultiTaskDataset(folder, to_tensor=False), MultiTaskDataset(dest, to_tensor=False)
+    assert a.names == b.names and all(np.array_equal(a[1][0][t], b[1][0][t]) for t in ("rgb", "hsv"))
+
+    again = tmp_path / "again.zarr"  # from the zarr store: a copy between stores
+    assert main(["pack", str(store), "--to", "zarr", "-o", str(again)]) == 0, capsys.readouterr().err
+    assert main(["verify", str(again), "--deep"]) == 0
+    assert np.array_equal(open_store(again).read_frame("hsv", 2), stored(folder, "hsv", 2))
+    capsys.readouterr()
+    assert main(["pack", str(store), "--to", "zarr", "-o", str(again)]) == 2
+    assert "exists; choose another destination or pass --overwrite" in one_error(capsys, "pack")
+    assert main(["pack", str(folder), "--to", "zarr", "-o", str(again), "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.zarr", "packed.zarr"], "no temporary left"
+
+
+def test_pack_to_zarr_refusals_are_one_line(registry, exports, tmp_path, capsys):
+    folder, _ = exports
+    assert main(["pack", str(folder), "--to", "zarr", "-o", str(tmp_path / "packed")]) == 2
+    assert "ends in .zarr" in one_error(capsys, "pack")
+    assert main(["pack", str(folder.parent), "--to", "zarr", "-o", str(tmp_path / "all.zarr")]) == 2
+    assert "holds one export" in one_error(capsys, "pack")
+    assert sorted(tmp_path.iterdir()) == []
