@@ -112,7 +112,7 @@ def test_overwrite_refuses_a_pack_holding_other_files(export, tmp_path, capsys):
 def test_overwrite_replaces_a_previous_pack(export, tmp_path, capsys, fmt):
     from vrecore.data import MultiTaskDataset
 
-    dest = tmp_path / "packed"
+    dest = tmp_path / ("packed.zarr" if fmt == "zarr" else "packed")
     assert pack(capsys, export, "--to", fmt, "-o", dest, "--tasks", "rgb") == 0
     manifest = json.loads((dest / "vre_pack_manifest.json").read_text())
     assert manifest["tool"] == "vre pack" and manifest["format"] == fmt and manifest["source"] == str(export.resolve())
@@ -121,7 +121,7 @@ def test_overwrite_replaces_a_previous_pack(export, tmp_path, capsys, fmt):
     assert pack(capsys, export, "--to", fmt, "-o", dest, "--overwrite") == 0
     packed = MultiTaskDataset(dest, to_tensor=False)
     assert packed.task_names == ["hsv", "rgb"] and len(packed) == 3
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["packed"]  # no temporary or old pack left beside it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [dest.name]  # no temporary or old pack left beside it
 
 
 @pytest.mark.parametrize("fmt", ["webdataset", "zarr"])
@@ -131,11 +131,12 @@ def test_a_pack_that_fails_midway_leaves_nothing(export, tmp_path, capsys, fmt):
     frame = damaged / "hsv" / "npz" / "1.npz"
     frame.write_bytes(frame.read_bytes()[:500])  # unreadable: the pack stops in the middle
     before = tree(tmp_path)
-    assert pack(capsys, damaged, "--to", fmt, "-o", tmp_path / "new") == 1
+    suffix = ".zarr" if fmt == "zarr" else ""
+    assert pack(capsys, damaged, "--to", fmt, "-o", tmp_path / f"new{suffix}") == 1
     assert f"{frame} cannot be read" in one_error(capsys, "pack")
     assert tree(tmp_path) == before  # no partial shard, no zarr.json, no temporary folder
 
-    previous = tmp_path / "previous"
+    previous = tmp_path / f"previous{suffix}"
     assert pack(capsys, export, "--to", fmt, "-o", previous) == 0
     before = tree(tmp_path)
     assert pack(capsys, damaged, "--to", fmt, "-o", previous, "--overwrite") == 1
@@ -160,7 +161,7 @@ def test_a_read_only_destination_is_one_line(export, tmp_path, capsys, monkeypat
     try:
         before = tree(ro)
         for fmt in ("webdataset", "zarr"):
-            code = pack(capsys, export, "--to", fmt, "-o", ro / "packed")
+            code = pack(capsys, export, "--to", fmt, "-o", ro / ("packed.zarr" if fmt == "zarr" else "packed"))
             assert code != 0
             line = one_error(capsys, "pack")
             assert "cannot be written" in line and "Permission denied" in line
@@ -171,9 +172,10 @@ def test_a_read_only_destination_is_one_line(export, tmp_path, capsys, monkeypat
 
 def test_reading_a_partial_or_foreign_zarr_is_one_line(export, tmp_path, capsys):
     import zarr
+    from tests.old_zarr_pack import write_old_zarr_pack
 
     dest = tmp_path / "packed.zarr"
-    assert pack(capsys, export, "--to", "zarr", "-o", dest) == 0
+    write_old_zarr_pack(export, dest)  # the layout vre packed to before the zarr store
     shutil.rmtree(dest / "exp" / "hsv")  # what an interrupted pack of an earlier vre left
     capsys.readouterr()
     assert main(["read", str(dest)]) == 2

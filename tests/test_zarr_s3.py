@@ -84,6 +84,12 @@ def test_export_to_s3_then_verify_it_there(registry, sample_video, folder_export
     meta = s3().cat_file(f"{url}/rgb/zarr.json").decode()
     assert "testing-secret" not in meta and "testing-key-id" not in meta, "credentials never stored"
     assert main(["read", url, "--json"]) == 0 and '"items": 6' in capsys.readouterr().out
+    # the pictures of an export in the bucket go to a local --output; `vre pack` copies it into a local zarr store
+    assert main(["collage", url, "frames=0..2", "--output", "collages"]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "collages").iterdir()) == ["0.jpg", "1.jpg"]
+    assert main(["pack", url, "--to", "zarr", "-o", "copy.zarr"]) == 0, capsys.readouterr().err
+    assert main(["verify", "copy.zarr", "--deep"]) == 0
+    assert_equal_to_folder("copy.zarr", folder_export, ["rgb", "hsv"], range(6))
 
 
 def test_kill_9_mid_run_then_resume(registry, sample_video, folder_export, bucket):

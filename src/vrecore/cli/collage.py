@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
         "(made from the stored data), each tile labelled; written to OUT/.collage/<frame>.jpg.",
         epilog="settings:\n  " + "\n  ".join(SETTINGS_HELP[k] for k in keys),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output_dir", type=Path, help="the output folder of an export")
+    parser.add_argument("output_dir", help="an export: its output folder, a .zarr folder or a store's URL "
+                        "(s3://...: give --output)")
     parser.add_argument("settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, help="folder for the collages (default: OUT/.collage)")
     parser.add_argument("--workers", type=int, help="drawing threads (default: the cores, at most 8)")

@@ -24,8 +24,9 @@ EXAMPLES = """examples:
 STORED_EXPORT_COMMANDS = ("verify", "read", "collage", "video", "report", "metadata", "pack")
 """Core's commands that read (or pack) a stored export: their folder arguments are local paths, never URLs
 (except a store's location for `STORE_COMMANDS`)."""
-STORE_COMMANDS = ("verify", "read")
-"""Those that read an export of any registered store, at its URL too (``vre verify s3://bucket/x``)."""
+STORE_COMMANDS = ("verify", "read", "collage", "video", "report", "pack")
+"""Those that read an export of any registered store, at its URL too (``vre verify s3://bucket/x``); what they write
+(``--output``) is a local path."""
 
 
 def main(argv: list[str] | None = None) -> int:

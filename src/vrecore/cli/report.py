@@ -15,7 +15,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="vre report", description="Write one self-contained HTML page about an export (graph, frames, time per "
         "frame, runs, sample collages, value statistics), made from its metadata and files.")
-    parser.add_argument("output_dir", type=Path, help="the output folder of an export")
+    parser.add_argument("output_dir", help="an export: its output folder, a .zarr folder or a store's URL "
+                        "(s3://...: give --output)")
     parser.add_argument("--output", type=Path, help=f"the HTML file (default: OUT/{REPORT_FILE})")
     ns = parser.parse_args(argv)
     path = write_report(ns.output_dir, ns.output, warn=lambda m: print(f"vre report: warning: {m}", file=sys.stderr))

@@ -20,7 +20,8 @@ def main(argv: list[str]) -> int:
         "the stored data) at the source video's frame rate; representations=NAME for one alone.",
         epilog="settings:\n  " + "\n  ".join(SETTINGS_HELP[k] for k in keys),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("output_dir", type=Path, help="the output folder of an export")
+    parser.add_argument("output_dir", help="an export: its output folder, a .zarr folder or a store's URL "
+                        "(s3://...: give --output)")
     parser.add_argument("settings", nargs="*", default=[], metavar="KEY=VALUE")
     parser.add_argument("--output", type=Path, help=f"the MP4 file (default: OUT/{VIDEO_FILE})")
     parser.add_argument("--fps", type=float, help="frames per second (default: the source video's)")

@@ -1,10 +1,11 @@
-"""`pack`: an export (or a folder of exports) as webdataset tar shards or a zarr store, for training at scale.
+"""`pack`: an export (or a folder of exports) as webdataset tar shards, or one export copied into the zarr store.
 
 The packs hold the stored (disk-form) arrays unchanged and what the export's metadata says about each
-task, so `MultiTaskDataset` reads a pack exactly as it reads the export (see `vrecore.data.packed` for the
-layouts). webdataset shards are what `webdataset.WebDataset` streams from object storage (one sample per
-frame, every task, samples shuffled across shards); a zarr store gives random access by frame (one array
-per task, one chunk per frame). Both libraries are the optional extra ``vrecore[pack]``.
+task, so `MultiTaskDataset` reads a pack exactly as it reads the export. webdataset shards (layout:
+`vrecore.data.packed`) are what `webdataset.WebDataset` streams from object storage (one sample per frame, every
+task, samples shuffled across shards), from a folder of exports too; ``zarr`` copies one export, from any store,
+into the zarr store (`vrecore.data.pack_store`: sharded arrays, records and fingerprints, checked by `vre verify`).
+webdataset is the optional extra ``vrecore[pack]``, zarr ``vrecore[cloud]``.
 """
 from __future__ import annotations
 
@@ -24,10 +25,13 @@ from typing import Any
 
 import numpy as np
 
+from vrecore.data.pack_store import check_zarr_destination, copy_into_zarr, open_export_store
 from vrecore.data.packed import PACK_FORMAT, PACK_MANIFEST, PACK_TOOL, PACK_VERSION, WEBDATASET_INDEX
 from vrecore.data.sources import ExportSource, _latest_fingerprints, find_exports
 from vrecore.data.statistics import CACHE_FILE
 from vrecore.errors import ConfigError, StorageError
+from vrecore.store.directory import DirectoryStore
+from vrecore.store.location import choose_store
 
 __all__ = ["PACK_FORMATS", "pack"]
 
@@ -44,14 +48,26 @@ def pack(export: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str,
         raise ConfigError(f"pack format {fmt!r} is not one of {', '.join(PACK_FORMATS)}")
     if shard_size < 1:
         raise ConfigError(f"shard_size must be a positive number of samples, got {shard_size}")
-    root, out = Path(export), Path(dest)
-    exports = find_exports(root)
-    multi = exports[0][1] != root
-    sources = [ExportSource(path, video) for video, path in exports]
-    names = _task_names(sources, tasks)
+    out = Path(dest)
+    if fmt == "zarr":  # a copy of one export, from any store, into the zarr store (`vrecore.data.pack_store`)
+        store, video = open_export_store(os.fspath(export))
+        local = isinstance(store, DirectoryStore) or not str(os.fspath(export)).partition("://")[1]
+        root: Path | None = store.root if local else None
+        source_name = str(root.resolve()) if root is not None else os.fspath(export)
+    else:
+        kept_by = choose_store(export, what="path").extension.name
+        if kept_by != "directory":
+            raise ConfigError(f"'{export}' is an export of the '{kept_by}' store; --to webdataset packs export "
+                              f"folders (--to zarr copies it)")
+        root = Path(export)
+        exports = find_exports(root)
+        multi = exports[0][1] != root
+        sources = [ExportSource(path, video) for video, path in exports]
+        names = _task_names(sources, tasks)
+        source_name = str(root.resolve())
     replacing = _check_destination(out, root, overwrite)
-    videos = {s.video: _describe(s, [t for t in names if t in s.tasks]) for s in sources}
-    description = {"format": PACK_FORMAT, "version": PACK_VERSION, "multi": multi, "videos": videos}
+    if fmt == "zarr":
+        check_zarr_destination(out)
     show = sys.stderr.isatty() if progress is None else progress
     # written beside the destination under a temporary name and renamed into place when complete: a failed
     # pack leaves nothing half-made, and the pack it replaces stays whole until then
@@ -60,11 +76,15 @@ def pack(export: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str,
     try:
         os.mkdir(staging)
         if fmt == "zarr":
-            files = _write_zarr(sources, description, staging, out.name, show)
+            copied = {video: copy_into_zarr(store, os.fspath(export), tasks, staging, show)}
+            files = len(copied[video])
         else:
+            videos = {s.video: _describe(s, [t for t in names if t in s.tasks]) for s in sources}
+            description = {"format": PACK_FORMAT, "version": PACK_VERSION, "multi": multi, "videos": videos}
             files = _write_webdataset(sources, description, staging, out.name, shard_size, shuffle, seed, show)
+            copied = {v: {t: len(d["frames"]) for t, d in videos[v]["tasks"].items()} for v in videos}
         entries = sorted([*os.listdir(staging), PACK_MANIFEST])
-        manifest = {"tool": PACK_TOOL, "format": fmt, "source": str(root.resolve()),
+        manifest = {"tool": PACK_TOOL, "format": fmt, "source": source_name,
                     "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "entries": entries}
         (staging / PACK_MANIFEST).write_text(json.dumps(manifest, indent=1))
         _move_into_place(staging, out, replacing)
@@ -77,13 +97,12 @@ def pack(export: str | os.PathLike[str], dest: str | os.PathLike[str], fmt: str,
             raise StorageError(f"'{out}' cannot be written ({e.strerror or e}); nothing was written: choose a "
                                f"writable destination with -o") from e
         raise
-    return {"format": fmt, "dest": str(out), "videos": {v: {t: len(d["frames"]) for t, d in videos[v]["tasks"].items()}
-                                                          for v in videos}, "files": files}
+    return {"format": fmt, "dest": str(out), "videos": copied, "files": files}
 
 
-def _check_destination(out: Path, root: Path, overwrite: bool) -> bool:
+def _check_destination(out: Path, root: Path | None, overwrite: bool) -> bool:
     """Whether ``out`` is a previous pack to replace (False: it does not exist); refuses anything else, so that
-    --overwrite never deletes what `vre pack` did not make."""
+    --overwrite never deletes what `vre pack` did not make (``root``: the export, None when it is at a URL)."""
     if not out.exists() and not out.is_symlink():
         return False
     if not overwrite:
@@ -91,10 +110,10 @@ def _check_destination(out: Path, root: Path, overwrite: bool) -> bool:
     refuse = "refusing to replace it: choose another destination (--overwrite replaces only a previous pack)"
     if out.is_symlink():
         raise ConfigError(f"'{out}' is a symbolic link, not a pack made by `vre pack`; {refuse}")
-    target, export = out.resolve(), root.resolve()
-    if target == export or export in target.parents:
+    target, export = out.resolve(), root.resolve() if root is not None else None
+    if export is not None and (target == export or export in target.parents):
         raise ConfigError(f"'{out}' is inside the export; choose a destination outside it")
-    if target in export.parents:
+    if export is not None and target in export.parents:
         raise ConfigError(f"'{out}' was not made by `vre pack` (it holds the export '{root}'); {refuse}")
     if not out.is_dir():
         raise ConfigError(f"'{out}' was not made by `vre pack` (it is a file, not a pack folder); {refuse}")
@@ -193,36 +212,6 @@ def _progress(total: int, desc: str, show: bool) -> Any:
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="frame", disable=not show, file=sys.stderr)
-
-
-def _write_zarr(sources: list[ExportSource], description: dict[str, Any], out: Path, label: str, show: bool) -> int:
-    try:
-        import zarr
-    except ImportError as e:
-        raise ConfigError(f"packing to zarr needs zarr: {_EXTRA}") from e
-    group = zarr.open_group(str(out), mode="w", attributes={"vre": description})
-    total = sum(len(t["frames"]) for v in description["videos"].values() for t in v["tasks"].values())
-    arrays = 0
-    with _progress(total, f"zarr {label}", show) as bar:
-        for source in sources:
-            for name, task in description["videos"][source.video]["tasks"].items():
-                frames = task["frames"]
-                if not frames:
-                    continue
-                first = source.read(name, frames[0])
-                array = group.create_array(f"{source.video}/{name}", shape=(len(frames), *first.shape),
-                                           dtype=first.dtype, chunks=(1, *first.shape),
-                                           attributes={"frames": frames})
-                for row, frame in enumerate(frames):
-                    data = first if row == 0 else source.read(name, frame)
-                    if data.shape != first.shape or data.dtype != first.dtype:
-                        raise ConfigError(f"{source.root / name}: frame {frame} is {data.dtype} {data.shape}, frame "
-                                          f"{frames[0]} {first.dtype} {first.shape}; one task's frames must agree "
-                                          f"(run `vre verify` on the export)")
-                    array[row] = data
-                    bar.update()
-                arrays += 1
-    return arrays
 
 
 def _write_webdataset(sources: list[ExportSource], description: dict[str, Any], out: Path, label: str,

@@ -44,7 +44,7 @@ class CollageMaker:
         unknown = [n for n in names if n not in view.representations]
         if unknown:
             raise ConfigError(f"representations={','.join(names)}: {', '.join(repr(n) for n in unknown)} "
-                              f"{'is' if len(unknown) == 1 else 'are'} not in {view.root}; choose from "
+                              f"{'is' if len(unknown) == 1 else 'are'} not in {view.location}; choose from "
                               f"{', '.join(view.names)}")
         self.view, self.names = view, names
         self.layout: TileLayout = plan_tiles(names, view.frame_size(), rows=rows, cols=cols, max_width=max_width)
@@ -164,7 +164,7 @@ def write_collages(export: str | os.PathLike[str] | ExportView, output: str | os
 
 def collage_folder(view: ExportView, output: str | os.PathLike[str] | None) -> Path:
     """The folder collages go to (``output``, default ``<export>/.collage``), created."""
-    folder = Path(output) if output is not None else view.root / COLLAGE_FOLDER
+    folder = Path(output) if output is not None else view.output_path(COLLAGE_FOLDER, "--output DIR")
     try:
         if output is None:
             with directory(view.root, COLLAGE_FOLDER, create=True):  # never through a link in the export

@@ -143,7 +143,7 @@ def frame_rate(view: ExportView, fps: float | None) -> Fraction:
     if fps is None:
         fps = view.fps
         if fps is None:
-            view.warn(f"no frame rate is recorded in {view.root}; the preview plays at {DEFAULT_FPS:g} frames/s "
+            view.warn(f"no frame rate is recorded in {view.location}; the preview plays at {DEFAULT_FPS:g} frames/s "
                       f"(--fps sets another)")
             fps = DEFAULT_FPS
     return Fraction(fps).limit_denominator(1001)
@@ -159,7 +159,7 @@ def write_preview_video(export: str | os.PathLike[str] | ExportView, output: str
     view = export if isinstance(export, ExportView) else ExportView(export, warn=warn)
     maker = CollageMaker(view, representations, rows=rows, cols=cols, max_width=max_width)
     chosen = select(maker.frames(), frames, view.video().get("frames"))
-    path = Path(output) if output is not None else view.root / VIDEO_FILE
+    path = Path(output) if output is not None else view.output_path(VIDEO_FILE, "--output FILE.mp4")
     writer = VideoWriter(path, (maker.layout.width, maker.layout.height), frame_rate(view, fps), crf=crf)
     bar = progress_bar(len(chosen), "video", progress)
     try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -26,7 +26,7 @@ from vrecore.frames.video import ranges
 from vrecore.store.base import required_folders
 from vrecore.store.safe_paths import atomic_write
 from vrecore.visual import svg
-from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, read_records, run_frames
+from vrecore.visual.stored import ExportView, StoredRepresentation, parse_ranges, run_frames
 
 if TYPE_CHECKING:
     from vrecore.graph.representation import Representation
@@ -104,10 +104,10 @@ def _type_class(view: ExportView, name: str, type_name: str) -> type[Representat
     return cls if isinstance(cls, type) else None
 
 
-def _time_stats(folder: Path) -> TimeStats | None:
+def _time_stats(records: Iterable[dict[str, Any]]) -> TimeStats | None:
     seconds: list[float] = []
     by_frame: dict[int, float] = {}
-    for record in read_records(folder):
+    for record in records:
         value = record.get("seconds")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             seconds.append(float(value) * 1000)
@@ -183,7 +183,7 @@ def summarise(view: ExportView) -> list[RepresentationSummary]:
         missing = (expected - done - failed) if expected else set()
         out.append(RepresentationSummary(
             name, type_name, deps, learned, uses_frames, True, tuple(subs), tuple(sorted(done)),
-            tuple(sorted(missing)), tuple(sorted(failed)), _time_stats(view.folder(name)), _value_stats(view, rep)))
+            tuple(sorted(missing)), tuple(sorted(failed)), _time_stats(view.records(name)), _value_stats(view, rep)))
     return out
 
 
@@ -396,8 +396,9 @@ def _runs_section(view: ExportView) -> str:
         return "<h2>Runs</h2><p>No run metadata in .logs/ (the folder was copied without it, or made by another tool).</p>"
     table = _table("runs", ["run", "outcome", "started", "ended", "seconds", "frames", "device", "writers", "threads",
                             "host / pid", "computed/skipped/failed"], rows, numeric=(4, 7, 8))
+    logs = str(view.root / ".logs") if view.local else f"{view.location}/.logs (its log on the machine that ran it)"
     return (f"<h2>Runs</h2>{table}<p class=\"note\">Newest first. Each run's full config (the composed `vre export` "
-            f"config) and log are in {escape(str(view.root / '.logs'))}.</p>{''.join(blocks)}")
+            f"config) and log are in {escape(logs)}.</p>{''.join(blocks)}")
 
 
 def _header(view: ExportView, summaries: Sequence[RepresentationSummary], output: Path) -> str:
@@ -411,10 +412,10 @@ def _header(view: ExportView, summaries: Sequence[RepresentationSummary], output
     latest = view.latest_run or {}
     links = []
     for target, label in ((view.root / "preview.mp4", "preview video"), (view.root / ".collage", "collages")):
-        if target.exists():
+        if view.local and target.exists():
             rel = os.path.relpath(target, output.parent)
             links.append(f'<a href="{escape(rel)}">{label}</a>')
-    return (f"<h1>vre report: {escape(str(view.root.resolve()))}</h1>"
+    return (f"<h1>vre report: {escape(view.label)}</h1>"
             f'<p class="sub">{len(stored)} representations, {len(frames)} frames stored '
             f"({escape(_short_ranges(frames))}) of a {escape(str(video.get('frames', '?')))}-frame video "
             f"{escape(str(video.get('path', '')))} ({escape(size)}, {fps} frames/s); "
@@ -429,9 +430,9 @@ def render_report(view: ExportView, output: Path) -> str:
     parts = [_header(view, summaries, output), _graph_section(summaries), _representations_section(summaries),
              _timing_section(summaries), _samples_section(view), _distilled_section(view),
              _values_section(summaries), _runs_section(view),
-             f'<p class="note">Regenerate with <code>vre report {escape(str(view.root))}</code>.</p>']
+             f'<p class="note">Regenerate with <code>vre report {escape(view.location)}</code>.</p>']
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>vre report: '
-            f'{escape(view.root.resolve().name)}</title><meta name="viewport" content="width=device-width">'
+            f'{escape(view.label.rstrip("/").rpartition("/")[2])}</title><meta name="viewport" content="width=device-width">'
             f'<style>{_CSS}</style></head><body>{"".join(parts)}</body></html>\n')
 
 
@@ -439,7 +440,7 @@ def write_report(export: str | os.PathLike[str] | ExportView, output: str | os.P
                  warn: Callable[[str], None] | None = None) -> Path:
     """Write the report of an export (default ``<export>/report.html``); returns its path."""
     view = export if isinstance(export, ExportView) else ExportView(export, warn=warn)
-    path = Path(output) if output is not None else view.root / REPORT_FILE
+    path = Path(output) if output is not None else view.output_path(REPORT_FILE, "--output FILE.html")
     if not path.parent.is_dir():
         raise ConfigError(f"--output {path}: the folder {path.parent} does not exist; create it or choose another")
     html = render_report(view, path)

@@ -22,7 +22,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, VreError
 from vrecore.export.metadata import representation_folders
-from vrecore.store.base import FORMAT_FOLDERS
+from vrecore.store.base import FORMAT_FOLDERS, Store
 from vrecore.store.directory import METADATA_FILE, RECORDS_FILE
 from vrecore.store.location import check_local_path
 from vrecore.store.npz import load_npz
@@ -142,21 +142,44 @@ class ExportView:
     """
 
     def __init__(self, root: str | os.PathLike[str], *, warn: Warn | None = None) -> None:
-        self.root = Path(check_local_path(root, "output folder"))
-        if not self.root.is_dir():
-            raise ConfigError(f"'{root}' is not a folder; give the output folder of an export (vre export output_dir=...)")
+        from vrecore.store.location import choose_store
+
+        choice = choose_store(root, what="output folder")
+        self.location = os.fspath(root)
+        """The export as the user gave it (a folder, or a store's URL)."""
+        self.local = choice.local
+        """Whether the export is on this machine (its pictures may go beside it)."""
+        self.store: Store | None = None
+        """The store that keeps the export; None for an export folder, read as files."""
         self._warn = warn or _log_warning
         self._warned: set[str] = set()
         self._lock = threading.Lock()
-        self.runs = self._load_runs()
-        """Run metadata documents, oldest first."""
         found: dict[str, StoredRepresentation] = {}
-        for folder in representation_folders(self.root):
-            meta = _read_json(folder / METADATA_FILE) or _read_json(folder / _LEGACY_METADATA) or {}
-            found[folder.name] = StoredRepresentation(folder.name, meta, _present(folder))
+        if choice.extension.name == "directory":
+            self.root = Path(check_local_path(root, "output folder"))
+            if not self.root.is_dir():
+                raise ConfigError(f"'{root}' is not a folder; give the output folder of an export (vre export "
+                                  f"output_dir=...)")
+            self.runs = self._load_runs()
+            for folder in representation_folders(self.root):
+                meta = _read_json(folder / METADATA_FILE) or _read_json(folder / _LEGACY_METADATA) or {}
+                found[folder.name] = StoredRepresentation(folder.name, meta, _present(folder))
+        else:  # any other store (a `.zarr` folder, an s3:// URL): only through the Store interface
+            if choice.local and not Path(choice.location).is_dir():
+                raise ConfigError(f"'{root}' is not a folder; give the location of an export (vre export "
+                                  f"output_dir=...)")
+            choice.check_location()
+            self.store = choice.open()
+            self.root = self.store.root
+            self.runs = sorted(self.store.read_run_metadata(), key=lambda r: str(r.get("started") or ""))
+            for name in self.store.representations():
+                files = {sub: set(self.store.stat_frames(name, sub)) for sub in FORMAT_FOLDERS}
+                files = {sub: frames for sub, frames in files.items() if frames}
+                if files:
+                    found[name] = StoredRepresentation(name, self.store.read_metadata(name) or {}, files)
         if not found:
-            raise ConfigError(f"'{root}' holds no representation folders (<name>/npz, jpg or png); give the output "
-                              f"folder of an export")
+            what = "representation folders (<name>/npz, jpg or png)" if self.store is None else "stored frames"
+            raise ConfigError(f"'{root}' holds no {what}; give the output folder of an export")
         # The order the user wrote the config in (newest run first), then the graph's topological order.
         order = [n for run in reversed(self.runs) for n in [*self._configured(run), *self._graph(run)] if n in found]
         names = list(dict.fromkeys(order)) + sorted(set(found) - set(order))
@@ -213,6 +236,28 @@ class ExportView:
 
     def folder(self, name: str) -> Path:
         return self.root / name
+
+    @property
+    def label(self) -> str:
+        """The export's name in messages and pages: its folder, resolved, or its URL."""
+        return str(self.root.resolve()) if self.store is None or self.local else self.location
+
+    def output_path(self, name: str, option: str) -> Path:
+        """Where a picture goes by default: ``name`` beside the export when it is on this machine; an export in object
+        storage has no such place: ``option`` (``--output DIR``) must name a local one."""
+        if self.local:
+            return self.root / name
+        raise ConfigError(f"'{self.location}' is an export in object storage; give {option}, a local path for "
+                          f"its {name.strip('.')} (vre writes no pictures into the store)")
+
+    def records(self, name: str) -> Iterator[dict[str, Any]]:
+        """The per-frame records of a representation, oldest first."""
+        if self.store is None:
+            yield from read_records(self.folder(name))
+            return
+        for record in self.store.read_records(name):
+            if isinstance(record.get("frame"), int):
+                yield record
 
     def _graph(self, run: Mapping[str, Any]) -> dict[str, Any]:
         reps = (run.get("graph") or {}).get("representations")
@@ -289,6 +334,14 @@ class ExportView:
         rep = self.representations[name]
         if frame not in rep.files.get("npz", ()):
             return None
+        if self.store is not None:
+            try:
+                return self.store.read_frame(name, frame)
+            except (OSError, ValueError, VreError) as e:
+                self.warn(f"{self.location}: frame {frame} of '{name}' cannot be read ({type(e).__name__}: {e}); its "
+                          f"tile is blank (`vre verify {self.location} --repair` recomputes bad frames)",
+                          key=f"npz:{name}")
+                return None
         path = self.folder(name) / "npz" / f"{frame}.npz"
         try:
             with open_regular(path) as f:  # a named pipe is reported, never waited on
@@ -308,8 +361,10 @@ class ExportView:
             if frame in rep.files.get(sub, ()):
                 path = self.folder(name) / sub / f"{frame}.{sub}"
                 try:
+                    if self.store is not None:
+                        return _decode_image(self.store.read_bytes(name, sub, frame))
                     return _read_image(path)
-                except (OSError, ValueError) as e:
+                except (OSError, ValueError, VreError) as e:
                     self.warn(f"{path} cannot be read ({e}); its tile is blank", key=f"{sub}:{name}")
         return None
 
@@ -335,6 +390,15 @@ def _read_image(path: Path) -> np.ndarray:
     from PIL import Image
 
     with open_regular(path) as f, Image.open(f) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _decode_image(data: bytes) -> np.ndarray:
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
         return np.asarray(im.convert("RGB"))
 
 

@@ -180,6 +180,13 @@ class ZarrStore(Store):
                 facts[j][image_format] = [size, stamp, crc32(data)]
         return facts
 
+    def write_preview(self, name: str, sub: str, index: int, data: bytes) -> FileFacts:
+        """Store a preview's encoded bytes as they are (`vre pack` copies them); returns its facts."""
+        if sub not in _PREVIEWS:
+            raise ConfigError(f"'{sub}' is not a preview format ({', '.join(_PREVIEWS)})")
+        size, stamp = self.files.put(self._key(name, sub, f"{index}.{sub}"), data)
+        return [size, stamp, crc32(data)]
+
     def _remember(self, name: str, frame: int, chunk: bytes) -> None:
         with self._lock:
             self._recent[(name, frame)] = chunk
