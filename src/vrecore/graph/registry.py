@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata as md
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -405,6 +406,9 @@ def _core_version() -> str:
         return "0+unknown"
 
 
+_REQUIREMENT_NAME = re.compile(r"\s*[A-Za-z0-9._-]*")
+
+
 def _incompatibility(dist: md.Distribution | None) -> str:
     """Why a plugin distribution cannot work with this vrecore (read from its metadata), or ''."""
     if dist is None:
@@ -417,6 +421,8 @@ def _incompatibility(dist: md.Distribution | None) -> str:
     except InvalidVersion:
         return ""
     for line in dist.requires or []:
+        if _canonical(_REQUIREMENT_NAME.match(line).group(0)) != CORE_DISTRIBUTION:  # type: ignore[union-attr]
+            continue  # (parsing every requirement of every plugin costs more than the rest of the check)
         try:
             req = Requirement(line)
         except InvalidRequirement:
