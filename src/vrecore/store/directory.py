@@ -25,8 +25,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
@@ -65,6 +67,10 @@ METADATA_FILE = ".repr_metadata.json"
 _LEGACY = {"frames.jsonl": RECORDS_FILE, "representation_metadata.json": METADATA_FILE}  # vre 0.1 names
 _OWN_FOLDERS = (".logs", ".quarantine")
 _OWN_FILES = (*FORMAT_FOLDERS, RECORDS_FILE, METADATA_FILE, ".lock", *_LEGACY)
+
+
+_ROOM_CHECKED: dict[int, float] = {}
+"""File system (device number) -> when `DirectoryStore.check_writable` last found room on it in this process."""
 
 
 class DirectoryStore(Store):
@@ -112,11 +118,18 @@ class DirectoryStore(Store):
         probe = f".write-test-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with directory(self.root) as fd:
+                device = os.fstat(fd).st_dev
+                # Room for a few frames, or the disk is as good as full: written and synced once per file system
+                # and minute in a process (many videos in one run: a few ms each otherwise); a file made and
+                # removed still proves the folder writable.
+                room = time.monotonic() - _ROOM_CHECKED.get(device, -math.inf) > 60
                 try:
                     with create_new(fd, probe, self.root / probe) as f:
-                        f.write(bytes(256 * 1024))  # room for a few frames, or the disk is as good as full
-                        f.flush()
-                        os.fsync(f.fileno())
+                        if room:
+                            f.write(bytes(256 * 1024))
+                            f.flush()
+                            os.fsync(f.fileno())
+                            _ROOM_CHECKED[device] = time.monotonic()
                 finally:
                     with contextlib.suppress(OSError):
                         os.unlink(probe, dir_fd=fd)
