@@ -180,3 +180,17 @@ def test_mistakes_are_one_line(capsys, tmp_path, monkeypatch, args, expected):
     code, err = _cli(capsys, *args)
     assert code == 2, err
     assert expected in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_many_videos_sync_the_room_probe_once(clips, tmp_path, monkeypatch):
+    """The free-space probe of an output folder (256 KiB written and synced) runs once per file system and minute,
+    not once per video."""
+    from vrecore import build_graph
+    from vrecore.export.many import export_videos
+
+    synced = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    result = export_videos(build_graph(PIPELINE), [str(clips / f"{n}.mp4") for n in "abc"], tmp_path / "out")
+    assert result.count("done") == 3
+    assert len(synced) <= 1
