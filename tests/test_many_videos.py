@@ -194,3 +194,13 @@ def test_many_videos_sync_the_room_probe_once(clips, tmp_path, monkeypatch):
     result = export_videos(build_graph(PIPELINE), [str(clips / f"{n}.mp4") for n in "abc"], tmp_path / "out")
     assert result.count("done") == 3
     assert len(synced) <= 1
+
+
+def test_the_folders_are_those_of_a_multirun(clips, tmp_path, capsys):
+    a, b = clips / "a.mp4", clips / "b.mp4"
+    assert _cli(capsys, "-m", f"video={a},{b}", f"output_root={tmp_path / 'multirun'}", "pipeline=rgb_hsv")[0] == 0
+    assert _cli(capsys, f"videos=[{a},{b}]", f"output_root={tmp_path / 'videos'}", "pipeline=rgb_hsv")[0] == 0
+    m, v = _files(tmp_path / "multirun"), _files(tmp_path / "videos")
+    assert sorted(m) == sorted(v) and len(m) == 2 * 3 * 2
+    for name in m:
+        np.testing.assert_array_equal(m[name], v[name])
