@@ -291,7 +291,8 @@ class _Export:
                         plan.decisions.get(node.name) in ("mix", "replace")
                     if node.settings.writes and touched:
                         try:
-                            write_representation_metadata(self.store, node)
+                            if write_representation_metadata(self.store, node, release=self.run_id):
+                                plan.claimed.discard(node.name)  # released in the same write
                         except OSError as e:
                             log.error("%s: its metadata could not be written (%s)", node.name, e)
                 try:
