@@ -15,6 +15,7 @@ _LAZY = {
     "build_graph": "vrecore.graph.build", "Graph": "vrecore.graph.build",
     "open_video": "vrecore.frames.video", "FrameSource": "vrecore.frames.video",
     "run_export": "vrecore.export.run", "ExportResult": "vrecore.export.run",
+    "export_videos": "vrecore.export.many", "VideosResult": "vrecore.export.many",
     "get_registry": "vrecore.graph.registry", "hookimpl": "vrecore.graph.hookspecs",
     "VreError": "vrecore.errors", "load_npz": "vrecore.store.npz",
     "regenerate_metadata": "vrecore.export.metadata", "cache_dir": "vrecore.frames.sample",

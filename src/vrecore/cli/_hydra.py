@@ -14,6 +14,8 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from vrecore.cli._logging import enable_vrecore_loggers
@@ -222,7 +224,8 @@ def run_hydra(command: str, args: list[str]) -> int:
     disabled = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
                 if isinstance(logger, logging.Logger)}
     try:
-        hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
+        with _mode_from_the_command_line(args):
+            hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
     except SystemExit as e:
         if not _COMPOSING or not e.code:
             raise
@@ -255,6 +258,47 @@ def run_hydra(command: str, args: list[str]) -> int:
     if ledger:
         return _multirun_summary(command, ledger)
     return max(codes, default=0)
+
+
+_MODE_OVERRIDE = re.compile(r"^[+~]*hydra\.mode\b|^hydra=")
+_MODE_IN_YAML = re.compile(r"^\s*mode\s*:", re.MULTILINE)
+
+
+@contextlib.contextmanager
+def _mode_from_the_command_line(args: list[str]) -> Iterator[None]:
+    """Hydra composes the whole config once only to read ``hydra.mode``, then again for the run. When nothing
+    on the command line can set that key (no ``hydra.mode`` override, no other primary config, no config
+    folder mentioning a ``mode:`` key), it is unset and the mode is the ``-m`` flag's: Hydra's answer for an
+    unset mode (None) is given without composing."""
+    if not _mode_is_only_the_flag(args):
+        yield
+        return
+    from hydra._internal.hydra import Hydra
+
+    real = Hydra.get_mode
+    Hydra.get_mode = lambda self, config_name, overrides: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Hydra.get_mode = real  # type: ignore[method-assign]
+
+
+def _mode_is_only_the_flag(args: list[str]) -> bool:
+    folders = []
+    for k, arg in enumerate(args):
+        option, _, value = arg.partition("=")
+        if option in ("--config-name", "-cn", "--config-path", "-cp") or _MODE_OVERRIDE.match(arg):
+            return False
+        if option in ("--config-dir", "-cd"):
+            folders.append(value if value else (args[k + 1] if k + 1 < len(args) else ""))
+    for folder in folders:
+        for path in Path(folder).rglob("*.y*ml") if os.path.isdir(folder) else ():
+            try:
+                if _MODE_IN_YAML.search(path.read_text(encoding="utf-8", errors="replace")):
+                    return False
+            except OSError:
+                return False
+    return True
 
 
 def _unknown_key_error(command: str, text: str) -> str | None:

@@ -39,6 +39,9 @@ class ExportConfig:
     """`vre export`: which video, where, which frames, and the representation graph."""
 
     video: str | None = None
+    videos: Any | None = None
+    """Many videos in one run: a folder of videos, a glob, a text file with one path per line, or a list; each goes
+    to <output_root>/<stem> (see `vrecore.export.export_videos`)."""
     output_dir: str | None = None
     output_root: str | None = None
     """When output_dir is unset: export into <output_root>/<video stem> (multiruns over videos)."""

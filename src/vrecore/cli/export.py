@@ -51,6 +51,8 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
 
     try:
         check_keys("export", config)
+        if config.get("videos") is not None:
+            return _export_videos(config, outcome)
         video = config.get("video")
         if video is None:
             from vrecore.frames.sample import sample_clip
@@ -97,6 +99,43 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
         return result.exit_code
     return 0
 
+
+
+def _export_videos(config: dict[str, Any], outcome: dict[str, Any]) -> int:
+    """`vre export videos=... output_root=OUT`: every video through one graph in this process (or over
+    ``workers`` processes / Ray actors); a summary table at the end; exit 1 when a video failed."""
+    from vrecore.errors import ConfigError
+    from vrecore.export.many import export_videos
+    from vrecore.graph.build import build_graph
+
+    for key in ("video", "output_dir"):
+        if config.get(key) is not None:
+            raise ConfigError(f"videos= and {key}= together: videos= exports each video into <output_root>/<stem>; "
+                              f"give output_root instead of {key}" if key == "output_dir" else
+                              "videos= and video= together: name the videos in one of them")
+    if config.get("placement"):
+        raise ConfigError("placement is for one video; with videos= each worker process runs the whole graph")
+    graph = build_graph(config)
+    progress = config.get("progress")
+    result = export_videos(
+        graph, config["videos"], config.get("output_root"), workers=config.get("workers", 1),
+        runner=config.get("runner", "local"), ray_address=config.get("ray_address"),
+        progress=sys.stderr.isatty() if progress is None else progress, frames=config.get("frames"),
+        overwrite=bool(config.get("overwrite")), on_mismatch=config.get("on_mismatch", "error"),
+        exception_mode=config.get("exception_mode", "stop"), device=config.get("device", "cpu"),
+        writers=config.get("writers", 2), threads=config.get("threads"), durable=bool(config.get("durable")),
+        video_backend=config.get("video_backend", "auto"), store=config.get("store"), config=config)
+    print(f"vre export: {result.summary()}", file=sys.stderr)
+    outcome.update(video=str(config["videos"]), output_dir=config.get("output_root"),
+                   status="ok" if result.ok else "failed",
+                   frames=f"{len(result.clips)} videos: {result.count('done')} done, {result.count('skipped')} "
+                          f"skipped, {result.count('failed')} failed",
+                   error=None if result.ok else f"{result.count('failed')} video(s) failed")
+    if config.get("report"):
+        for clip in result.clips:
+            if clip.status == "done":
+                report_after_export(clip.output_dir)
+    return result.exit_code
 
 
 def report_after_export(output_dir: str | os.PathLike[str]) -> Path | None:

@@ -9,6 +9,8 @@ _LAZY = {
     "run_export": "vrecore.export.run",
     "WorkerFailed": "vrecore.export.run",
     "regenerate_metadata": "vrecore.export.metadata",
+    "export_videos": "vrecore.export.many",
+    "VideosResult": "vrecore.export.many",
 }
 __all__ = list(_LAZY)
 __getattr__ = lazy_exports(__name__, _LAZY)

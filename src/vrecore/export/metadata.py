@@ -40,8 +40,10 @@ def _frames_view(store: Store, name: str, subs: list[str]) -> dict[str, dict[str
     return frames
 
 
-def write_representation_metadata(store: Store, node: Node) -> None:
-    """Refresh the ``frames`` of a representation's metadata from its records and files."""
+def write_representation_metadata(store: Store, node: Node, *, release: str | None = None) -> bool:
+    """Refresh the ``frames`` of a representation's metadata from its records and files; with ``release`` (a run
+    id), drop that run's claim on the folder (`vrecore.export.plan.claim_fingerprints`) in the same write once the
+    folder has frames to bind the fingerprint. Returns whether the claim was dropped."""
     from vrecore.export.plan import representation_header
 
     store.consolidate(node.name)
@@ -51,7 +53,14 @@ def write_representation_metadata(store: Store, node: Node) -> None:
                                                                  node.settings.image_format))
         digest = meta.get("fingerprint_digest")
         mixed = any(f.get("fp") not in (None, digest) for f in frames.values())
+        claims = meta.get("claims")
+        released = bool(release and frames and isinstance(claims, dict) and release in claims)
+        if released:
+            assert isinstance(claims, dict)
+            rest = {run: c for run, c in claims.items() if run != release}
+            meta = {k: v for k, v in meta.items() if k != "claims"} | ({"claims": rest} if rest else {})
         store.write_metadata(node.name, {**meta, **representation_header(node), "mixed": mixed, "frames": frames})
+    return released
 
 
 def representation_folders(root: Path) -> list[Path]:

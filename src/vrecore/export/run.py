@@ -46,8 +46,8 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
                threads: int | None = None, durable: bool = False, workers: int = 1,
                devices: Sequence[str] | None = None, placement: Mapping[str, str] | None = None,
                runner: str = "local", ray_address: str | None = None, config: Mapping[str, Any] | None = None,
-               raise_on_error: bool = True, store: str | None = None, store_options: Mapping[str, Any] | None = None
-               ) -> ExportResult:
+               raise_on_error: bool = True, store: str | None = None, store_options: Mapping[str, Any] | None = None,
+               executor: Executor | None = None) -> ExportResult:
     """Export every selected frame of every representation of ``graph`` into ``output_dir``: a folder, a store's
     location (``SCHEME://...``, a registered suffix such as ``.zarr``, or ``store=NAME``: `vrecore.store.location`)
     opened with ``store_options`` (zarr: ``codec``, ``frames_per_shard``, ``storage_options``), or any `Store`.
@@ -67,6 +67,9 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     the next of ``devices``, round-robin); ``placement`` maps representations to devices (``"*"`` for
     the rest), each device's group in its own processes; ``runner="ray"`` runs the same plan on Ray
     actors (``ray_address``: an existing cluster, e.g. ``"auto"``; none starts a local instance).
+
+    ``executor``: an `Executor` of ``graph`` kept set up after the run (its owner tears it down), so that many
+    videos set their models up once (`vrecore.export.many`); one process only.
     """
     if exception_mode not in EXCEPTION_MODES:
         raise ConfigError(f"exception_mode {exception_mode!r} is not one of {', '.join(EXCEPTION_MODES)}")
@@ -84,6 +87,8 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         from vrecore.export._ray import check_ray
 
         check_ray(ray_address)
+    from vrecore.export.schedule import check_memory
+
     check_memory(graph)
     if isinstance(output_dir, Store) and store is not None:
         raise ConfigError(f"store={store!r} chooses the store of an output location; with a Store object as "
@@ -106,7 +111,8 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
         export = _Export(graph, source, kept, selected, overwrite=overwrite, on_mismatch=on_mismatch,
                          exception_mode=exception_mode, device=device, writers=writers, progress=progress,
                          config=config, threads=limit, durable=durable, scale=scale,
-                         reopen=(chosen.extension.name, chosen.location, dict(store_options or {})) if chosen else None)
+                         reopen=(chosen.extension.name, chosen.location, dict(store_options or {})) if chosen else None,
+                         executor=executor)
         result = export.run()
     finally:
         if source is not video:
@@ -136,23 +142,6 @@ def _check_placement(placement: Any) -> None:
                           f"got {placement!r}")
     for d in set(placement.values()):
         check_device(d)
-
-
-def check_memory(graph: Graph) -> None:
-    """Refuse an ``output_size`` whose batch of outputs (float32, as computed) cannot fit in the available memory."""
-    from vrecore.export.schedule import available_memory
-
-    free = available_memory()
-    for node in graph:
-        size = node.settings.output_size
-        if not isinstance(size, tuple) or free is None:  # the frame's size, or its own (native): not a setting
-            continue
-        channels = max(1, node.representation.output_spec().channels or 1)
-        needed = size[0] * size[1] * max(channels, 3) * 4 * node.settings.batch_size
-        if needed > free:
-            raise ConfigError(f"representation '{node.name}': output_size {list(size)} with batch_size "
-                              f"{node.settings.batch_size} needs {needed / 2**30:.1f} GiB, more than the "
-                              f"{free / 2**30:.1f} GiB of memory available; choose a smaller output_size or batch_size")
 
 
 def _missing_folders(path: str | os.PathLike[str]) -> list[Path]:
@@ -200,8 +189,9 @@ class _Export:
     def __init__(self, graph: Graph, source: FrameSource, store: Store, selected: list[int], *, overwrite: bool,
                  on_mismatch: str, exception_mode: str, device: str, writers: int, progress: bool,
                  config: Mapping[str, Any] | None, threads: thread_limit, durable: bool, scale: _ScaleOut,
-                 reopen: tuple[str, str, dict[str, Any]] | None = None) -> None:
+                 reopen: tuple[str, str, dict[str, Any]] | None = None, executor: Executor | None = None) -> None:
         self.graph, self.source, self.store, self.selected = graph, source, store, selected
+        self.shared_executor = executor
         self.reopen = reopen
         """(store name, location, options) with which worker processes open the same store; None for a Store."""
         self.overwrite, self.on_mismatch, self.exception_mode = overwrite, on_mismatch, exception_mode
@@ -223,8 +213,9 @@ class _Export:
     def run(self) -> ExportResult:
         t0 = time.perf_counter()
         # Everything that can refuse the run happens before anything is written.
-        executor = Executor(self.graph, device=self.device, exception_mode=self.exception_mode, threads=self.threads,
-                            placement=self.scale.placement)
+        executor = self.shared_executor or Executor(self.graph, device=self.device, exception_mode=self.exception_mode,
+                                                    threads=self.threads, placement=self.scale.placement)
+        executor.new_run()
         for d in self.scale.devices or ():
             check_device(d)
         if self.scale.distributed and self.reopen is None:
@@ -291,7 +282,8 @@ class _Export:
                 log.exception("run %s failed", self.run_id)
                 raise
             finally:
-                executor.teardown()
+                if executor is not self.shared_executor:
+                    executor.teardown()
                 self._finish_stats(executor)
                 ended = datetime.now(timezone.utc)
                 for node in self.graph:
@@ -300,7 +292,8 @@ class _Export:
                         plan.decisions.get(node.name) in ("mix", "replace")
                     if node.settings.writes and touched:
                         try:
-                            write_representation_metadata(self.store, node)
+                            if write_representation_metadata(self.store, node, release=self.run_id):
+                                plan.claimed.discard(node.name)  # released in the same write
                         except OSError as e:
                             log.error("%s: its metadata could not be written (%s)", node.name, e)
                 try:

@@ -20,7 +20,8 @@ from vrecore.export.chunks import Task
 from vrecore.frames.video import ranges
 from vrecore.graph.build import Graph
 
-__all__ = ["Group", "Schedule", "WorkerSlot", "available_memory", "cap_workers", "make_groups", "worker_slots"]
+__all__ = ["Group", "Schedule", "WorkerSlot", "available_memory", "cap_workers", "check_memory", "make_groups",
+           "worker_slots"]
 
 
 @attrs.frozen
@@ -199,3 +200,18 @@ class Schedule:
         parts = [f"frames {ranges(self.tasks[t].frames)}" + (f" of {self.tasks[t].group}" if len(self.groups) > 1
                                                               else "") for t in task_ids]
         return ", ".join(parts)
+
+
+def check_memory(graph: Graph) -> None:
+    """Refuse an ``output_size`` whose batch of outputs (float32, as computed) cannot fit in the available memory."""
+    free = available_memory()
+    for node in graph:
+        size = node.settings.output_size
+        if not isinstance(size, tuple) or free is None:  # the frame's size, or its own (native): not a setting
+            continue
+        channels = max(1, node.representation.output_spec().channels or 1)
+        needed = size[0] * size[1] * max(channels, 3) * 4 * node.settings.batch_size
+        if needed > free:
+            raise ConfigError(f"representation '{node.name}': output_size {list(size)} with batch_size "
+                              f"{node.settings.batch_size} needs {needed / 2**30:.1f} GiB, more than the "
+                              f"{free / 2**30:.1f} GiB of memory available; choose a smaller output_size or batch_size")

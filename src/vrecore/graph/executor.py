@@ -211,6 +211,12 @@ class Executor:
         for name, k in last.items():
             self._drop_after.setdefault(k + 1, []).append(name)
 
+    def new_run(self) -> None:
+        """Start counting afresh (an executor kept set up over several runs); what was set up stays set up."""
+        self.stats = {n.name: NodeStats(n.name, self.batch_size[n.name]) for n in self.nodes}
+        self.failed = {n.name: set() for n in self.nodes}
+        self.last_error = {}
+
     def device_of(self, node: Node) -> str:
         """The device ``node`` runs on."""
         return self.placement.get(node.name, self.placement.get("*", self.device))

@@ -15,6 +15,7 @@ import importlib
 import importlib.metadata as md
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -398,6 +399,7 @@ def _installed(distribution: str) -> bool:
     return True
 
 
+@functools.cache
 def _core_version() -> str:
     try:
         return md.version(CORE_DISTRIBUTION)
@@ -405,11 +407,16 @@ def _core_version() -> str:
         return "0+unknown"
 
 
+_REQUIREMENT_NAME = re.compile(r"\s*[A-Za-z0-9._-]*")
+_PLAIN_REQUIREMENT = re.compile(r"\s*[A-Za-z0-9._-]+\s*\(?([<>=!~][^;\[@()]*)?\)?\s*$")
+"""``name`` or ``name>=1,<2`` without extras, URL or marker: its specifiers need no full requirement parser."""
+
+
 def _incompatibility(dist: md.Distribution | None) -> str:
     """Why a plugin distribution cannot work with this vrecore (read from its metadata), or ''."""
     if dist is None:
         return ""
-    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
     from packaging.version import InvalidVersion, Version
 
     try:
@@ -417,16 +424,24 @@ def _incompatibility(dist: md.Distribution | None) -> str:
     except InvalidVersion:
         return ""
     for line in dist.requires or []:
+        if _canonical(_REQUIREMENT_NAME.match(line).group(0)) != CORE_DISTRIBUTION:  # type: ignore[union-attr]
+            continue  # (parsing every requirement of every plugin costs more than the rest of the check)
+        plain = _PLAIN_REQUIREMENT.match(line)
         try:
-            req = Requirement(line)
-        except InvalidRequirement:
+            if plain:  # the usual form: packaging's requirement parser (its import alone) is not needed
+                specifier = SpecifierSet(plain.group(1) or "")
+            else:
+                from packaging.requirements import Requirement
+
+                req = Requirement(line)
+                if _canonical(req.name) != CORE_DISTRIBUTION or (
+                        req.marker is not None and not req.marker.evaluate({"extra": ""})):
+                    continue
+                specifier = req.specifier
+        except (InvalidSpecifier, ValueError):  # (InvalidRequirement is a ValueError)
             continue
-        if _canonical(req.name) != CORE_DISTRIBUTION:
-            continue
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        if not req.specifier.contains(core, prereleases=True):
-            return (f"it requires vrecore{req.specifier} but vrecore {core} is installed; "
+        if not specifier.contains(core, prereleases=True):
+            return (f"it requires vrecore{specifier} but vrecore {core} is installed; "
                     f"upgrade the plugin or vrecore")
     return ""
 

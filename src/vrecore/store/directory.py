@@ -25,8 +25,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
 import re
+import stat
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePath
@@ -67,6 +70,10 @@ _OWN_FOLDERS = (".logs", ".quarantine")
 _OWN_FILES = (*FORMAT_FOLDERS, RECORDS_FILE, METADATA_FILE, ".lock", *_LEGACY)
 
 
+_ROOM_CHECKED: dict[int, float] = {}
+"""File system (device number) -> when `DirectoryStore.check_writable` last found room on it in this process."""
+
+
 class DirectoryStore(Store):
     """The seed-compatible folder layout on a local or shared file system (registered as ``directory``, the
     default store, with the ``file://`` scheme)."""
@@ -86,6 +93,16 @@ class DirectoryStore(Store):
 
     def folder(self, name: str) -> Path:
         """The folder of a representation; never outside the output folder."""
+        if name and "/" not in name and name not in (".", "..") and "\0" not in name:
+            # One plain folder name that is not a link resolves to itself below the resolved output folder: one
+            # lstat instead of resolving every folder of the absolute path (~50 calls per export).
+            plain = self._resolved_root / name
+            try:
+                is_link = stat.S_ISLNK(os.lstat(plain).st_mode)
+            except OSError:
+                is_link = False
+            if not is_link:
+                return plain
         path = (self.root / name).resolve()
         if path.parent != self._resolved_root:
             raise ConfigError(f"representation name {name!r} would write outside output_dir; rename it")
@@ -112,11 +129,18 @@ class DirectoryStore(Store):
         probe = f".write-test-{HOST}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             with directory(self.root) as fd:
+                device = os.fstat(fd).st_dev
+                # Room for a few frames, or the disk is as good as full: written and synced once per file system
+                # and minute in a process (many videos in one run: a few ms each otherwise); a file made and
+                # removed still proves the folder writable.
+                room = time.monotonic() - _ROOM_CHECKED.get(device, -math.inf) > 60
                 try:
                     with create_new(fd, probe, self.root / probe) as f:
-                        f.write(bytes(256 * 1024))  # room for a few frames, or the disk is as good as full
-                        f.flush()
-                        os.fsync(f.fileno())
+                        if room:
+                            f.write(bytes(256 * 1024))
+                            f.flush()
+                            os.fsync(f.fileno())
+                            _ROOM_CHECKED[device] = time.monotonic()
                 finally:
                     with contextlib.suppress(OSError):
                         os.unlink(probe, dir_fd=fd)

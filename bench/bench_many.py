@@ -1,0 +1,176 @@
+"""Many short clips: `vre export videos=...` against the same frames as one video, a multirun, and Ray Data by hand;
+and the cold start of `vre export` (one frame).
+
+    python bench/bench_many.py clips [--clips 500] [--seconds 2] [--multirun 20] [--ray-data]
+    python bench/bench_many.py cold [--repeat 10] [--src OTHER_CHECKOUT/src]
+
+``clips`` cuts ``--clips`` clips of ``--seconds`` s at 240p (426x240, 25 fps) from the shipped footage (its 44 frames
+repeated), and one video of all their frames back to back, then times, as processes, rgb+hsv -> npz of: the one
+video; every clip through ``vre export videos=FOLDER output_root=OUT``; a re-run of that (every clip skipped);
+``--multirun N`` clips through ``vre export -m video=a,b,... output_root=OUT`` (today's way, per clip figures scaled);
+``--ray-data``: the clips through Ray Data by hand (read_videos -> map_batches(hsv) -> write_numpy; needs
+``pip install 'ray[data]'``). Overhead per clip = (time of the clips - time of the one video) / clips.
+
+``cold`` times ``vre export`` of one frame of the shipped clip (rgb+hsv) ``--repeat`` times as a process (wall and
+CPU seconds, median); ``--src`` runs another checkout's code the same way (PYTHONPATH) for a side-by-side figure.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FOOTAGE = ROOT / "src" / "vrecore" / "frames" / "footage" / "big_buck_bunny_640x360.mp4"
+VRE = [sys.executable, "-m", "vrecore.cli", "export"]
+
+
+def _frames(size: tuple[int, int]) -> list:
+    import av
+    import cv2
+
+    with av.open(str(FOOTAGE)) as src:
+        return [cv2.resize(f.to_ndarray(format="rgb24"), size, interpolation=cv2.INTER_AREA)
+                for f in src.decode(video=0)]
+
+
+def _write(path: Path, frames: list, first: int, count: int) -> None:
+    import av
+
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for k in range(first, first + count):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frames[k % len(frames)], format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of a process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t = time.perf_counter()
+    done = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])}... failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def clips(ns: argparse.Namespace) -> None:
+    per_clip = int(ns.seconds * 25)
+    with tempfile.TemporaryDirectory(prefix="many-", dir=ns.workdir) as tmp:
+        work = Path(tmp)
+        frames = _frames((426, 240))
+        folder = work / "clips"
+        folder.mkdir()
+        for k in range(ns.clips):
+            _write(folder / f"clip{k:05d}.mp4", frames, k * 7, per_clip)
+        _write(work / "all.mp4", frames, 0, per_clip * ns.clips)
+        total = per_clip * ns.clips
+        print(f"{ns.clips} clips of {ns.seconds} s (426x240, {per_clip} frames each, {total} frames); rgb+hsv -> npz; "
+              f"load before: {os.getloadavg()[0]:.1f}")
+        rows = []
+        for r in range(ns.repeat):
+            one, _ = timed([*VRE, f"video={work / 'all.mp4'}", "output_dir=one"], work)
+            many, _ = timed([*VRE, f"videos={folder}", "output_root=many"], work)
+            again, _ = timed([*VRE, f"videos={folder}", "output_root=many"], work)
+            rows.append((one, many, again))
+            print(f"  run {r + 1}: one video {one:.2f} s, videos= {many:.2f} s, re-run (all skipped) {again:.2f} s",
+                  flush=True)
+            shutil.rmtree(work / "one")
+            shutil.rmtree(work / "many")
+        one, many, again = (statistics.median(x) for x in zip(*rows, strict=True))
+        print(f"| one video of the same {total} frames | {one:.2f} s | {total / one:.0f} frames/s |")
+        print(f"| videos= over {ns.clips} clips | {many:.2f} s | {ns.clips / many:.1f} clips/s, "
+              f"{(many - one) / ns.clips * 1e3:.1f} ms overhead per clip |")
+        print(f"| re-run, every clip finished | {again:.2f} s | {(again) / ns.clips * 1e3:.2f} ms per clip |")
+        if ns.multirun:
+            names = sorted(folder.iterdir())[:ns.multirun]
+            sub = work / "sub.mp4"
+            _write(sub, frames, 0, per_clip * len(names))
+            base, _ = timed([*VRE, f"video={sub}", "output_dir=one"], work)
+            multi, _ = timed([*VRE, "-m", "video=" + ",".join(str(p) for p in names), "output_root=multi"], work)
+            shutil.rmtree(work / "one")
+            print(f"| -m video=... over {len(names)} clips | {multi:.2f} s (one video of their frames: {base:.2f} s) | "
+                  f"{len(names) / multi:.1f} clips/s, {(multi - base) / len(names) * 1e3:.0f} ms overhead per clip |")
+        if ns.ray_data:
+            script = work / "ray_data.py"
+            script.write_text(RAY_DATA)
+            t, _ = timed([sys.executable, str(script), str(folder), str(work / "ray_out")], work)
+            print(f"| Ray Data by hand (read_videos -> map_batches(hsv) -> write_numpy(hsv only), 2 CPUs) | {t:.2f} s "
+                  f"| {ns.clips / t:.1f} clips/s, {(t - one) / ns.clips * 1e3:.1f} ms over vre's one video per clip |")
+            shutil.rmtree(work / "ray_out", ignore_errors=True)
+        print(f"load after: {os.getloadavg()[0]:.1f}")
+
+
+RAY_DATA = '''
+import sys
+import cv2
+import numpy as np
+import ray
+
+def hsv(batch):
+    rgb = batch["frame"]
+    out = np.multiply(rgb, np.float32(1 / 255), dtype=np.float32)
+    for f in out:
+        cv2.cvtColor(f, cv2.COLOR_RGB2HSV, dst=f)
+    out[..., 0] *= np.float32(1 / 360)
+    return {"rgb": rgb, "hsv": out}
+
+ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")
+ds = ray.data.read_videos(sys.argv[1])
+ds.map_batches(hsv, batch_size=8).write_numpy(sys.argv[2], column="hsv")
+'''
+
+
+def cold(ns: argparse.Namespace) -> None:
+    env = dict(os.environ)
+    label = "this checkout"
+    if ns.src:
+        env["PYTHONPATH"] = str(Path(ns.src).resolve())
+        label = str(ns.src)
+    with tempfile.TemporaryDirectory(prefix="cold-") as tmp:
+        work = Path(tmp)
+        shutil.copy(FOOTAGE, work / "clip.mp4")
+        timed([*VRE, "video=clip.mp4", "output_dir=warm", "frames=0..1"], work, env)  # the page cache
+        walls, cpus = [], []
+        for k in range(ns.repeat):
+            wall, cpu = timed([*VRE, "video=clip.mp4", f"output_dir=o{k}", "frames=0..1", "pipeline=rgb_hsv"], work,
+                              env)
+            walls.append(wall)
+            cpus.append(cpu)
+        print(f"cold start of `vre export` (1 frame, rgb+hsv), {label}, {ns.repeat} runs, load "
+              f"{os.getloadavg()[0]:.1f}: median {statistics.median(walls):.3f} s wall (min {min(walls):.3f}), "
+              f"{statistics.median(cpus):.3f} s CPU (target 0.4 s wall, idle)")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    a = sub.add_parser("clips")
+    a.add_argument("--clips", type=int, default=500)
+    a.add_argument("--seconds", type=float, default=2.0)
+    a.add_argument("--repeat", type=int, default=1)
+    a.add_argument("--multirun", type=int, default=0)
+    a.add_argument("--ray-data", action="store_true")
+    a.add_argument("--workdir", type=Path, default=None)
+    b = sub.add_parser("cold")
+    b.add_argument("--repeat", type=int, default=10)
+    b.add_argument("--src", type=Path, default=None)
+    ns = ap.parse_args()
+    clips(ns) if ns.what == "clips" else cold(ns)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
