@@ -110,7 +110,7 @@ def test_disk_full_mid_run_keeps_the_frames_done(sample_video, tmpfs):
 
 # -- bad input -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("override,message", [
-    ("+unknownkey=1", "unknown key 'unknownkey' for `vre export`; valid keys: video, output_dir,"),
+    ("+unknownkey=1", "unknown key 'unknownkey' for `vre export`; valid keys: video, videos, output_dir,"),
     ("device=cuda", "device 'cuda' is not available: this machine has no CUDA GPU that torch can use; use device=cpu"),
     ("device=cuda:7", "device 'cuda:7' is not available"),
     ("device=gpu", "device 'gpu' is not a device torch knows; use cpu, cuda, cuda:N or mps"),

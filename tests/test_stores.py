@@ -103,13 +103,13 @@ def test_stored_export_commands_read_a_file_url(registry, sample_video, tmp_path
     assert main(["verify", f"file://{out}"]) == 0, capsys.readouterr().err
 
 
-def test_stored_export_commands_refuse_another_stores_url(mem, capsys):
+def test_the_picture_commands_open_another_stores_url(mem, capsys):
+    """`vre collage` reads a registered store's export through the Store interface: an empty one is one line."""
     code = main(["collage", "mem://x"])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err
     assert [line for line in err.splitlines() if line.startswith("vre collage: error: ")] == [
-        "vre collage: error: folder 'mem://x' is a URL of the 'mem' store (from test-dist); this reads a local "
-        "output folder: give its path"]
+        "vre collage: error: 'mem://x' holds no stored frames; give the output folder of an export"]
 
 
 def test_vre_verify_and_vre_read_open_a_stores_url(mem, sample_video, capsys):
