@@ -19,6 +19,7 @@ import attrs
 
 from vrecore.errors import VreError
 from vrecore.graph.build import Graph
+from vrecore.store.safe_paths import atomic_write, read_regular
 
 __all__ = ["DONE_FILE", "Clip", "ClipOutcome", "ClipRunner", "is_done", "mark_done"]
 
@@ -63,13 +64,12 @@ def is_done(graph: Graph, clip: Clip) -> bool:
     """Whether ``clip`` was finished by an earlier run with the same key, and its folder not written since
     (a few stats and one small read: the video is not opened, no frame is planned)."""
     try:
-        with open(Path(clip.output_dir) / ".logs" / DONE_FILE, encoding="utf-8") as f:
-            record = json.load(f)
+        record = json.loads(read_regular(clip.output_dir, f".logs/{DONE_FILE}"))  # never through a link
         if not isinstance(record, dict) or record.get("key") != clip.key:
             return False
         files = record.get("files") or {}
         return bool(files) and all(files.get(str(p)) == _stat(p) for p in _watched_files(graph, clip.output_dir))
-    except (OSError, ValueError):
+    except (OSError, ValueError, VreError):
         return False
 
 
@@ -82,12 +82,10 @@ def mark_done(graph: Graph, clip: Clip, run_id: str) -> None:
     """Write ``clip``'s skip record (whole, by rename); a folder whose files are missing gets none."""
     try:
         files = {str(p): _stat(p) for p in _watched_files(graph, clip.output_dir)}
-        logs = Path(clip.output_dir) / ".logs"
-        tmp = logs / f".{DONE_FILE}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"key": clip.key, "run_id": run_id, "video": clip.video, "files": files}),
-                       encoding="utf-8")
-        os.replace(tmp, logs / DONE_FILE)
-    except OSError as e:  # the export itself is fine; the next run plans it again
+        data = json.dumps({"key": clip.key, "run_id": run_id, "video": clip.video, "files": files}).encode()
+        # whole, by rename, and never through a link below the output folder
+        atomic_write(clip.output_dir, f".logs/{DONE_FILE}", lambda f: f.write(data), f".{DONE_FILE}.{os.getpid()}.tmp")
+    except (OSError, VreError) as e:  # the export itself is fine; the next run plans it again
         log.warning("%s: no skip record written (%s)", clip.output_dir, e)
 
 
