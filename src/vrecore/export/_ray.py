@@ -136,7 +136,7 @@ class RayTransport:
             value = self._ray.get(ref)
         except Exception as e:  # noqa: BLE001 - the actor failed to set up, or died (killed, out of memory, node gone)
             self._drop(index)
-            if kind == "ready":
+            if kind == "ready" and not _lost(e):
                 return Failed(index, f"actor {index}: {_first_line(e)}", False)
             return Died(index, _first_line(e))
         if kind == "ready":
@@ -206,6 +206,14 @@ def _ray_device(device: str) -> tuple[str, dict[str, float]]:
     if device.startswith("cuda"):
         return "cuda", {"num_gpus": 1, "num_cpus": 1}
     return device, {"num_cpus": 1}
+
+
+def _lost(e: BaseException) -> bool:
+    """Whether ``e`` says the actor itself was lost (its process or node gone, or cancelled before it ran), rather
+    than that its set-up raised: a death, whenever it happens."""
+    from ray.exceptions import RayActorError
+
+    return isinstance(e, RayActorError) and not e.actor_init_failed
 
 
 def _first_line(e: BaseException) -> str:

@@ -2,6 +2,7 @@
 throwaway plugins around a test."""
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -46,14 +47,19 @@ class GreyMean(Representation):
 
 @attrs.define(kw_only=True, eq=False)
 class Slow(GreyMean):
-    """GreyMean that sleeps ``seconds`` per batch (only for batches from frame ``slow_from`` on)."""
+    """GreyMean that sleeps ``seconds`` per batch (only for batches from frame ``slow_from`` on); with ``mark_dir``,
+    each process that begins a batch leaves an empty file named by its pid there first (so a test knows which
+    workers are at work)."""
 
     type_name = "test/slow"
-    unfingerprinted_parameters = ("seconds", "slow_from")  # sleeping longer changes no output
+    unfingerprinted_parameters = ("seconds", "slow_from", "mark_dir")  # sleeping longer changes no output
     seconds: float = 0.05
     slow_from: int = 0
+    mark_dir: str = ""
 
     def compute(self, batch: Batch) -> np.ndarray:
+        if self.mark_dir:
+            (Path(self.mark_dir) / str(os.getpid())).touch()
         if max(int(i) for i in batch.indices) >= self.slow_from:
             time.sleep(self.seconds)
         return super().compute(batch)
