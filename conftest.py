@@ -14,6 +14,13 @@ import pytest
 from vrecore.graph.registry import get_registry, reset_registry
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The suite starts ~300 `vre` processes (and xdist's workers): let them keep and reuse compiled bytecode. With a
+    # developer's PYTHONDONTWRITEBYTECODE=1 every one of them compiles vrecore's modules from source again (~60 ms of
+    # CPU each); __pycache__ folders are git-ignored.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
+
 @pytest.fixture(scope="session")
 def sample_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small generated H.264 clip with B-frames (48 frames, 320x180)."""

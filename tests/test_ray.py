@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
+import tempfile
+from pathlib import Path
 
 import pytest
 from tests.test_scaleout import REPS, _complete_again, _export_cli, _wait, frames_of, graph
@@ -30,7 +33,14 @@ def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_pa
     assert not (tmp_path / "other").exists()
 
 
-def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path):
+def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path, monkeypatch):
+    # Another cluster on this machine, begun by `ray start --head` (or ray.cluster_utils), is the one Ray's own
+    # ray.init() would join: without ray_address, vre's run starts its own instance all the same.
+    ray_tmp = Path(tempfile.mkdtemp(prefix="vre-ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
+    (ray_tmp / "ray").mkdir()
+    (ray_tmp / "ray" / "ray_current_cluster").write_text("127.0.0.1:9")
+    monkeypatch.setenv("RAY_TMPDIR", str(ray_tmp))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
     out = tmp_path / "out"
     proc = _export_cli(out, sample_video, "workers=2", "runner=ray")
     _wait(out, 6, timeout=120)
@@ -47,3 +57,4 @@ def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_vide
     assert runs[-1]["representations"]["slow"]["computed"] == 48 - written
     assert runs[-1]["representations"]["slow"]["skipped"] == written
     _complete_again(out, sample_video)
+    shutil.rmtree(ray_tmp, ignore_errors=True)

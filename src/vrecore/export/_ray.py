@@ -196,8 +196,12 @@ def _connect(address: str | None, actors: int) -> Any:
                                   "log_to_driver": False}
         if address:
             ray.init(address=address, **kwargs)
+        elif os.environ.get("RAY_ADDRESS"):
+            ray.init(**kwargs)  # Ray's own convention: RAY_ADDRESS names the cluster to join
         else:
-            ray.init(num_cpus=max(actors, os.cpu_count() or 1), **kwargs)
+            # A private instance: Ray's ray.init() without an address would join the cluster that `ray start`
+            # last began on this machine (and refuse num_cpus); joining one is what ray_address=auto asks for.
+            ray.init(address="local", num_cpus=max(actors, os.cpu_count() or 1), **kwargs)
     return ray
 
 
