@@ -125,3 +125,24 @@ def test_a_symbolic_link_below_a_local_zarr_export_is_never_followed(registry, e
     assert f"'{link}' is a symbolic link" in errors[0], errors[0]
     assert tree_hash(outside) == before, "nothing outside was written or deleted"
     assert link.is_symlink() and Path(os.readlink(link)) == copy
+
+
+@pytest.mark.parametrize("linked", ["a/b", "a/b/c/d"])
+def test_each_object_operation_refuses_a_link_and_names_it(tmp_path, linked):
+    from vrecore.store.safe_paths import SymlinkRefused
+    from vrecore.store.zarr_store.objects import ObjectFiles
+
+    root = tmp_path / "x.zarr"
+    files = ObjectFiles(str(root))
+    files.put("a/b/c/d", b"inside")
+    outside = tmp_path / "outside"
+    shutil.move(root / linked, outside)
+    (root / linked).symlink_to(outside)
+    before = tree_hash(tmp_path / "outside") if outside.is_dir() else outside.read_bytes()
+    message = f"'{root / linked}' is a symbolic link"
+    for operation in (lambda: files.get("a/b/c/d"), lambda: files.get("a/b/c/d", 1, 3), lambda: files.info("a/b/c/d"),
+                      lambda: files.put("a/b/c/d", b"written"), lambda: files.delete("a/b/c/d"),
+                      lambda: files.delete_many(["a/b/c/d"]), lambda: files.find("a"), lambda: list(files.walk("a"))):
+        with pytest.raises(SymlinkRefused, match=message):
+            operation()
+    assert (tree_hash(tmp_path / "outside") if outside.is_dir() else outside.read_bytes()) == before

@@ -62,6 +62,21 @@ def stamp(info: dict[str, Any]) -> int:
     return 0
 
 
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def _open_no_follow(fd: int, name: str, flags: int, shown: str) -> int:
+    """``name`` in the folder ``fd`` opened with O_NOFOLLOW; a link there is SymlinkRefused (naming ``shown``)."""
+    try:
+        return os.open(name, flags | os.O_NOFOLLOW, dir_fd=fd)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            with contextlib.suppress(OSError):
+                if stat_module.S_ISLNK(os.stat(name, dir_fd=fd, follow_symlinks=False).st_mode):
+                    raise safe_paths.SymlinkRefused(shown) from None
+        raise OSError(e.errno, e.strerror, shown) from None
+
+
 class ObjectFiles:
     """The objects below one location; keys are ``/``-separated, relative to it. Picklable: the file system is
     opened again in each process (a DataLoader worker, a Ray actor), never shared across a fork."""
@@ -113,18 +128,48 @@ class ObjectFiles:
     def get(self, key: str, start: int | None = None, end: int | None = None) -> bytes:
         """The bytes of an object (or of ``[start, end)``); FileNotFoundError when there is none."""
         try:
-            if self.local:  # plain file reads (fsspec's local layer costs more than the read of a small chunk)
-                folder, _, name = key.rpartition("/")
-                with safe_paths.directory(self.root, folder) as fd, \
-                        safe_paths.open_regular(name, fd=fd, shown=Path(self.root, key)) as f:
-                    f.seek(start or 0)
-                    return f.read() if end is None else f.read(end - (start or 0))
+            if self.local:
+                return self._local_read(key, start, end)
             return bytes(self.fs.cat_file(self.path(key), start=start, end=end))
         except (FileNotFoundError, StorageError):
             raise
         except Exception as e:  # noqa: BLE001 - OSError, botocore's NoCredentialsError...: one line
             raise StorageError(f"{self.location}/{key} cannot be read ({type(e).__name__}: "
                                f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from e
+
+    def _local_read(self, key: str, start: int | None, end: int | None) -> bytes:
+        """A local object's bytes: each folder opened relative to its parent with O_NOFOLLOW, then the file, then
+        one pread (the lean form of safe_paths.read_regular: a chunk is read per frame, fsspec costs more)."""
+        parts = key.split("/")
+        if any(p in ("", ".", "..") for p in parts):
+            raise ValueError(f"{key!r} is not an object key")
+        root = self.root
+        fd = os.open(root, _DIR)
+        try:
+            for k, part in enumerate(parts[:-1]):
+                child = _open_no_follow(fd, part, _DIR, os.path.join(root, *parts[:k + 1]))
+                os.close(fd)
+                fd = child
+            shown = os.path.join(root, key)
+            file = _open_no_follow(fd, parts[-1], os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC, shown)
+        finally:
+            os.close(fd)
+        try:
+            st = os.fstat(file)
+            if not stat_module.S_ISREG(st.st_mode):
+                raise safe_paths.NotRegularFileError(shown, st.st_mode)
+            offset = start or 0
+            size = (st.st_size if end is None else end) - offset
+            chunks = []
+            while size > 0:
+                data = os.pread(file, size, offset)
+                if not data:
+                    break
+                chunks.append(data)
+                offset, size = offset + len(data), size - len(data)
+            return b"".join(chunks)
+        finally:
+            os.close(file)
 
     def find(self, prefix: str) -> dict[str, tuple[int, int]]:
         """Key relative to ``prefix`` → (size, `stamp`) of every object below it, in one listing."""
