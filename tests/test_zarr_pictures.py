@@ -63,6 +63,20 @@ def test_collage_video_and_report_of_a_local_zarr_export_go_next_to_it(registry,
     assert main(["verify", str(store), "--deep"]) == 0, "the pictures beside the arrays are not part of the export"
 
 
+def test_picture_commands_create_nothing_in_the_export_but_their_outputs(registry, exports, tmp_path, capsys):
+    import shutil
+
+    for export in exports:  # a local zarr export, and a folder export, copied without their .logs
+        out = tmp_path / export.name
+        shutil.copytree(export, out, ignore=shutil.ignore_patterns(".logs", ".collage", "preview.mp4", "report.html"))
+        before = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+        for command in ("collage", "video", "report"):
+            assert main([command, str(out)]) == 0, capsys.readouterr().err
+        made = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
+        declared = [p for p in made if p.partition("/")[0] in (".collage", "preview.mp4", "report.html")]
+        assert sorted(set(made) - set(declared)) == before, f"{out.name}: only the declared outputs are new"
+
+
 def test_a_url_export_needs_a_local_output(registry, sample_video, tmp_path, capsys):
     url = f"memory://vre-pictures-{uuid.uuid4().hex[:8]}/clip"
     run_export(graph(), sample_video, url, frames="0..2")

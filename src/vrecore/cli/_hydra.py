@@ -147,10 +147,13 @@ def _sweep_dir(args: list[str], ledger: str) -> tuple[str | None, bool]:
     """Where Hydra writes a multirun's ``multirun.yaml`` (and a launcher its logs), and whether vre made it for the
     run alone: beside the ledger in ``output_root``, else a new temporary folder; never the working folder
     (Hydra's default here, where it would replace a user's file of that name). None when the command line sets
-    ``hydra.sweep.dir`` itself."""
+    ``hydra.sweep.dir`` itself. ``multirun.yaml`` holds the whole command line: with credentials on it
+    (``store_options.storage_options...``) it goes to a new private temporary folder, removed at the end."""
+    from vrecore.store.location import hide_secret_args
+
     if any(re.match(r"^[+~]*hydra\.sweep\.dir=", a) for a in args):
         return None, False
-    if os.path.dirname(ledger) != tempfile.gettempdir():
+    if os.path.dirname(ledger) != tempfile.gettempdir() and hide_secret_args(args) == list(args):
         return os.path.dirname(ledger), False
     return tempfile.mkdtemp(prefix="vre-multirun-"), True
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["hide_environment", "print_error", "remember_environment_values"]
+__all__ = ["hide_environment", "print_error", "remember_environment_values", "remember_secret_values"]
 
 
 def print_error(command: str, error: BaseException | str) -> None:
@@ -30,6 +30,13 @@ def remember_environment_values(cfg: Any) -> None:
         value = os.environ.get(name, "")
         if len(value) >= 4:  # shorter values (1, cpu) are no secret, and replacing them would garble messages
             _ENVIRONMENT_VALUES[value] = "${oc.env:" + name + "}"
+
+
+def remember_secret_values(values: list[str], shown: str) -> None:
+    """Note values that errors must show as ``shown`` (credentials given in ``store_options.storage_options``)."""
+    for value in values:
+        if len(value) >= 4:
+            _ENVIRONMENT_VALUES[value] = shown
 
 
 def hide_environment(text: str) -> str:

@@ -10,9 +10,10 @@ __all__ = ["ExportConfig", "RepresentationConfig", "StreamConfig", "register_sch
 
 
 def _open_parameters() -> Any:
-    """An empty mapping that stays open when Hydra closes the config: ``representations.X.parameters.K=V`` on
-    the command line sets a parameter the preset does not list (e.g. weights_path) without Hydra's ``+``; an
-    unknown name is then refused by the graph, which names the type's parameters."""
+    """An empty mapping that stays open when Hydra closes the config: ``representations.X.parameters.K=V`` (or
+    ``store_options.K=V``) on the command line sets a parameter the preset does not list (e.g. weights_path)
+    without Hydra's ``+``; an unknown name is then refused by the graph (or the store), which names the valid
+    ones."""
     from omegaconf import OmegaConf
 
     return OmegaConf.create({}, flags={"struct": False})
@@ -48,6 +49,9 @@ class ExportConfig:
     store: str | None = None
     """The registered store that keeps output_dir (core's: `directory`; plugins add more); none: chosen by
     output_dir's URL scheme (SCHEME://...) or suffix, else `directory` (npz folders)."""
+    store_options: dict[str, Any] = field(default_factory=_open_parameters)
+    """Options of the store, e.g. store_options.codec=none (zarr: codec, level, frames_per_shard, storage_options:
+    fsspec's endpoint and credentials, never printed nor recorded)."""
     frames: Any | None = None
     representations: dict[str, RepresentationConfig] = field(default_factory=dict)
     batch_size: int = 8

@@ -8,7 +8,7 @@ from typing import Any
 
 from vrecore.cli._hydra import check_keys, resolve_config, run_hydra
 from vrecore.cli._logging import cli_logging
-from vrecore.cli._messages import hide_environment, print_error
+from vrecore.cli._messages import hide_environment, print_error, remember_secret_values
 from vrecore.errors import VreError
 
 __all__ = ["main", "report_after_export", "run_export_config"]
@@ -37,6 +37,10 @@ def run_export_config(cfg: Any, outcome: dict[str, Any] | None = None) -> int:
         print_error("export", e)
         outcome.update(status="failed", error=hide_environment(str(e)))
         return e.exit_code
+    from vrecore.store.location import HIDDEN, secret_values
+
+    options = config.get("store_options")
+    remember_secret_values(secret_values(options if isinstance(options, dict) else None), HIDDEN)
     outcome["video"] = config.get("video")
     undo_logging = cli_logging("export", errors=False)  # warnings (e.g. a frame quarantined) show; errors are ours
     try:
@@ -74,8 +78,8 @@ def _export_from_config(config: dict[str, Any], outcome: dict[str, Any]) -> int:
             durable=bool(config.get("durable")), progress=sys.stderr.isatty() if progress is None else progress,
             workers=config.get("workers", 1), devices=config.get("devices"), placement=config.get("placement"),
             runner=config.get("runner", "local"), ray_address=config.get("ray_address"),
-            video_backend=config.get("video_backend", "auto"), store=config.get("store"), config=config,
-            raise_on_error=False)
+            video_backend=config.get("video_backend", "auto"), store=config.get("store"),
+            store_options=config.get("store_options") or None, config=config, raise_on_error=False)
     except VreError as e:
         print_error("export", e)
         outcome.update(status="failed", error=hide_environment(str(e)).splitlines()[0])
@@ -124,7 +128,8 @@ def _export_videos(config: dict[str, Any], outcome: dict[str, Any]) -> int:
         overwrite=bool(config.get("overwrite")), on_mismatch=config.get("on_mismatch", "error"),
         exception_mode=config.get("exception_mode", "stop"), device=config.get("device", "cpu"),
         writers=config.get("writers", 2), threads=config.get("threads"), durable=bool(config.get("durable")),
-        video_backend=config.get("video_backend", "auto"), store=config.get("store"), config=config)
+        video_backend=config.get("video_backend", "auto"), store=config.get("store"),
+        store_options=config.get("store_options") or None, config=config)
     print(f"vre export: {result.summary()}", file=sys.stderr)
     outcome.update(video=str(config["videos"]), output_dir=config.get("output_root"),
                    status="ok" if result.ok else "failed",

@@ -32,7 +32,7 @@ VIDEO_SUFFIXES = (".mp4", ".m4v", ".mkv", ".mov", ".avi", ".webm", ".mpg", ".mpe
 """What a folder given as ``videos`` is searched for (the files directly inside it)."""
 
 _RUN_KEYS = ("frames", "overwrite", "on_mismatch", "exception_mode", "device", "writers", "video_backend", "threads",
-             "durable", "store", "config")
+             "durable", "store", "store_options", "config")
 """`run_export` arguments that `export_videos` hands on to each video's run."""
 
 

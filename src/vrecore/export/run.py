@@ -33,7 +33,7 @@ from vrecore.graph.devices import check_device, thread_limit
 from vrecore.graph.executor import EXCEPTION_MODES, Executor, NodeStats, RepresentationFailed, preflight
 from vrecore.store.base import Store
 from vrecore.store.files import describe_os_error
-from vrecore.store.location import choose_store
+from vrecore.store.location import choose_store, hide_secret_args, hide_secret_config
 
 __all__ = ["ExportResult", "RepresentationStats", "run_export"]
 
@@ -96,6 +96,7 @@ def run_export(graph: Graph, video: FrameSource | str | os.PathLike[str], output
     chosen = None if isinstance(output_dir, Store) else choose_store(output_dir, store=store)
     if chosen is not None:
         chosen.check_location()
+        chosen.check_options(store_options or {})
     scale = _ScaleOut(workers, [str(d) for d in devices] if devices else None, dict(placement or {}), runner,
                       ray_address, video_backend)
     source = video if isinstance(video, FrameSource) else open_video(video, video_backend)
@@ -441,11 +442,11 @@ class _Export:
 
     def _run_fields(self, plan: ExportPlan) -> dict[str, Any]:
         return {
-            "command": " ".join(sys.argv), "video": str(self.source.path), "video_frames": self.source.num_frames,
-            "fps": self.source.fps,
+            "command": " ".join(hide_secret_args(sys.argv)), "video": str(self.source.path),
+            "video_frames": self.source.num_frames, "fps": self.source.fps,
             "frames": ranges(self.selected), "frames_end_exclusive": True, "device": self.device, "overwrite": self.overwrite,
             "on_mismatch": self.on_mismatch, "exception_mode": self.exception_mode, "durable": self.durable,
-            "signal": self.signal, "config": dict(self.config) if self.config else None,
+            "signal": self.signal, "config": hide_secret_config(self.config),
             "graph": self.graph.to_config(), "fingerprints": plan.digests,
             "runner": self.scale.runner, "placement": self.scale.placement or None,
             "workers": [r.to_dict() for r in self.worker_records] or None,

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -29,7 +30,7 @@ import numpy as np
 
 from vrecore.store.files import write_atomic
 from vrecore.store.npz import load_npz
-from vrecore.store.safe_paths import directory
+from vrecore.store.safe_paths import SymlinkRefused, directory, open_regular
 
 __all__ = ["FORMAT_FOLDERS", "FileFacts", "Store", "required_folders"]
 
@@ -156,13 +157,18 @@ class Store(ABC):
 
     def read_run_metadata(self) -> list[dict[str, Any]]:
         """The metadata of every run recorded (default: ``<root>/.logs/run_metadata_*.json``), unreadable ones
-        left out."""
+        and links left out; a missing ``.logs`` is not created (readers make nothing)."""
         runs = []
-        for path in sorted(self.logs.glob("run_metadata_*.json")):
-            with contextlib.suppress(OSError, ValueError):
-                run = json.loads(path.read_text())
-                if isinstance(run, dict):
-                    runs.append(run)
+        try:
+            with directory(self.root, ".logs") as fd:
+                for name in sorted(n for n in os.listdir(fd) if n.startswith("run_metadata_") and n.endswith(".json")):
+                    with contextlib.suppress(OSError, ValueError, SymlinkRefused), \
+                            open_regular(name, fd=fd, shown=self.root / ".logs" / name) as f:
+                        run = json.loads(f.read())
+                        if isinstance(run, dict):
+                            runs.append(run)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
         return runs
 
     def write_run_metadata(self, run_id: str, metadata: dict[str, Any]) -> Path:

@@ -2,8 +2,10 @@
 for a path."""
 from __future__ import annotations
 
+import inspect
 import os
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -12,7 +14,8 @@ from vrecore.errors import ConfigError, PluginError
 from vrecore.graph.registry import Extension, get_registry
 from vrecore.store.base import Store
 
-__all__ = ["DEFAULT_STORE", "StoreChoice", "check_local_path", "choose_store", "open_store"]
+__all__ = ["DEFAULT_STORE", "HIDDEN", "StoreChoice", "check_local_path", "choose_store", "hide_secret_args",
+           "hide_secret_config", "hide_secret_options", "open_store", "secret_values"]
 
 DEFAULT_STORE = "directory"
 """The store of a location that names none (no ``store=``, no URL scheme, no registered suffix)."""
@@ -45,8 +48,22 @@ class StoreChoice:
         """Refuse, in one line and before anything is made, a location the store cannot use."""
         self.store_class.check_location(self.location)
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse, in one line naming the valid ones, an option the store's class does not take."""
+        parameters = list(inspect.signature(self.store_class).parameters.values())[1:]  # after the location
+        if any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return
+        valid = [p.name for p in parameters if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        unknown = sorted(str(k) for k in options if k not in valid)
+        if unknown:
+            names = ", ".join(repr(k) for k in unknown)
+            raise ConfigError(f"store '{self.extension.name}' has no option{'s' if len(unknown) > 1 else ''} {names}; "
+                              f"{'its options: ' + ', '.join(valid) if valid else 'it takes no options'} "
+                              f"(store_options.NAME=VALUE)")
+
     def open(self, **options: Any) -> Store:
-        """``Class(location, **options)``: the store, built."""
+        """``Class(location, **options)``: the store, built (an option it does not take: one line)."""
+        self.check_options(options)
         return self.store_class(self.location, **options)  # type: ignore[call-arg]
 
 
@@ -98,6 +115,64 @@ def check_local_path(value: str | os.PathLike[str], what: str) -> str:
         raise ConfigError(f"{what} '{text}' is a URL of the '{choice.extension.name}' store (from "
                           f"{choice.extension.provider}); this reads a local output folder: give its path")
     return choice.location
+
+
+HIDDEN = "<hidden>"
+"""What a credential given in a store's ``storage_options`` shows as, wherever options are printed or recorded."""
+_SECRET_OPTION = "storage_options"
+_STORE_OPTIONS_ARG = re.compile(r"^(?P<key>[+~]*store_options(?:\.[^=]*)?)=(?P<value>.*)$", re.DOTALL)
+
+
+def hide_secret_options(options: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A store's options as they may be recorded: the values of ``storage_options`` (endpoint, credentials...)
+    replaced by `HIDDEN`, their names kept."""
+    if options is None:
+        return None
+    out = dict(options)
+    if _SECRET_OPTION in out:
+        value = out[_SECRET_OPTION]
+        out[_SECRET_OPTION] = {str(k): HIDDEN for k in value} if isinstance(value, Mapping) else HIDDEN
+    return out
+
+
+def hide_secret_config(config: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A run's config as its metadata keeps it: `hide_secret_options` applied to its ``store_options``."""
+    if not config:
+        return None
+    out = dict(config)
+    if isinstance(out.get("store_options"), Mapping):
+        out["store_options"] = hide_secret_options(out["store_options"])
+    return out
+
+
+def secret_values(options: Mapping[str, Any] | None) -> list[str]:
+    """The values of a store's ``storage_options`` (nested ones too), as text: what messages must never show."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif value is not None and not isinstance(value, bool):
+            found.append(str(value))
+
+    walk((options or {}).get(_SECRET_OPTION))
+    return found
+
+
+def hide_secret_args(args: Sequence[str]) -> list[str]:
+    """A command line as it may be recorded: ``store_options.storage_options...=VALUE`` (or a whole
+    ``store_options={...}`` naming storage_options) with its value replaced by `HIDDEN`."""
+    out = []
+    for arg in args:
+        m = _STORE_OPTIONS_ARG.match(arg)
+        if m and _SECRET_OPTION in (m.group("key") if "." in m.group("key") else m.group("value")):
+            arg = f"{m.group('key')}={HIDDEN}"
+        out.append(arg)
+    return out
 
 
 def _claims(table: dict[str, Extension], option: str) -> dict[str, Extension]:

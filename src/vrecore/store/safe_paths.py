@@ -19,7 +19,7 @@ from typing import IO, Any, cast
 from vrecore.errors import StorageError
 
 __all__ = ["NotRegularFileError", "SymlinkRefused", "append", "atomic_write", "create_new", "directory", "lstat",
-           "move", "open_append", "open_lock", "open_regular", "read_regular", "remove", "replace"]
+           "move", "open_append", "open_lock", "open_regular", "read_regular", "remove", "replace", "subfolder"]
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
@@ -90,6 +90,17 @@ def directory(root: str | os.PathLike[str], rel: str | PurePath = "", *, create:
         yield fd
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def subfolder(fd: int, name: str, path: str | os.PathLike[str]) -> Iterator[int]:
+    """A descriptor of the folder ``name`` of the folder ``fd``, never through a link (SymlinkRefused names
+    ``path``)."""
+    child = _open_child_dir(fd, name, Path(path), False)
+    try:
+        yield child
+    finally:
+        os.close(child)
 
 
 def _split(rel: str | PurePath) -> tuple[PurePath, str]:

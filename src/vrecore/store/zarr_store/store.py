@@ -37,6 +37,7 @@ from vrecore.errors import ConfigError, StorageError
 from vrecore.store.base import FileFacts, Store
 from vrecore.store.files import HOST, encode_image, pid_alive
 from vrecore.store.npz import crc32
+from vrecore.store.safe_paths import SymlinkRefused
 from vrecore.store.zarr_store.objects import ObjectFiles, require_cloud
 from vrecore.store.zarr_store.shards import ArrayLayout, build_shard, dumps, read_index
 
@@ -141,6 +142,8 @@ class ZarrStore(Store):
             if not self.files.exists("zarr.json"):
                 self.files.put("zarr.json", dumps({"zarr_format": 3, "node_type": "group",
                                                    "attributes": {"vre_store": STORE_FORMAT}}))
+        except SymlinkRefused:
+            raise
         except Exception as e:  # noqa: BLE001 - OSError, botocore's NoCredentialsError...: one line, no traceback
             raise StorageError(f"output_dir '{self.url}' is not writable ({type(e).__name__}: {_first_line(e)}); "
                                f"check the URL, the bucket and the credentials (AWS_ACCESS_KEY_ID... or "
@@ -376,6 +379,8 @@ class ZarrStore(Store):
         self._layouts[name] = layout
 
     def representations(self) -> list[str]:
+        if self.files.local:
+            return [n for n in self.files.local_folders() if _NAME.match(n)]
         try:
             entries = self.files.fs.ls(self.files.path(""), detail=True, refresh=True)
         except (FileNotFoundError, NotADirectoryError):
