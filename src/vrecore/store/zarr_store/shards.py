@@ -89,8 +89,10 @@ class ArrayLayout:
         """One frame's chunk."""
         if tuple(array.shape) != self.shape:
             raise ValueError(f"frame of shape {tuple(array.shape)}; the array holds {self.shape}")
-        raw = np.ascontiguousarray(array, dtype=self.dtype.newbyteorder("<")).tobytes()
-        return bytes(self._codec().encode(raw)) if self.codec == "zstd" else raw
+        data = np.ascontiguousarray(array, dtype=self.dtype.newbyteorder("<"))
+        if self.codec == "zstd":  # zstd reads the array itself, without the GIL: no copy to bytes first
+            return bytes(self._codec().encode(data))
+        return data.tobytes()
 
     def decode_into(self, data: bytes, out: np.ndarray) -> bool:
         """Decode one chunk straight into ``out`` (a C-contiguous array of the frame's dtype and size); False, leaving
