@@ -107,7 +107,7 @@ def _reader_env(folder: Path) -> dict[str, str]:
     """The venv's bin first on PATH (``vre``, ``python``), a private vre cache, and no network for weights."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VRE_", "PYTEST_"))}
     env.update(PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}", VRE_CACHE=str(folder / ".cache"),
-               HF_HUB_OFFLINE="1", PYTHONDONTWRITEBYTECODE="1")
+               HF_HUB_OFFLINE="1")
     return env
 
 
