@@ -84,16 +84,7 @@ def _is_link(fd: int, name: str) -> bool:
 def directory(root: str | os.PathLike[str], rel: str | PurePath = "", *, create: bool = False) -> Iterator[int]:
     """A descriptor of the folder ``root/rel``, reached without following a link below ``root`` (each missing
     folder created when ``create``); SymlinkRefused names the first link."""
-    try:
-        try:
-            fd = os.open(root, _DIR)
-        except FileNotFoundError:
-            if not create:
-                raise
-            Path(root).mkdir(parents=True, exist_ok=True)
-            fd = os.open(root, _DIR)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(Path(root))) from None
+    fd = _open_root(root, create)
     try:
         parts = _parts(rel)
         for k, part in enumerate(parts):
@@ -103,6 +94,22 @@ def directory(root: str | os.PathLike[str], rel: str | PurePath = "", *, create:
         yield fd
     finally:
         os.close(fd)
+
+
+def _open_root(root: str | os.PathLike[str], create: bool) -> int:
+    """A descriptor of the folder ``root`` (made first, with its parents, when missing and ``create``)."""
+    try:
+        return os.open(root, _DIR)
+    except FileNotFoundError:
+        if not create:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), str(Path(root))) from None
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(Path(root))) from None
+    Path(root).mkdir(parents=True, exist_ok=True)
+    try:
+        return os.open(root, _DIR)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(Path(root))) from None
 
 
 def _split(rel: str | PurePath) -> tuple[PurePath, str]:
