@@ -239,6 +239,22 @@ def test_many_videos_sync_the_room_probe_once(clips, tmp_path, monkeypatch):
     assert len(synced) <= 1
 
 
+def test_many_videos_start_their_writer_threads_once(clips, tmp_path, monkeypatch):
+    """The writer threads are kept across videos, and a video of one chunk is decoded without a decoding thread."""
+    import threading
+
+    from vrecore import build_graph
+    from vrecore.export.many import export_videos
+
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
+    result = export_videos(build_graph(PIPELINE), [str(clips / f"{n}.mp4") for n in "abc"], tmp_path / "out")
+    assert result.count("done") == 3 and len(_files(tmp_path / "out")) == 3 * 3 * 2
+    assert len([n for n in started if n.startswith("vre-write")]) <= 2  # writers=2, for all three videos
+    assert not [n for n in started if n.startswith("vre-decode")]
+
+
 def test_the_folders_are_those_of_a_multirun(clips, tmp_path, capsys):
     a, b = clips / "a.mp4", clips / "b.mp4"
     assert _cli(capsys, "-m", f"video={a},{b}", f"output_root={tmp_path / 'multirun'}", "pipeline=rgb_hsv")[0] == 0
