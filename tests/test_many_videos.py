@@ -69,6 +69,7 @@ def test_failures_are_one_line_each_and_a_rerun_skips_finished_videos_unopened(c
         assert sorted(os.listdir(out / name / "hsv" / "npz")) == ["0.npz", "1.npz", "2.npz"]
     failed = [line for line in err.splitlines() if line.strip().startswith("failed:")]
     assert len(failed) == 2, err
+    assert err.strip().splitlines()[-2:] == failed, err  # one line each: no traceback or second line follows
     assert "missing.mp4" in failed[0] and "does not exist" in failed[0]
     assert "corrupt.mp4" in failed[1]
     assert [line.split()[:2] for line in err.splitlines() if line.strip().startswith(("done", "skipped", "failed "))] \
@@ -127,6 +128,48 @@ def test_two_workers_write_what_one_writes(clips, tmp_path):
     assert sorted(a) == sorted(b) and len(a) == 3 * 3 * 2
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A new local Ray instance of 2 CPUs (never another process's: the machine may run several), or the one this
+    process is already connected to (another test's)."""
+    import logging
+
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False)
+    return ray
+
+
+def test_ray_actors_write_what_one_process_writes_and_a_failing_video_is_recorded(clips, tmp_path, local_ray):
+    """runner=ray: the videos spread over Ray actors give exactly the files of one process; the corrupt one is
+    recorded as failed (in the list's order) and the others finish."""
+    import json
+
+    from vrecore import build_graph
+    from vrecore.export.many import export_videos
+
+    videos = [str(clips / "a.mp4"), str(clips / "corrupt.mp4"), str(clips / "b.mp4"), str(clips / "c.mp4")]
+    graph = build_graph(PIPELINE)
+    one = export_videos(graph, videos, tmp_path / "one")
+    seen = []
+    on_ray = export_videos(graph, videos, tmp_path / "ray", runner="ray", workers=2, on_clip=seen.append)
+    assert [c.status for c in one.clips] == [c.status for c in on_ray.clips] == ["done", "failed", "done", "done"]
+    assert on_ray.exit_code == 1 and sorted(c.video for c in seen) == sorted(videos)
+    assert on_ray.clips[1].video == videos[1] and on_ray.clips[1].error
+    assert [c.frames for c in on_ray.clips] == [3, 0, 3, 3]
+    a, b = _files(tmp_path / "one"), _files(tmp_path / "ray")
+    assert sorted(a) == sorted(b) and len(a) == 3 * 3 * 2
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+    # the videos ran in other processes (the actors), and each finished one has its skip record
+    for name in "abc":
+        runs = [json.loads(p.read_text()) for p in (tmp_path / "ray" / name / ".logs").glob("run_metadata_*.json")]
+        assert [r["status"] for r in runs] == ["ok"] and runs[0]["pid"] != os.getpid()
+    again = export_videos(graph, videos, tmp_path / "ray", runner="ray", workers=2)
+    assert [c.status for c in again.clips] == ["skipped", "failed", "skipped", "skipped"]
 
 
 def test_an_interrupted_run_resumes(clips, tmp_path, monkeypatch):
@@ -194,6 +237,22 @@ def test_many_videos_sync_the_room_probe_once(clips, tmp_path, monkeypatch):
     result = export_videos(build_graph(PIPELINE), [str(clips / f"{n}.mp4") for n in "abc"], tmp_path / "out")
     assert result.count("done") == 3
     assert len(synced) <= 1
+
+
+def test_many_videos_start_their_writer_threads_once(clips, tmp_path, monkeypatch):
+    """The writer threads are kept across videos, and a video of one chunk is decoded without a decoding thread."""
+    import threading
+
+    from vrecore import build_graph
+    from vrecore.export.many import export_videos
+
+    started = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), real_start(self))[1])
+    result = export_videos(build_graph(PIPELINE), [str(clips / f"{n}.mp4") for n in "abc"], tmp_path / "out")
+    assert result.count("done") == 3 and len(_files(tmp_path / "out")) == 3 * 3 * 2
+    assert len([n for n in started if n.startswith("vre-write")]) <= 2  # writers=2, for all three videos
+    assert not [n for n in started if n.startswith("vre-decode")]
 
 
 def test_the_folders_are_those_of_a_multirun(clips, tmp_path, capsys):

@@ -10,9 +10,9 @@ through Ray's object store and decide the batching itself; here only tasks and s
 Placement uses Ray's resources: an actor whose device is ``cuda`` or ``cuda:N`` asks for one GPU
 (``num_gpus=1``) and runs on the GPU Ray gives it (``cuda`` inside the actor); the others ask for one
 CPU. The video and the output folder must be reachable at the same path from every node (a shared
-file system). Without an address a local Ray instance is started for the run (and left up for the
-rest of the process, so that the next run in a session does not start it again). Ray is imported
-only here, when a run asks for it.
+file system). Without an address (nor RAY_ADDRESS) a new local Ray instance is started for the run, never one
+that another process on the machine started (left up for the rest of the process, so that the next run in a
+session does not start it again). Ray is imported only here, when a run asks for it.
 """
 from __future__ import annotations
 
@@ -194,13 +194,9 @@ def _connect(address: str | None, actors: int) -> Any:
         logging.getLogger("ray").setLevel(logging.ERROR)  # its start-up notices are not the user's business
         kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR,
                                   "log_to_driver": False}
-        if address:
+        if address or os.environ.get("RAY_ADDRESS"):
             ray.init(address=address, **kwargs)
-        elif os.environ.get("RAY_ADDRESS"):
-            ray.init(**kwargs)  # Ray's own convention: RAY_ADDRESS names the cluster to join
-        else:
-            # A private instance: Ray's ray.init() without an address would join the cluster that `ray start`
-            # last began on this machine (and refuse num_cpus); joining one is what ray_address=auto asks for.
+        else:  # "local": a new instance, never one another process on this machine started (Ray's default)
             ray.init(address="local", num_cpus=max(actors, os.cpu_count() or 1), **kwargs)
     return ray
 

@@ -156,9 +156,11 @@ class ChunkRunner:
             on_done: Callable[[TaskReport], None] | None = None, prefetch: int = 1) -> None:
         """Decode (in a thread, ``prefetch`` tasks ahead; 0: no thread, one task at a time), compute and store
         ``tasks`` until they end or ``stop`` (a threading or multiprocessing event) is set; ``on_done`` gets
-        each task's report once its frames are written."""
+        each task's report once its frames are written; a list of one task is decoded here too (a decoding thread
+        would have nothing to overlap: a short clip)."""
         stop = stop or threading.Event()
-        if prefetch == 0:  # one task at a time, reported once written: a worker holds no task it has not started
+        if prefetch == 0 or (isinstance(tasks, Sequence) and len(tasks) <= 1):
+            # one task at a time, reported once written (a worker holds no task it has not started)
             try:
                 for task in tasks:
                     if stop.is_set():

@@ -90,9 +90,11 @@ def mark_done(graph: Graph, clip: Clip, run_id: str) -> None:
 
 
 class ClipRunner:
-    """Runs clips one after the other with one graph and one executor (models set up once)."""
+    """Runs clips one after the other with one graph, one executor (models set up once) and one set of writer
+    threads."""
 
     def __init__(self, graph: Graph, run_kwargs: Mapping[str, Any]) -> None:
+        from vrecore.export.writer import KeptWriterThreads
         from vrecore.graph.devices import thread_limit
         from vrecore.graph.executor import Executor
 
@@ -100,6 +102,7 @@ class ClipRunner:
         self.executor = Executor(graph, device=self.run_kwargs.get("device", "cpu"),
                                  exception_mode=self.run_kwargs.get("exception_mode", "stop"),
                                  threads=thread_limit(self.run_kwargs.get("threads")))
+        self.writer_threads = KeptWriterThreads()
 
     def open(self, clip: Clip) -> Any:
         from vrecore.frames.video import open_video
@@ -114,8 +117,9 @@ class ClipRunner:
         opened = None
         try:
             opened = source.result() if source is not None else self.open(clip)
-            result = run_export(self.graph, opened, clip.output_dir, executor=self.executor, raise_on_error=False,
-                                **self.run_kwargs)
+            with self.writer_threads.lent():
+                result = run_export(self.graph, opened, clip.output_dir, executor=self.executor,
+                                    raise_on_error=False, **self.run_kwargs)
         except VreError as e:
             return ClipOutcome(clip.video, clip.output_dir, "failed", seconds=time.perf_counter() - t0,
                                error=_one_line(e))
@@ -135,6 +139,7 @@ class ClipRunner:
         return outcome
 
     def close(self) -> None:
+        self.writer_threads.close()
         self.executor.teardown()
 
 

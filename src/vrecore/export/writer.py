@@ -7,11 +7,14 @@ place: the record is what marks the frame done.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from typing import Any
 
 from vrecore.errors import StorageError
@@ -20,9 +23,41 @@ from vrecore.store.base import Store
 from vrecore.store.files import describe_os_error
 from vrecore.store.safe_paths import SymlinkRefused
 
-__all__ = ["FrameWriter"]
+__all__ = ["FrameWriter", "KeptWriterThreads"]
 
 log = logging.getLogger("vrecore.export.writer")
+
+
+class KeptWriterThreads:
+    """Writer threads kept across exports run one after the other (many videos: `vrecore.export.clip.ClipRunner`),
+    so that each export does not start and stop its own; a `FrameWriter` made while they are `lent` uses them."""
+
+    def __init__(self) -> None:
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+
+    @contextlib.contextmanager
+    def lent(self) -> Iterator[None]:
+        """Meanwhile, a `FrameWriter` made in this thread (and context) writes with these threads."""
+        token = _KEPT.set(self)
+        try:
+            yield
+        finally:
+            _KEPT.reset(token)
+
+    def pool(self, writers: int) -> ThreadPoolExecutor:
+        if writers not in self._pools:
+            self._pools[writers] = ThreadPoolExecutor(writers, thread_name_prefix="vre-write")
+        return self._pools[writers]
+
+    def close(self) -> None:
+        """Stop the threads (after their queued writes)."""
+        for pool in self._pools.values():
+            pool.shutdown(wait=True)
+        self._pools.clear()
+
+
+_KEPT: contextvars.ContextVar[KeptWriterThreads | None] = contextvars.ContextVar("vre_kept_writer_threads",
+                                                                                  default=None)
 
 
 class FrameWriter:
@@ -39,7 +74,9 @@ class FrameWriter:
         self.store, self.run_id, self.digests, self.durable = store, run_id, digests, durable
         self.on_written, self.on_failed = on_written, on_failed
         self.exception_mode = exception_mode
-        self._pool = ThreadPoolExecutor(writers, thread_name_prefix="vre-write")
+        kept = _KEPT.get()
+        self._own_pool = kept is None
+        self._pool = ThreadPoolExecutor(writers, thread_name_prefix="vre-write") if kept is None else kept.pool(writers)
         self._slots = threading.BoundedSemaphore(writers * 2)
         self._pending: list[Future[None]] = []
         self._by_tag: dict[Any, list[Future[None]]] = {}
@@ -129,5 +166,13 @@ class FrameWriter:
             raise error
 
     def close(self, *, wait: bool = True) -> None:
-        """Stop the threads (after the queued writes when ``wait``)."""
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Stop the threads (after the queued writes when ``wait``); kept threads (`KeptWriterThreads`) go on, once
+        this writer's writes have ended (or, without ``wait``, its queued ones are cancelled)."""
+        if self._own_pool:
+            self._pool.shutdown(wait=wait, cancel_futures=not wait)
+            return
+        pending, self._pending = self._pending, []
+        if not wait:
+            for f in pending:
+                f.cancel()
+        wait_for(pending)

@@ -90,6 +90,8 @@ class DirectoryStore(Store):
         except OSError as e:
             raise StorageError(f"output_dir '{root}' cannot be created ({e.strerror}); choose a writable folder") from e
         self._resolved_root = self.root.resolve()
+        self._migrated: set[str] = set()
+        """Representations whose vre 0.1 file names `_migrate` has dealt with (once per store object)."""
 
     def folder(self, name: str) -> Path:
         """The folder of a representation; never outside the output folder."""
@@ -212,6 +214,8 @@ class DirectoryStore(Store):
     # -- records and metadata --------------------------------------------------------------------
     def _migrate(self, name: str) -> None:
         """Rename vre 0.1's visible metadata files to their hidden names (the seed reader needs that)."""
+        if name in self._migrated:
+            return
         for old, new in _LEGACY.items():
             if os.path.lexists(self.root / name / old):
                 if os.path.lexists(self.root / name / new):
@@ -219,6 +223,7 @@ class DirectoryStore(Store):
                 else:
                     with contextlib.suppress(FileNotFoundError):
                         move(self.root, f"{name}/{old}", f"{name}/{new}")
+        self._migrated.add(name)
 
     def append_records(self, name: str, records: list[dict[str, Any]]) -> None:
         if not records:

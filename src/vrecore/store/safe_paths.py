@@ -45,22 +45,32 @@ class NotRegularFileError(OSError):
 
 
 def _parts(rel: str | PurePath) -> tuple[str, ...]:
+    if isinstance(rel, str):  # the common case, without pathlib's parsing (dozens of calls per export)
+        plain = tuple(rel.split("/"))
+        if all(p and p not in (".", "..") for p in plain):
+            return plain
     parts = PurePath(rel).parts
     if PurePath(rel).is_absolute() or any(p in ("..", ".") for p in parts):
         raise ValueError(f"{rel!r} is not a plain path below a folder")
     return parts
 
 
-def _open_child_dir(fd: int, name: str, path: Path, create: bool) -> int:
-    if create:
+def _open_child_dir(fd: int, name: str, root: str | os.PathLike[str], parts: tuple[str, ...], create: bool) -> int:
+    """The folder ``name`` of the folder ``fd`` (made first when missing and ``create``), never through a link;
+    messages name it as ``root/parts``."""
+    try:
+        try:
+            return os.open(name, _DIR | os.O_NOFOLLOW, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, 0o777, dir_fd=fd)
-    try:
         return os.open(name, _DIR | os.O_NOFOLLOW, dir_fd=fd)
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.ENOTDIR) and _is_link(fd, name):
-            raise SymlinkRefused(path) from None
-        raise OSError(e.errno, e.strerror, str(path)) from None
+            raise SymlinkRefused(Path(root, *parts)) from None
+        raise OSError(e.errno, e.strerror, str(Path(root, *parts))) from None
 
 
 def _is_link(fd: int, name: str) -> bool:
@@ -74,17 +84,11 @@ def _is_link(fd: int, name: str) -> bool:
 def directory(root: str | os.PathLike[str], rel: str | PurePath = "", *, create: bool = False) -> Iterator[int]:
     """A descriptor of the folder ``root/rel``, reached without following a link below ``root`` (each missing
     folder created when ``create``); SymlinkRefused names the first link."""
-    path = Path(root)
-    if create:
-        path.mkdir(parents=True, exist_ok=True)
+    fd = _open_root(root, create)
     try:
-        fd = os.open(path, _DIR)
-    except OSError as e:
-        raise OSError(e.errno, e.strerror, str(path)) from None
-    try:
-        for part in _parts(rel):
-            path = path / part
-            child = _open_child_dir(fd, part, path, create)
+        parts = _parts(rel)
+        for k, part in enumerate(parts):
+            child = _open_child_dir(fd, part, root, parts[:k + 1], create)
             os.close(fd)
             fd = child
         yield fd
@@ -96,11 +100,27 @@ def directory(root: str | os.PathLike[str], rel: str | PurePath = "", *, create:
 def subfolder(fd: int, name: str, path: str | os.PathLike[str]) -> Iterator[int]:
     """A descriptor of the folder ``name`` of the folder ``fd``, never through a link (SymlinkRefused names
     ``path``)."""
-    child = _open_child_dir(fd, name, Path(path), False)
+    child = _open_child_dir(fd, name, path, (), False)
     try:
         yield child
     finally:
         os.close(child)
+
+
+def _open_root(root: str | os.PathLike[str], create: bool) -> int:
+    """A descriptor of the folder ``root`` (made first, with its parents, when missing and ``create``)."""
+    try:
+        return os.open(root, _DIR)
+    except FileNotFoundError:
+        if not create:
+            raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), str(Path(root))) from None
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(Path(root))) from None
+    Path(root).mkdir(parents=True, exist_ok=True)
+    try:
+        return os.open(root, _DIR)
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(Path(root))) from None
 
 
 def _split(rel: str | PurePath) -> tuple[PurePath, str]:
