@@ -216,7 +216,8 @@ def test_every_block_names_its_language(document):
             assert not re.match(r"\s*(vre|pip|python)\s", block.text), f"{block.where}: commands in a ```text block"
 
 
-@pytest.mark.parametrize("document", DOCUMENTS, ids=[str(d.relative_to(ROOT)) for d in DOCUMENTS])
+@pytest.mark.parametrize("document", [pytest.param(d, marks=pytest.mark.slow) if d.name == "README.md" or d.parent.name
+                                      == "docs" else d for d in DOCUMENTS], ids=[str(d.relative_to(ROOT)) for d in DOCUMENTS])
 def test_every_block_runs_as_written_or_says_what_it_needs(document, shared_export, tmp_path):
     """Each document in its own reader's folder, its blocks in order (one test per document, so that the test
     runner spreads the documents over its workers)."""

@@ -130,19 +130,7 @@ def test_two_workers_write_what_one_writes(clips, tmp_path):
         np.testing.assert_array_equal(a[name], b[name])
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """A new local Ray instance of 2 CPUs (never another process's: the machine may run several), or the one this
-    process is already connected to (another test's)."""
-    import logging
-
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
-                 log_to_driver=False)
-    return ray
-
-
+@pytest.mark.slow
 def test_ray_actors_write_what_one_process_writes_and_a_failing_video_is_recorded(clips, tmp_path, local_ray):
     """runner=ray: the videos spread over Ray actors give exactly the files of one process; the corrupt one is
     recorded as failed (in the list's order) and the others finish."""

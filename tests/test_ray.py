@@ -16,7 +16,8 @@ from vrecore.export.run import run_export
 pytest.importorskip("ray")
 
 
-def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_path):
+@pytest.mark.slow
+def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_path, local_ray):
     local = run_export(graph(), sample_video, tmp_path / "local", frames="0..24", workers=2)
     on_ray = run_export(graph(), sample_video, tmp_path / "ray", frames="0..24", workers=2, runner="ray")
     assert local.ok and on_ray.ok
@@ -33,7 +34,9 @@ def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_pa
     assert not (tmp_path / "other").exists()
 
 
-def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path, monkeypatch,
+                                                                     local_ray):
     # Another cluster on this machine, begun by `ray start --head` (or ray.cluster_utils), is the one Ray's own
     # ray.init() would join: without ray_address, vre's run starts its own instance all the same.
     ray_tmp = Path(tempfile.mkdtemp(prefix="vre-ray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
@@ -49,7 +52,9 @@ def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_vide
     assert proc.returncode == 130, stderr
     written = len(list((out / "slow" / "npz").iterdir()))
     assert 6 <= written < 48
-    again = _export_cli(out, sample_video, "workers=2", "runner=ray")
+    # The second run joins this test process's Ray instance (ray_address) instead of starting its own
+    again = _export_cli(out, sample_video, "workers=2", "runner=ray",
+                        f"ray_address={local_ray.get_runtime_context().gcs_address}")
     _, stderr = again.communicate(timeout=240)
     assert again.returncode == 0, stderr
     runs = sorted((json.loads(p.read_text()) for p in (out / ".logs").glob("run_metadata_*.json")),
