@@ -4,6 +4,7 @@ from __future__ import annotations
 import colorsys
 
 import numpy as np
+import pytest
 
 from vrecore._builtin.color import HSV, RGB
 from vrecore.graph.representation import Batch
@@ -44,3 +45,16 @@ def test_rgb_and_hsv_disk_round_trip():
 def test_batched_equals_unbatched():
     rgb = np.random.default_rng(2).integers(0, 256, (4, 9, 11, 3), dtype=np.uint8)
     np.testing.assert_array_equal(hsv_of(rgb), np.concatenate([hsv_of(rgb[i:i + 1]) for i in range(4)]))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.uint8, np.int64])
+def test_unit_to_uint8_gives_the_values_of_the_plain_formula(dtype) -> None:
+    from vrecore.graph.representation import unit_to_uint8
+
+    rng = np.random.default_rng(3)
+    x = np.concatenate([rng.uniform(-0.5, 1.5, 4000), np.arange(256) / 255, (np.arange(255) + 0.5) / 255,
+                        [0.0, 1.0, -np.inf, np.inf]])
+    x = x.astype(dtype) if np.issubdtype(dtype, np.floating) else rng.integers(-3, 4, 500).astype(dtype)
+    got = unit_to_uint8(x)
+    assert got.dtype == np.uint8 and got.shape == x.shape
+    assert np.array_equal(got, (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8))

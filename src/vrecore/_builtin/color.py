@@ -4,7 +4,7 @@ from __future__ import annotations
 import attrs
 import numpy as np
 
-from vrecore.graph.representation import Batch, OutputSpec, Representation, Role
+from vrecore.graph.representation import Batch, OutputSpec, Representation, Role, unit_to_uint8
 
 
 @attrs.define(kw_only=True, eq=False)
@@ -50,4 +50,4 @@ class HSV(Representation):
         return out
 
     def make_images(self, memory: np.ndarray) -> np.ndarray:
-        return (np.clip(memory, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+        return unit_to_uint8(memory)

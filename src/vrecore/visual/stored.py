@@ -22,6 +22,7 @@ import numpy as np
 
 from vrecore.errors import ConfigError, VreError
 from vrecore.export.metadata import representation_folders
+from vrecore.graph.representation import unit_to_uint8
 from vrecore.store.base import FORMAT_FOLDERS, Store
 from vrecore.store.directory import METADATA_FILE, RECORDS_FILE
 from vrecore.store.location import check_local_path
@@ -445,4 +446,4 @@ def generic_picture(disk: np.ndarray) -> np.ndarray:
         x = np.repeat(x, 3, axis=2)
     elif x.shape[2] == 2:
         x = np.concatenate([x, np.zeros_like(x[:, :, :1])], axis=2)
-    return (np.clip(x, 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+    return unit_to_uint8(x)
