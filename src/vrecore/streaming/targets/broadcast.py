@@ -38,6 +38,7 @@ class Broadcaster(Protocol):
         self._lock = threading.Lock()
         # What the producer handed over and the loop has not taken yet: no more than a client keeps.
         self._inbox: collections.deque[Payload] = collections.deque(maxlen=keep)
+        self._discarded = 0  # payloads pushed out of the inbox before the loop took them, once per client
         self.loop = NetLoop(self, host, port, what=what, max_clients=max_clients, write_timeout_s=write_timeout_s,
                             max_buffered_bytes=max_buffered_bytes)
 
@@ -52,11 +53,13 @@ class Broadcaster(Protocol):
     @property
     def dropped(self) -> int:
         """Payloads dropped for slow clients, summed over clients (gone ones included)."""
-        return self.loop.dropped_payloads
+        return self.loop.dropped_payloads + self._discarded
 
     def publish(self, data: bytes | bytearray | memoryview) -> None:
         """Hand `data` to every client; never blocks (called on the processing thread)."""
         with self._lock:
+            if len(self._inbox) == self._inbox.maxlen:  # the oldest waiting one goes, for every client
+                self._discarded += self.client_count
             self._inbox.append(Payload(data))
         self.loop.wake()
 
