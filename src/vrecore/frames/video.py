@@ -74,7 +74,7 @@ def open_video(path: str | os.PathLike[str], backend: str = "auto") -> FrameSour
             return PyAVSource(p)
         source = DecordSource(p)
         try:
-            source.get_batch([0])
+            source.keep_first()
         except SourceError as e:
             # decord fails on some frame sizes (seen: 16x16, 32x32, 96x64) and some damaged files;
             # PyAV decodes them frame-exactly (or says precisely which frame is damaged).
@@ -138,21 +138,47 @@ class DecordSource(FrameSource):
                               f"try video_backend=pyav or check the file") from e
         self.num_frames = min(len(self._reader), len(probe.pts))
         self.fps, self.height, self.width = probe.fps, probe.height, probe.width
+        self._first: np.ndarray | None = None
+
+    def keep_first(self) -> None:
+        """Decode frame 0 now (a check that decord can decode this video at all) and keep it for the first batch
+        that asks for it: that batch then goes on from frame 1 without seeking back to the start."""
+        self._first = self.get_batch([0])[0]
 
     def get_batch(self, indices: Sequence[int]) -> np.ndarray:
         ix = self._check_indices(indices)
         # decord seeks once per unsorted index: decode sorted unique indices, then reorder.
         unique, inverse = np.unique(ix, return_inverse=True)
+        first = None
+        if self._first is not None and len(unique) and unique[0] == 0:
+            first, self._first = self._first, None
+        wanted = unique[1:] if first is not None else unique
         try:
-            frames = self._reader.get_batch(unique.tolist()).asnumpy()
+            try:
+                decoded = self._reader.get_batch(wanted.tolist()).asnumpy() if len(wanted) else None
+            except Exception:
+                if first is None:
+                    raise
+                # Going on from frame 1 can fail where decoding from the start does not (seen: decord's threaded
+                # decoder on a file damaged further on, at random under load): the batch again, from frame 0.
+                first, wanted = None, unique
+                decoded = self._reader.get_batch(wanted.tolist()).asnumpy()
         except Exception as e:
-            raise SourceError(f"video '{self.path}': frames {unique[0]}..{unique[-1] + 1} could not be decoded "
+            raise SourceError(f"video '{self.path}': frames {wanted[0]}..{wanted[-1] + 1} could not be decoded "
                               f"({_short(e)}); the file may be truncated or damaged: re-encode it, select other "
                               f"frames, or run with exception_mode=skip") from e
+        if first is None:
+            frames = decoded
+        elif decoded is None:
+            frames = first[None]
+        else:
+            frames = np.concatenate([first[None], decoded])
+        assert frames is not None
         return frames if len(unique) == len(ix) and (unique == ix).all() else frames[inverse]
 
     def close(self) -> None:
         self._reader = None
+        self._first = None
 
 
 class PyAVSource(FrameSource):
