@@ -4,12 +4,12 @@ shard, a pending chunk, a record object, the array metadata or a sub-folder is r
 (the directory store's rule, tests/test_faults_paths.py)."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 import pytest
+from tests.test_faults_paths import tree_hash
 
 from vrecore.cli.app import main
 
@@ -17,20 +17,6 @@ pytest.importorskip("zarr")
 
 EXPORT = ["pipeline=rgb_hsv", "representations.rgb.output_size=[24,32]", "representations.hsv.output_size=[24,32]",
           "representations.hsv.image_format=jpg", "store_options.frames_per_shard=4"]
-
-
-def tree_hash(root: Path) -> str:
-    """Names, kinds and bytes of everything below ``root`` (links not followed)."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        h.update(str(p.relative_to(root)).encode())
-        if p.is_symlink():
-            h.update(b"L" + os.readlink(p).encode())
-        elif p.is_file():
-            h.update(b"F" + p.read_bytes())
-        else:
-            h.update(b"D")
-    return h.hexdigest()
 
 
 @pytest.fixture(scope="module")
