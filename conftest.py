@@ -19,6 +19,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # developer's PYTHONDONTWRITEBYTECODE=1 every one of them compiles vrecore's modules from source again (~60 ms of
     # CPU each); __pycache__ folders are git-ignored.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    # One OpenMP thread per process unless the developer says otherwise: xdist runs a worker more than the cores, and
+    # each torch (in a worker or a `vre` process) would start a thread per core whose spin-waits then burn the
+    # cores the other workers need.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
@@ -31,8 +35,10 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # The slow tests first (the order is otherwise kept): begun last, one of them would keep a worker busy after
-    # the others have finished.
+    # The slow tests first (the order is otherwise kept): xdist's worksteal gives them all to one worker, one after
+    # another, while the others share the rest; begun last, one of them would keep a worker busy after the others
+    # have finished. (Spreading them over the workers' shares was measured slower three times: 3:16, 3:40, 3:32
+    # against 3:01-3:13 in the same hours; several of them at once on 2 cores cost more CPU than one after another.)
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 

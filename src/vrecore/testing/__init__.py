@@ -7,7 +7,7 @@ Nothing here is imported by vre at run time, and heavy libraries are imported in
 
 from __future__ import annotations
 
-from vrecore.testing.hub import LocalHub, populate_hub_cache, use_hub_cache
+from vrecore.testing.hub import LocalHub, link_imported_weights, populate_hub_cache, use_hub_cache
 from vrecore.testing.suite import RepresentationTestSuite
 from vrecore.testing.types import (
     TEST_DISTRIBUTION,
@@ -49,6 +49,7 @@ __all__ = [
     "TEST_DISTRIBUTION",
     "TEST_TYPES_PLUGIN",
     "WeightedGrey",
+    "link_imported_weights",
     "populate_hub_cache",
     "register_plugin",
     "register_test_types",

@@ -220,3 +220,21 @@ class LocalHub:
 # ============================================================================================
 
 
+
+
+def link_imported_weights(made: str | os.PathLike[str]) -> None:
+    """What `vre weights import` put in the vre cache ``made`` (a session's, say), in the current vre cache: the lock
+    file and digest memo copied, each weights file a link to ``made``'s. Weights of 20-140 MB imported again for
+    every test that needs them would write gigabytes a test run."""
+    from vrecore.weights.cache import weights_dir
+
+    source, here = Path(made) / "weights", weights_dir()
+    for path in sorted(source.rglob("*")):
+        if path.is_dir() or path.name.endswith(".lck"):
+            continue
+        target = here / path.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if path.suffix in (".safetensors", ".h5", ".onnx", ".bin"):
+            target.symlink_to(path)
+        else:
+            shutil.copy2(path, target)
