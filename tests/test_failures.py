@@ -305,7 +305,7 @@ def test_a_second_ctrl_c_exits_at_once(sample_video, tmp_path):
     run_export_again(out, sample_video)
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=15)
 def test_kill_9_at_random_moments(sample_video, tmp_path):
     """12 runs killed at random moments (start-up, planning, computing, writing, finishing), each followed by the
     next; then one run completes everything."""

@@ -130,7 +130,7 @@ def test_two_workers_write_what_one_writes(clips, tmp_path):
         np.testing.assert_array_equal(a[name], b[name])
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=11)
 def test_ray_actors_write_what_one_process_writes_and_a_failing_video_is_recorded(clips, tmp_path, local_ray):
     """runner=ray: the videos spread over Ray actors give exactly the files of one process; the corrupt one is
     recorded as failed (in the list's order) and the others finish."""

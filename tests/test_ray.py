@@ -18,7 +18,7 @@ from vrecore.export.run import run_export
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs ray")
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=7)
 def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_path, local_ray):
     local = run_export(graph(), sample_video, tmp_path / "local", frames="0..24", workers=2)
     on_ray = run_export(graph(), sample_video, tmp_path / "ray", frames="0..24", workers=2, runner="ray")
@@ -36,7 +36,7 @@ def test_ray_writes_the_files_of_the_local_runner(registry, sample_video, tmp_pa
     assert not (tmp_path / "other").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=25)
 def test_a_second_ray_run_computes_only_what_an_interrupted_one_left(sample_video, tmp_path, monkeypatch,
                                                                      local_ray):
     # Another cluster on this machine, begun by `ray start --head` (or ray.cluster_utils), is the one Ray's own

@@ -139,7 +139,7 @@ def _complete_again(out: Path, video: Path) -> None:
         assert sorted(int(p.stem) for p in (out / name / "npz").iterdir()) == list(range(48)), "each frame once"
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=8)
 def test_a_killed_worker_is_named_and_nothing_else_is_lost(sample_video, tmp_path):
     out = tmp_path / "out"
     proc = _export_cli(out, sample_video, "workers=2")

@@ -210,7 +210,7 @@ def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes,
 # -- raw TCP -------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=9)
 def test_tcp_target_300_idle_and_300_slow_clients_memory_bounded_normal_client_served() -> None:
     w, h = 320, 240
     size = w * h * 3
@@ -363,7 +363,7 @@ def _viewer_frames(viewer: WebViewerTarget, w: int, h: int) -> Callable[[int], N
     return send
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=9)
 def test_web_viewer_300_idle_and_300_slow_clients_memory_bounded_normal_client_served() -> None:
     bound = 4 * 2**20
     viewer = WebViewerTarget(0, max_clients=2 * CLIENTS + 10, read_timeout_s=3.0, write_timeout_s=5.0,

@@ -26,7 +26,7 @@ SPEC = {"representations": {
     "slow": {"type": "test/slow", "batch_size": 2, "output_size": SIZE, "parameters": {"seconds": 1.0}}}}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=13)
 def test_a_ray_run_on_two_nodes_without_a_shared_folder_survives_losing_one(registry, sample_video, bucket,
                                                                             tmp_path, monkeypatch):
     import ray

@@ -93,7 +93,7 @@ def test_export_to_s3_then_verify_it_there(registry, sample_video, folder_export
     assert_equal_to_folder("copy.zarr", folder_export, ["rgb", "hsv"], range(6))
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=4)
 def test_kill_9_mid_run_then_resume(registry, sample_video, folder_export, bucket):
     url = f"{bucket}/killed"
     proc = subprocess.Popen([sys.executable, "-c", script(url, sample_video, "0..12", 0.3)])
@@ -110,7 +110,7 @@ def test_kill_9_mid_run_then_resume(registry, sample_video, folder_export, bucke
     assert main(["verify", url, "--deep"]) == 0
 
 
-@pytest.mark.slow
+@pytest.mark.slow(seconds=4)
 def test_two_processes_on_disjoint_frame_ranges_lose_nothing(registry, sample_video, folder_export, bucket):
     url = f"{bucket}/two"
     # frames_per_shard=4: shard 1 (frames 4-7) has frames of both runs; neither owns it alone
