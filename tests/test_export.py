@@ -174,6 +174,20 @@ def test_stop_policy_keeps_written_frames_and_reports(registry, sample_video, tm
     assert "f failed on frames 4..6" in log and "Traceback" in log
 
 
+def test_a_failed_run_leaves_no_decoding_thread_behind(registry, sample_video, tmp_path):
+    """The decoding thread, a task ahead, ends with the run that failed: it used to wait for good to hand over its
+    last word (the end of the tasks) to a queue that nobody read any more, the run waited 5 s for it, and the
+    thread stayed with its decoded frames."""
+    import threading
+
+    # 4 tasks; each sleeps 0.1 s (the decoder is ahead by then); the third fails while the fourth waits decoded
+    reps = {**RGB_HSV, "s": {"type": "test/slow", "batch_size": 2, "parameters": {"seconds": 0.1}},
+            "f": {"type": "test/fail", "batch_size": 2, "parameters": {"frames": [5]}}}  # (after s, as listed)
+    with pytest.raises(ExportError, match="'f' .*failed on frames 4..6"):
+        run_export(graph(reps, batch_size=2), sample_video, tmp_path / "o", frames="0..8")
+    assert [t.name for t in threading.enumerate() if t.name == "vre-decode"] == []
+
+
 def test_skip_policy_goes_on(registry, sample_video, tmp_path):
     out = tmp_path / "out"
     reps = {**RGB_HSV, "f": {"type": "test/fail", "batch_size": 1, "parameters": {"frames": [2, 3]}},

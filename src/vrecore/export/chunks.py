@@ -174,29 +174,37 @@ class ChunkRunner:
         decoded: queue.Queue[Any] = queue.Queue(maxsize=prefetch)
         halt = threading.Event()
 
+        def offer(item: Any) -> bool:
+            """Hand ``item`` to the compute loop, unless the run stops taking them (then False)."""
+            while not (halt.is_set() or stop.is_set()):
+                try:
+                    decoded.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def decode_all() -> None:
+            # Every hand-over gives up when the run stops: a plain put() of the last word (None, or an error) on a
+            # full queue that nobody reads any more would keep this thread, and its decoded frames, for good.
             try:
                 for task in tasks:
-                    if halt.is_set() or stop.is_set():
+                    if halt.is_set() or stop.is_set() or not offer(self.decode(task)):
                         return
-                    item = self.decode(task)
-                    while not (halt.is_set() or stop.is_set()):
-                        try:
-                            decoded.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
             except BaseException as e:  # handed to the compute loop, which raises it
-                decoded.put(e)
+                offer(e)
                 return
-            decoded.put(None)
+            offer(None)
 
         decoder = threading.Thread(target=decode_all, name="vre-decode", daemon=True)
         decoder.start()
         pending = []
         try:
             while not stop.is_set():
-                item = decoded.get()
+                try:
+                    item = decoded.get(timeout=0.1)
+                except queue.Empty:  # (a stop set while waiting: the decoder then hands nothing more over)
+                    continue
                 if item is None:
                     break
                 if isinstance(item, BaseException):
