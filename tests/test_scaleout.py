@@ -89,14 +89,14 @@ def test_a_failure_in_a_worker_stops_the_run(registry, sample_video, tmp_path):
 
 
 # -- processes killed or interrupted ---------------------------------------------------------------------
-def _export_cli(out: Path, video: Path, *args: str) -> subprocess.Popen[str]:
+def _export_cli(out: Path, video: Path, *args: str, seconds: float = 0.25) -> subprocess.Popen[str]:
     from vrecore.testing import write_test_types_distribution
 
     site = write_test_types_distribution(out.parent / "site")
     conf = out.parent / "conf" / "pipeline"
     conf.mkdir(parents=True, exist_ok=True)
     (conf / "slow.yaml").write_text("# @package _global_\nrepresentations:\n  rgb: {type: color/rgb}\n"
-                                    "  slow: {type: test/slow, parameters: {seconds: 0.25}, batch_size: 2}\n")
+                                    f"  slow: {{type: test/slow, parameters: {{seconds: {seconds}}}, batch_size: 2}}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-m", "vrecore.cli.app", "export", "--config-dir", str(conf.parent),
                              "pipeline=slow", f"video={video}", f"output_dir={out}", "batch_size=2", *args],

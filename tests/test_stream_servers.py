@@ -21,6 +21,7 @@ from vrecore.streaming import JsonLinesTarget, TcpTarget, WebViewerTarget
 pytestmark = pytest.mark.timeout(120)
 
 FPS = 30
+MORE = 10  # frames the normal client must get at each check: served, whatever the rate
 CLIENTS = 300
 RSS_GROWTH_MAX = 12 * 2**20
 """RSS growth allowed with 300 idle + 300 slow clients, both ends in this process (measured 2.5-3.5 MiB
@@ -210,12 +211,12 @@ def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> tuple[bytes,
 # -- raw TCP -------------------------------------------------------------------------------
 
 
-@pytest.mark.slow(seconds=9)
+@pytest.mark.slow(seconds=7)
 def test_tcp_target_300_idle_and_300_slow_clients_memory_bounded_normal_client_served() -> None:
     w, h = 320, 240
     size = w * h * 3
     bound = 4 * 2**20
-    target = TcpTarget(0, representation="rgb", max_clients=2 * CLIENTS + 10, write_timeout_s=5.0,
+    target = TcpTarget(0, representation="rgb", max_clients=2 * CLIENTS + 10, write_timeout_s=3.0,
                        max_buffered_bytes=bound)
     loop = target._server.loop
     normal_sock = connect(target.port)
@@ -235,16 +236,16 @@ def test_tcp_target_300_idle_and_300_slow_clients_memory_bounded_normal_client_s
         readers = SlowReaders(slow)
         # Counted as accepted, dropped or not: on a busy machine the first idle ones may already be gone.
         wait_until(lambda: loop.clients + loop.dropped_clients == 2 * CLIENTS + 1, what="601 clients accepted")
-        normal.gets_more(FPS, "among 600 stalled or slow clients")
+        normal.gets_more(MORE, "among 600 stalled or slow clients")
         rss_loaded = vm_rss()
         held_loaded = loop.held_bytes
 
-        # The idle clients stall once their buffers are full and are dropped after the 5 s write
+        # The idle clients stall once their buffers are full and are dropped after the 3 s write
         # timeout; the slow ones keep reading a little and stay.
         wait_until(lambda: target.client_count == CLIENTS + 1, timeout=60,
                    what=f"idle clients dropped ({target.client_count}, {normal.error}, {normal.n})")
-        assert time.monotonic() - t_connect >= 5.0  # not before their timeout
-        normal.gets_more(FPS, "after the idle clients were dropped")
+        assert time.monotonic() - t_connect >= 3.0  # not before their timeout
+        normal.gets_more(MORE, "after the idle clients were dropped")
         rss_after = vm_rss()
         data, how = read_until_closed(idle[0])
         assert how == "eof" and len(data) > 0  # it got frames, then a clean close when dropped
@@ -295,10 +296,10 @@ def test_tcp_target_drops_a_stalled_client_after_its_timeout() -> None:
     publisher = Publisher(lambda i: target.send(i, f := frame(i, w, h), {"rgb": f}))
     try:
         wait_until(lambda: target.client_count + target._server.loop.dropped_clients == 2)
-        normal.gets_more(FPS, "beside a stalled client")
+        normal.gets_more(MORE, "beside a stalled client")
         wait_until(lambda: target.client_count == 1, timeout=30, what="stalled client dropped")
         assert time.monotonic() - t0 >= 1.0  # not before its timeout
-        normal.gets_more(FPS, "after the stalled client was dropped")
+        normal.gets_more(MORE, "after the stalled client was dropped")
         assert target._server.loop.dropped_clients == 1
         data, how = read_until_closed(stalled)
         assert how == "eof" and 0 < len(data) and normal.error is None
@@ -363,10 +364,10 @@ def _viewer_frames(viewer: WebViewerTarget, w: int, h: int) -> Callable[[int], N
     return send
 
 
-@pytest.mark.slow(seconds=9)
+@pytest.mark.slow(seconds=7)
 def test_web_viewer_300_idle_and_300_slow_clients_memory_bounded_normal_client_served() -> None:
     bound = 4 * 2**20
-    viewer = WebViewerTarget(0, max_clients=2 * CLIENTS + 10, read_timeout_s=3.0, write_timeout_s=5.0,
+    viewer = WebViewerTarget(0, max_clients=2 * CLIENTS + 10, read_timeout_s=1.5, write_timeout_s=5.0,
                              max_buffered_bytes=bound)
     loop = viewer._loop
     publisher = Publisher(_viewer_frames(viewer, 320, 240))
@@ -387,17 +388,17 @@ def test_web_viewer_300_idle_and_300_slow_clients_memory_bounded_normal_client_s
         t_connect = time.monotonic()
         idle = [connect(viewer.port, rcvbuf=4096) for _ in range(CLIENTS)]  # never send a request
         wait_until(lambda: viewer.stats()["clients"] == CLIENTS + 1, what="301 MJPEG streams open")
-        normal.gets_more(FPS, "among 300 idle and 300 slow clients")
+        normal.gets_more(MORE, "among 300 idle and 300 slow clients")
         rss_loaded = vm_rss()
         held_max = loop.held_bytes
 
-        # The idle clients get "408 Request Timeout" after 3 s; the slow ones keep their streams.
+        # The idle clients get "408 Request Timeout" after 1.5 s; the slow ones keep their streams.
         replies = [read_until_closed(s) for s in idle]
-        assert time.monotonic() - t_connect >= 3.0
+        assert time.monotonic() - t_connect >= 1.5
         assert all(how == "eof" and data.startswith(b"HTTP/1.1 408 Request Timeout\r\n") for data, how in replies)
-        assert replies[0][0].endswith(b"\r\n\r\nthe request headers did not arrive within 3 s\n")
+        assert replies[0][0].endswith(b"\r\n\r\nthe request headers did not arrive within 1.5 s\n")
         wait_until(lambda: loop.clients == CLIENTS + 1, what="idle connections closed")
-        normal.gets_more(FPS, "after the idle clients left")
+        normal.gets_more(MORE, "after the idle clients left")
         rss_after = vm_rss()
         assert readers.closed == 0 and viewer.stats()["clients"] == CLIENTS + 1
 
@@ -453,10 +454,10 @@ def test_web_viewer_drops_a_stalled_mjpeg_client_after_its_timeout() -> None:
         t0 = time.monotonic()  # before the stalled client's stream starts
         stalled.sendall(b"GET /stream/rgb.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_until(lambda: viewer.stats()["clients"] + viewer._loop.dropped_clients == 2)
-        normal.gets_more(FPS, "beside a stalled client")
+        normal.gets_more(MORE, "beside a stalled client")
         wait_until(lambda: viewer.stats()["clients"] == 1, timeout=30, what="stalled client dropped")
         assert time.monotonic() - t0 >= 1.0  # not before its timeout
-        normal.gets_more(FPS, "after the stalled client was dropped")
+        normal.gets_more(MORE, "after the stalled client was dropped")
         assert viewer._loop.dropped_clients == 1 and normal.error is None
         data, how = read_until_closed(stalled)
         assert data.startswith(b"HTTP/1.1 200 OK\r\n") and how == "eof"
