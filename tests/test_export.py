@@ -334,6 +334,7 @@ def test_threads_cap_applies_during_the_run_and_is_restored(registry, sample_vid
         seen.append((torch.get_num_threads(), cv2.getNumThreads()))
         return original_compute(self, batch)
 
+    worker_threads = torch.get_num_threads()
     torch.set_num_threads(2)
     before_torch, before_cv = torch.get_num_threads(), cv2.getNumThreads()
     Learned.compute = spy
@@ -341,8 +342,10 @@ def test_threads_cap_applies_during_the_run_and_is_restored(registry, sample_vid
         run_export(graph({"l": {"type": "test/learned"}}), sample_video, tmp_path / "o", frames="0..2", threads=1)
     finally:
         Learned.compute = original_compute
+        after_torch = torch.get_num_threads()
+        torch.set_num_threads(worker_threads)  # the next tests of this worker run as before
     assert seen and set(seen) == {(1, 1)}
-    assert torch.get_num_threads() == before_torch and cv2.getNumThreads() == before_cv
+    assert after_torch == before_torch and cv2.getNumThreads() == before_cv
     with pytest.raises(ConfigError, match="threads must be a positive integer"):
         run_export(graph(RGB_HSV), sample_video, tmp_path / "o", threads=0)
 

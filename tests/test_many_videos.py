@@ -202,6 +202,7 @@ def test_an_interrupted_run_resumes(clips, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["videos=NOPE_DIR", "output_root=o"], "videos 'NOPE_DIR' does not exist"),
+    (["videos=/dev/null", "output_root=o"], "videos '/dev/null' is a character device, not a file or folder"),
     (["videos=[x.mp4]", "output_dir=o"], "give output_root instead of output_dir"),
     (["videos=[x.mp4]", "video=x.mp4"], "videos= and video= together"),
     (["videos=[a/x.mp4,b/x.mp4]", "output_root=o"], "would both export into"),

@@ -68,8 +68,13 @@ def list_videos(videos: str | os.PathLike[str] | Sequence[str | os.PathLike[str]
         if not found:
             raise ConfigError(f"videos '{spec}': the pattern matches no file")
         return found
-    raise ConfigError(f"videos '{spec}' does not exist; give a folder of videos, a glob (quoted: 'clips/*.mp4') or a "
-                      f"text file with one video per line")
+    give = "give a folder of videos, a glob (quoted: 'clips/*.mp4') or a text file with one video per line"
+    if path.exists():  # a device, a named pipe, a socket: never read as a list
+        kind = next((what for test, what in ((path.is_char_device, "a character device"),
+                                             (path.is_block_device, "a block device"), (path.is_fifo, "a named pipe"),
+                                             (path.is_socket, "a socket")) if test()), "not a regular file")
+        raise ConfigError(f"videos '{spec}' is {kind}, not a file or folder; {give}")
+    raise ConfigError(f"videos '{spec}' does not exist; {give}")
 
 
 @attrs.define
