@@ -54,7 +54,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     weight: dict[str, float] = {}
     for item in items:
         weight[group(item)] = weight.get(group(item), 0.0) + _slow_seconds(item)
-    items.sort(key=lambda item: (-weight[group(item)], group(item) if weight[group(item)] else "", -_slow_seconds(item)))
+
+    def order(item: pytest.Item) -> tuple[float, str, float]:
+        g = group(item)
+        return (-weight[g], g, -_slow_seconds(item)) if weight[g] else (0.0, "", 0.0)  # the others: as collected
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")

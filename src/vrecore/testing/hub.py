@@ -220,8 +220,6 @@ class LocalHub:
 # ============================================================================================
 
 
-
-
 def link_imported_weights(made: str | os.PathLike[str]) -> None:
     """What `vre weights import` put in the vre cache ``made`` (a session's, say), in the current vre cache: the lock
     file and digest memo copied, each weights file a link to ``made``'s. Weights of 20-140 MB imported again for
