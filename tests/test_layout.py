@@ -12,7 +12,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 CORE = SRC / "vrecore"
 
-FLOORS = {"errors": 0, "_lazy": 0, "_moved": 0, "_malloc": 0, "frames": 1, "graph": 2, "_builtin": 3, "store": 3,
+FLOORS = {"errors": 0, "_lazy": 0, "_moved": 0, "_malloc": 0, "_cache": 0, "frames": 1, "graph": 2, "_builtin": 3, "store": 3,
           "weights": 3, "plugin": 7, "export": 4, "data": 5, "visual": 5, "streaming": 6, "testing": 7, "cli": 8}
 """Each unit directly under src/vrecore and its floor: a module imports only from its own unit or lower floors
 (the package's ``__init__`` is a table of lazy names and imports nothing)."""

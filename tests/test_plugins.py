@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,43 @@ def test_a_hook_name_with_a_typo_is_an_error_naming_the_plugin(registry):
             registry.check_hooks()
     finally:
         registry.unregister_plugin("vre-typo")
+
+
+def _installed_a_while_ago(site: Path) -> None:
+    """Date the site's distributions back a minute: vre keeps no record of metadata changed in the last seconds."""
+    old = time.time() - 60
+    for entry in site.iterdir():
+        os.utime(entry, (old, old))
+
+
+def test_installing_and_removing_a_plugin_is_seen_by_the_next_command(tmp_path):
+    """The entry points are read from a record while no distribution's metadata changed; an install or a removal
+    changes it."""
+    site = tmp_path / "site"
+    make_distribution(site, "thirdparty-vre", "thirdparty_vre")
+    _installed_a_while_ago(site)
+    env = {"VRE_CACHE": str(tmp_path / "cache")}
+    assert "thirdparty/invert" in vre("list", site=site, env=env).stdout
+    assert len(list((tmp_path / "cache" / "plugins").glob("*.json"))) == 1
+    check = ("import sys; from vrecore.graph.registry import get_registry; get_registry(); "
+             "print(sorted(get_registry().types), 'importlib.metadata' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True, timeout=120,
+                         env={**os.environ, **env,
+                              "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}).stdout
+    assert "thirdparty/invert" in out and out.strip().endswith("False")  # from the record: no metadata scan
+    make_distribution(site, "other-vre", "other_vre", type_name="other/invert")
+    assert "other/invert  [other-vre]" in vre("list", site=site, env=env).stdout
+    shutil.rmtree(site / "thirdparty_vre-1.0.dist-info")
+    listed = vre("list", site=site, env=env).stdout
+    assert "thirdparty/invert" not in listed and "other/invert" in listed
+
+
+def test_an_incompatible_plugin_read_from_the_record_is_still_skipped_with_its_line(tmp_path):
+    site = tmp_path / "site"
+    make_distribution(site, "thirdparty-vre", "thirdparty_vre", requires="vrecore>=99")
+    _installed_a_while_ago(site)
+    env = {"VRE_CACHE": str(tmp_path / "cache")}
+    first, second = vre("list", site=site, env=env), vre("list", site=site, env=env)
+    assert list((tmp_path / "cache" / "plugins").glob("*.json"))
+    assert first.stderr == second.stderr and "it requires vrecore>=99 but vrecore 0.1.0 is installed" in second.stderr
+    assert "thirdparty/invert" not in second.stdout

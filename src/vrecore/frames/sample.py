@@ -6,18 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from vrecore._cache import cache_dir
+
 __all__ = ["DEMO_CLIP_CREDIT", "cache_dir", "demo_clip", "make_sample_clip", "sample_clip"]
 
 SAMPLE_VERSION = 1
 DEMO_CLIP = "big_buck_bunny_640x360.mp4"
 DEMO_CLIP_CREDIT = "Big Buck Bunny, (c) 2008 Blender Foundation, www.bigbuckbunny.org, CC BY 3.0 (44 frames, 640x360)"
-
-
-def cache_dir() -> Path:
-    """vre's cache folder: ``$VRE_CACHE``, else ``$XDG_CACHE_HOME/vre`` or ``~/.cache/vre``."""
-    base = os.environ.get("VRE_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vre")
-    return Path(base)
 
 
 def _landscape(height: int, width: int, rng: np.random.Generator) -> np.ndarray:

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata as md
 import logging
 import os
-import re
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -25,15 +23,24 @@ import pluggy
 
 from vrecore.errors import GraphError, PluginError
 from vrecore.graph import hookspecs
+from vrecore.graph.installed import (
+    CORE_DISTRIBUTION,
+    ENTRY_POINT_GROUP,
+    FoundPlugin,
+    core_version,
+    distribution_installed,
+    installed_plugins,
+    load_entry_point,
+)
+from vrecore.graph.installed import canonical_name as _canonical
 
 if TYPE_CHECKING:
+
     from vrecore.graph.representation import Representation
 
-__all__ = ["ENTRY_POINT_GROUP", "FAMILIES_GROUP", "Extension", "PluginInfo", "Registry", "TypeEntry", "get_registry",
-           "reset_registry"]
+__all__ = ["ENTRY_POINT_GROUP", "FAMILIES_GROUP", "Extension", "FoundPlugin", "PluginInfo", "Registry", "TypeEntry",
+           "get_registry", "installed_plugins", "reset_registry"]
 
-ENTRY_POINT_GROUP = "vre"
-CORE_DISTRIBUTION = "vrecore"
 log = logging.getLogger(__name__)
 
 FAMILIES_GROUP = "vre.families"
@@ -45,10 +52,6 @@ unknown type's error says what to install or why an installed plugin is not load
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _canonical(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
 
 
 @attrs.frozen
@@ -182,40 +185,33 @@ class Registry:
     def load_builtin(self) -> None:
         """Register core's own types."""
         # By name, like any plugin: the graph does not depend on the types registered through it.
-        self.register_plugin(importlib.import_module("vrecore._builtin"), CORE_DISTRIBUTION, _core_version())
+        self.register_plugin(importlib.import_module("vrecore._builtin"), CORE_DISTRIBUTION, core_version())
 
     def load_entry_points(self) -> None:
         """Load installed plugins from the ``vre`` entry-point group, honouring the switches."""
         if _env_flag("VRE_DISABLE_PLUGIN_AUTOLOAD"):
             return
         disabled = {_canonical(n) for n in os.environ.get("VRE_DISABLED_PLUGINS", "").split(",") if n.strip()}
-        seen: set[str] = set()
-        for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist = ep.dist
-            dist_name = dist.metadata["Name"] if dist is not None else ep.name
-            version = dist.version if dist is not None else "?"
-            key = _canonical(dist_name)
-            if key in seen or key == CORE_DISTRIBUTION:
+        for found in installed_plugins():
+            if found.distribution_key in disabled or _canonical(found.name) in disabled:
+                self.plugins.append(PluginInfo(found.distribution, found.version, found.value, "disabled",
+                                               "VRE_DISABLED_PLUGINS"))
                 continue
-            seen.add(key)
-            if key in disabled or _canonical(ep.name) in disabled:
-                self.plugins.append(PluginInfo(dist_name, version, ep.value, "disabled", "VRE_DISABLED_PLUGINS"))
-                continue
-            problem = _incompatibility(dist)
-            if problem:
-                print(f"vre: skipping plugin {dist_name} {version}: {problem}", file=sys.stderr)
-                self.plugins.append(PluginInfo(dist_name, version, ep.value, "incompatible", problem))
+            if found.problem:
+                print(f"vre: skipping plugin {found.distribution} {found.version}: {found.problem}", file=sys.stderr)
+                self.plugins.append(PluginInfo(found.distribution, found.version, found.value, "incompatible",
+                                               found.problem))
                 continue
             try:
-                module = ep.load()
+                module = load_entry_point(found.value)
             except Exception as e:  # a broken plugin must not take the others down
                 reason = f"{type(e).__name__}: {e}"
-                print(f"vre: skipping plugin {dist_name} {version}: it failed to import ({reason}); "
-                      f"reinstall it or disable it with VRE_DISABLED_PLUGINS={dist_name}", file=sys.stderr)
-                self.plugins.append(PluginInfo(dist_name, version, ep.value, "failed", reason))
+                print(f"vre: skipping plugin {found.distribution} {found.version}: it failed to import ({reason}); "
+                      f"reinstall it or disable it with VRE_DISABLED_PLUGINS={found.distribution}", file=sys.stderr)
+                self.plugins.append(PluginInfo(found.distribution, found.version, found.value, "failed", reason))
                 continue
-            self.register_plugin(module, dist_name, version)
-            self.plugins.append(PluginInfo(dist_name, version, ep.value, "loaded"))
+            self.register_plugin(module, found.distribution, found.version)
+            self.plugins.append(PluginInfo(found.distribution, found.version, found.value, "loaded"))
         self.check_hooks()
 
     def check_hooks(self) -> None:
@@ -347,6 +343,8 @@ class Registry:
 
     def _family_hint(self, family: str) -> str | None:
         """What installed distributions declare about a family (`FAMILIES_GROUP`), as a fix."""
+        import importlib.metadata as md
+
         providers = sorted({ep.value.strip() for ep in md.entry_points(group=FAMILIES_GROUP) if ep.name == family})
         if not providers:
             return None
@@ -358,7 +356,7 @@ class Registry:
                 fixes.append(f"{dist} provides them but is disabled ({info.reason}); enable it")
             elif info is not None and info.status != "loaded":
                 fixes.append(f"{dist} provides them but is {info.status} ({info.reason})")
-            elif _installed(dist):
+            elif distribution_installed(dist):
                 fixes.append(f"{dist} provides them (installed, not loaded in this registry)")
             else:
                 fixes.append(f"install {dist}, which provides them")
@@ -389,61 +387,6 @@ def register_from_targets(registry: Registry, plugins: dict[str, tuple[str, str 
         module_name, _, attr = target.partition(":")
         obj = importlib.import_module(module_name)
         registry.register_plugin(getattr(obj, attr) if attr else obj, dist, version)
-
-
-def _installed(distribution: str) -> bool:
-    try:
-        md.distribution(distribution)
-    except md.PackageNotFoundError:
-        return False
-    return True
-
-
-@functools.cache
-def _core_version() -> str:
-    try:
-        return md.version(CORE_DISTRIBUTION)
-    except md.PackageNotFoundError:
-        return "0+unknown"
-
-
-_REQUIREMENT_NAME = re.compile(r"\s*[A-Za-z0-9._-]*")
-_PLAIN_REQUIREMENT = re.compile(r"\s*[A-Za-z0-9._-]+\s*\(?([<>=!~][^;\[@()]*)?\)?\s*$")
-"""``name`` or ``name>=1,<2`` without extras, URL or marker: its specifiers need no full requirement parser."""
-
-
-def _incompatibility(dist: md.Distribution | None) -> str:
-    """Why a plugin distribution cannot work with this vrecore (read from its metadata), or ''."""
-    if dist is None:
-        return ""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        core = Version(_core_version())
-    except InvalidVersion:
-        return ""
-    for line in dist.requires or []:
-        if _canonical(_REQUIREMENT_NAME.match(line).group(0)) != CORE_DISTRIBUTION:  # type: ignore[union-attr]
-            continue  # (parsing every requirement of every plugin costs more than the rest of the check)
-        plain = _PLAIN_REQUIREMENT.match(line)
-        try:
-            if plain:  # the usual form: packaging's requirement parser (its import alone) is not needed
-                specifier = SpecifierSet(plain.group(1) or "")
-            else:
-                from packaging.requirements import Requirement
-
-                req = Requirement(line)
-                if _canonical(req.name) != CORE_DISTRIBUTION or (
-                        req.marker is not None and not req.marker.evaluate({"extra": ""})):
-                    continue
-                specifier = req.specifier
-        except (InvalidSpecifier, ValueError):  # (InvalidRequirement is a ValueError)
-            continue
-        if not specifier.contains(core, prereleases=True):
-            return (f"it requires vrecore{specifier} but vrecore {core} is installed; "
-                    f"upgrade the plugin or vrecore")
-    return ""
 
 
 _registry: Registry | None = None
