@@ -9,6 +9,7 @@ import importlib
 import io
 import json
 import logging
+import logging.config
 import os
 import re
 import sys
@@ -57,7 +58,11 @@ def check_keys(command: str, config: dict[str, Any]) -> None:
 
 
 def resolve_config(command: str, cfg: Any) -> dict[str, Any]:
-    """The composed config with interpolations resolved; one that cannot be is a one-line ConfigError."""
+    """The composed config with interpolations resolved; one that cannot be is a one-line ConfigError. A plain
+    dict is a composition without interpolations (served by `vrecore.cli._compose_cache`): taken as it is."""
+    if isinstance(cfg, dict):
+        remember_environment_values(cfg)
+        return {str(k): v for k, v in cfg.items()}
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -197,12 +202,20 @@ def run_hydra(command: str, args: list[str]) -> int:
     (``-m``) ends with a table of its jobs and their outcome.
     """
 
+    from vrecore.cli import _compose_cache
+
+    sys.argv = [f"vre {command}", *args]  # what Hydra sees; the run's records keep it as the command
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    composed = None if multirun else _compose_cache.lookup(command, args)
+    if composed is not None:
+        with _logging_as_hydra_leaves_it(configure=True):
+            return HydraJob(command)(composed)
+
     import hydra
 
     from vrecore.cli.config import register_schemas
 
     register_schemas()
-    multirun = any(a in ("-m", "--multirun") for a in args)
     ledger = _multirun_ledger(args) if multirun else None
     sweep_dir, temporary_sweep_dir = _sweep_dir(args, ledger) if ledger else (None, False)
     if sweep_dir:
@@ -212,22 +225,20 @@ def run_hydra(command: str, args: list[str]) -> int:
     job = HydraJob(command)
 
     def single(cfg: Any) -> int:
+        if _COMPOSING:
+            _compose_cache.store(command, args, cfg, captured.getvalue())
         code = job(cfg)
         codes.append(code)
         return code
 
-    sys.argv = [f"vre {command}", *args]
+    sys.argv = [f"vre {command}", *args]  # with the sweep folder
     _COMPOSING.update(real=real_stderr, captured=captured)
     sys.stderr = captured
     if ledger:
         os.environ["VRE_MULTIRUN_LEDGER"] = ledger
     condensed = False
-    root = logging.getLogger()
-    root_level, root_handlers = root.level, list(root.handlers)
-    disabled = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
-                if isinstance(logger, logging.Logger)}
     try:
-        with _mode_from_the_command_line(args):
+        with _logging_as_hydra_leaves_it(), _mode_from_the_command_line(args):
             hydra.main(version_base="1.3", config_path="conf", config_name=command)(job if multirun else single)()
     except SystemExit as e:
         if not _COMPOSING or not e.code:
@@ -247,8 +258,26 @@ def run_hydra(command: str, args: list[str]) -> int:
             os.environ.pop("VRE_MULTIRUN_LEDGER", None)
         if sweep_dir and temporary_sweep_dir:
             _remove_temporary_sweep_dir(sweep_dir)
-        # Hydra's logging set-up disables every logger made before it and replaces the root's level and handlers: a
-        # caller (a test, a script) gets its logging back as it was, vre's and plugins' loggers included
+    if ledger:
+        return _multirun_summary(command, ledger)
+    return max(codes, default=0)
+
+
+@contextlib.contextmanager
+def _logging_as_hydra_leaves_it(configure: bool = False) -> Iterator[None]:
+    """Give a caller (a test, a script) its logging back after a Hydra run: Hydra's logging set-up (the configs'
+    ``disabled``: root at ERROR, every existing logger disabled) replaces the root's level and handlers. With
+    ``configure``, apply that set-up here (a run served by `vrecore.cli._compose_cache`, without Hydra), so that the
+    job sees the logging it sees under Hydra."""
+    root = logging.getLogger()
+    root_level, root_handlers = root.level, list(root.handlers)
+    disabled = {name: logger.disabled for name, logger in logging.Logger.manager.loggerDict.items()
+                if isinstance(logger, logging.Logger)}
+    try:
+        if configure:
+            logging.config.dictConfig({"version": 1, "root": {"level": "ERROR"}, "disable_existing_loggers": True})
+        yield
+    finally:
         for name, was_disabled in disabled.items():
             logging.getLogger(name).disabled = was_disabled
         enable_vrecore_loggers()
@@ -258,9 +287,6 @@ def run_hydra(command: str, args: list[str]) -> int:
         for handler in root_handlers:
             if handler not in root.handlers:
                 root.addHandler(handler)
-    if ledger:
-        return _multirun_summary(command, ledger)
-    return max(codes, default=0)
 
 
 _MODE_OVERRIDE = re.compile(r"^[+~]*hydra\.mode\b|^hydra=")

@@ -23,9 +23,11 @@ def remember_environment_values(cfg: Any) -> None:
     import os
     import re
 
+    _ENVIRONMENT_VALUES.clear()
+    if isinstance(cfg, dict):  # composed without interpolations (vrecore.cli._compose_cache): nothing read
+        return
     from omegaconf import OmegaConf
 
-    _ENVIRONMENT_VALUES.clear()
     for name in set(re.findall(r"\$\{oc\.env:\s*([A-Za-z_][A-Za-z0-9_]*)", OmegaConf.to_yaml(cfg, resolve=False))):
         value = os.environ.get(name, "")
         if len(value) >= 4:  # shorter values (1, cpu) are no secret, and replacing them would garble messages

@@ -4,8 +4,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
-
 __all__ = ["ExportConfig", "RepresentationConfig", "StreamConfig", "register_schemas"]
 
 
@@ -136,5 +134,7 @@ class StreamConfig:
 
 def register_schemas() -> None:
     """Make the schemas available to the primary configs' defaults lists."""
+    from hydra.core.config_store import ConfigStore
+
     ConfigStore.instance().store(name="export_schema", node=ExportConfig)
     ConfigStore.instance().store(name="stream_schema", node=StreamConfig)
