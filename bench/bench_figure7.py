@@ -82,7 +82,9 @@ def main() -> int:
     ap.add_argument("--seed-repeat", type=int, default=1, help="seed runs per cell (median)")
     ap.add_argument("--workdir", type=Path, default=None)
     ns = ap.parse_args()
-    vre = [sys.executable, "-m", "vrecore.cli", "export"]
+    script = Path(sys.executable).with_name("vre")  # the command a user types; bytecode kept, as an install keeps it
+    vre = [str(script), "export"] if script.exists() else [sys.executable, "-m", "vrecore.cli", "export"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     print(f"rgb+hsv, {ns.frames} frames, batch {ns.batch_size}; seconds per process (start-up included), median of "
           f"{ns.repeat} (vre) / {ns.seed_repeat} (seed); load before: {os.getloadavg()[0]:.1f}")
     print("| size | output | vre s | seed s | ratio |")
@@ -101,7 +103,7 @@ def main() -> int:
                     if k < ns.repeat:
                         ours.append(timed([*vre, f"video={clip}", "output_dir=o_vre", "pipeline=rgb_hsv",
                                            f"frames=0..{ns.frames}", f"binary_format={binary}", f"image_format={image}",
-                                           f"batch_size={ns.batch_size}"], work))
+                                           f"batch_size={ns.batch_size}"], work, env))
                         shutil.rmtree(work / "o_vre")
                     if ns.seed_vre and k < ns.seed_repeat:
                         theirs.append(timed([ns.seed_vre, str(clip), "--config_path", str(cfg), "-o", "o_seed",

@@ -13,7 +13,11 @@ video; every clip through ``vre export videos=FOLDER output_root=OUT``; a re-run
 ``pip install 'ray[data]'``). Overhead per clip = (time of the clips - time of the one video) / clips.
 
 ``cold`` times ``vre export`` of one frame of the shipped clip (rgb+hsv) ``--repeat`` times as a process (wall and
-CPU seconds, median); ``--src`` runs another checkout's code the same way (PYTHONPATH) for a side-by-side figure.
+CPU seconds, median; the venv's ``vre`` script, as a user types it, with bytecode kept as an install keeps it), twice:
+without vre's start-up records (`vrecore.cli._compose_cache`, `vrecore.graph.registry.installed_plugins`), as the
+first run of a command line's shape, and with them, as the same command again with another ``output_dir``. Each
+series begins with one untimed run (the page cache; the records). ``--src`` runs another checkout's code the same
+way (PYTHONPATH) for a side-by-side figure.
 
 ``clipcpu`` is the CPU a clip costs in one process (what a shared machine's load distorts least): ``--clips`` tiny
 clips (64x48, 2 frames: nearly all of it is the per-clip cost) through `vrecore.export_videos`, ``--repeat`` times,
@@ -141,24 +145,32 @@ ds.map_batches(hsv, batch_size=8).write_numpy(sys.argv[2], column="hsv")
 
 
 def cold(ns: argparse.Namespace) -> None:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}  # as installed: bytecode kept
     label = "this checkout"
     if ns.src:
         env["PYTHONPATH"] = str(Path(ns.src).resolve())
         label = str(ns.src)
+    script = Path(sys.executable).with_name("vre")
+    vre = [str(script), "export"] if script.exists() else VRE
     with tempfile.TemporaryDirectory(prefix="cold-") as tmp:
         work = Path(tmp)
         shutil.copy(FOOTAGE, work / "clip.mp4")
-        timed([*VRE, "video=clip.mp4", "output_dir=warm", "frames=0..1"], work, env)  # the page cache
-        walls, cpus = [], []
-        for k in range(ns.repeat):
-            wall, cpu = timed([*VRE, "video=clip.mp4", f"output_dir=o{k}", "frames=0..1", "pipeline=rgb_hsv"], work,
-                              env)
-            walls.append(wall)
-            cpus.append(cpu)
-        print(f"cold start of `vre export` (1 frame, rgb+hsv), {label}, {ns.repeat} runs, load "
-              f"{os.getloadavg()[0]:.1f}: median {statistics.median(walls):.3f} s wall (min {min(walls):.3f}), "
-              f"{statistics.median(cpus):.3f} s CPU (target 0.4 s wall, idle)")
+        env["VRE_CACHE"] = str(work / "cache")  # vre's records start empty, the user's cache untouched
+        command = [*vre, "video=clip.mp4", "output_dir=o0", "frames=0..1", "pipeline=rgb_hsv"]
+        series = [("first run of a command line's shape (no records: VRE_CONFIG_CACHE=0 VRE_PLUGINS_CACHE=0)",
+                   {**env, "VRE_CONFIG_CACHE": "0", "VRE_PLUGINS_CACHE": "0"}),
+                  ("the same command again, another output_dir each time (records kept)", env)]
+        for n, (name, series_env) in enumerate(series):
+            timed([*command[:-3], "output_dir=warm", *command[-2:]], work, series_env)  # page cache, records
+            walls, cpus = [], []
+            for k in range(ns.repeat):
+                wall, cpu = timed([*command[:-3], f"output_dir=s{n}_{k}", *command[-2:]], work, series_env)
+                walls.append(wall)
+                cpus.append(cpu)
+            print(f"cold start of `vre export` (1 frame, rgb+hsv), {label}, {name}, {ns.repeat} runs, load "
+                  f"{os.getloadavg()[0]:.1f}: median {statistics.median(walls):.3f} s wall (min {min(walls):.3f}), "
+                  f"{statistics.median(cpus):.3f} s CPU (target 0.4 s wall, idle); runs: "
+                  f"{' '.join(f'{w:.2f}' for w in walls)}", flush=True)
 
 
 def clipcpu(ns: argparse.Namespace) -> None:
