@@ -240,3 +240,23 @@ def test_an_in_process_run_leaves_the_callers_loggers_as_they_were(sample_video,
     assert main(["export", f"video={sample_video}", f"output_dir={tmp_path / 'out'}", "frames=0..1"]) == 0
     assert (mine.disabled, plugin.disabled, off.disabled) == (False, False, True)
     off.disabled = False
+
+
+def test_a_pipeline_file_without_its_package_line_is_named_with_the_fix(sample_video, tmp_path, in_process):
+    conf = tmp_path / "conf" / "pipeline"
+    conf.mkdir(parents=True)
+    (conf / "bare.yaml").write_text("representations:\n  rgb: {type: color/rgb}\n")
+    code, err = in_process("export", "--config-dir", str(tmp_path / "conf"), "pipeline=bare", f"video={sample_video}",
+                           f"output_dir={tmp_path / 'out'}")
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert err.strip().splitlines() == [
+        "vre export: error: the pipeline file pipeline/bare.yaml needs '# @package _global_' as its first line "
+        "(without it Hydra reads the file into a key 'pipeline'); add that line"]
+
+
+def test_config_dir_may_come_after_the_overrides(sample_video, tmp_path, in_process):
+    conf = write_pipeline(tmp_path, "  rgb: {type: color/rgb}\n")
+    code, err = in_process("export", "pipeline=p", f"video={sample_video}", f"output_dir={tmp_path / 'out'}",
+                           "frames=0..1", "--config-dir", str(conf))
+    assert code == 0, err
+    assert sorted(os.listdir(tmp_path / "out")) == [".logs", "rgb"]

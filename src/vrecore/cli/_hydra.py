@@ -245,7 +245,8 @@ def run_hydra(command: str, args: list[str]) -> int:
             raise
         condensed = True
         hydra_error = captured.getvalue()
-        message = _unknown_key_error(command, hydra_error) or _condense_hydra_error(hydra_error)
+        message = (_unknown_key_error(command, hydra_error) or _pipeline_without_package(hydra_error)
+                   or _condense_hydra_error(hydra_error))
         print(f"vre {command}: error: {message}", file=real_stderr)
         return 2
     finally:
@@ -337,6 +338,16 @@ def _unknown_key_error(command: str, text: str) -> str | None:
     found = re.search(r"Could not override '([^']+)'.*?Key '[^']+' not in '(\w+)'", text, re.DOTALL)
     valid = _schema_keys(found.group(2)) if found else None
     return unknown_key_message(command, found.group(1), valid) if found and valid else None
+
+
+def _pipeline_without_package(text: str) -> str | None:
+    """Hydra's report of a pipeline file that lacks ``# @package _global_`` (read into a key ``pipeline``, which the
+    schema refuses), as one line naming the file and the line to add."""
+    found = re.search(r"In '(pipeline/[^']+)'.*?Key 'pipeline' not in '\w+'", text, re.DOTALL)
+    if not found:
+        return None
+    return (f"the pipeline file {found.group(1)}.yaml needs '# @package _global_' as its first line (without it Hydra "
+            f"reads the file into a key 'pipeline'); add that line")
 
 
 def _condense_hydra_error(text: str) -> str:
