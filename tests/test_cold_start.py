@@ -154,3 +154,19 @@ def test_a_run_served_from_the_record_keeps_what_the_first_run_wrote(sample_vide
     assert table == {"rgb": ["0", "3"], "hsv": ["0", "3"]}  # computed, skipped
     assert {p: p.stat().st_mtime_ns for p in files} == files and len(files) == 6
     assert len(compositions) == 1
+
+
+def test_vre_stream_is_served_the_same_way(monkeypatch, tmp_path):
+    import vrecore.cli.stream as stream_command
+    from vrecore.cli._hydra import resolve_config
+
+    seen: list[tuple[bool, dict]] = []
+    monkeypatch.setattr(stream_command, "run_stream_config",
+                        lambda cfg, outcome: seen.append((not isinstance(cfg, dict), resolve_config("stream", cfg))) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert main(["stream", "source=a.mp4", "output=-", "max_frames=3"]) == 0
+    assert main(["stream", "source=/dev/video0", "output=web", "max_frames=3"]) == 0
+    monkeypatch.setenv("VRE_CONFIG_CACHE", "0")
+    assert main(["stream", "source=/dev/video0", "output=web", "max_frames=3"]) == 0
+    assert [hydra for hydra, _ in seen] == [True, False, True]
+    assert list(seen[1][1].items()) == list(seen[2][1].items())
