@@ -170,3 +170,16 @@ def test_vre_stream_is_served_the_same_way(monkeypatch, tmp_path):
     assert main(["stream", "source=/dev/video0", "output=web", "max_frames=3"]) == 0
     assert [hydra for hydra, _ in seen] == [True, False, True]
     assert list(seen[1][1].items()) == list(seen[2][1].items())
+
+
+def test_a_cache_folder_that_cannot_be_written_costs_nothing_but_the_record(jobs, monkeypatch, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("VRE_CACHE", str(blocker / "cache"))  # below a file: nothing can be made there
+    from vrecore.graph.registry import get_registry, reset_registry
+
+    reset_registry()
+    assert "color/hsv" in get_registry().types
+    for out in ("o1", "o2"):
+        assert main(["export", f"output_dir={out}"]) == 0
+    assert [hydra for hydra, _ in jobs] == [True, True] and not (blocker / "cache").exists()
