@@ -260,3 +260,14 @@ def test_config_dir_may_come_after_the_overrides(sample_video, tmp_path, in_proc
                            "frames=0..1", "--config-dir", str(conf))
     assert code == 0, err
     assert sorted(os.listdir(tmp_path / "out")) == [".logs", "rgb"]
+
+
+def test_a_removed_working_folder_is_one_line(tmp_path, in_process, monkeypatch):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    code, err = in_process("export", f"output_dir={tmp_path / 'out'}")
+    assert code == 2 and not (tmp_path / "out").exists()
+    assert err.strip().splitlines() == [
+        "vre export: error: the current folder no longer exists; cd into an existing folder and run again"]

@@ -22,6 +22,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import re
 import sys
@@ -35,6 +36,7 @@ __all__ = ["enabled", "lookup", "store"]
 
 FORMAT = 1
 KIND = "configs"
+log = logging.getLogger(__name__)
 
 # A value Hydra reads as the string it is: no grammar character, not a number, bool or null.
 _PLAIN_VALUE = re.compile(r"[A-Za-z0-9_./-]+\Z")
@@ -198,6 +200,14 @@ def lookup(command: str, args: Sequence[str]) -> dict[str, Any] | None:
     """The composed config (interpolation-free, as Hydra produced it) for this command line, or None on a miss."""
     if not enabled():
         return None
+    try:
+        return _lookup(command, args)
+    except OSError as e:  # e.g. the working folder was removed: Hydra's path says what is wrong, if anything
+        log.debug("no start-up record read: %s", e)
+        return None
+
+
+def _lookup(command: str, args: Sequence[str]) -> dict[str, Any] | None:
     shape = _shape(command, args)
     if shape is None:
         return None
@@ -219,9 +229,18 @@ def lookup(command: str, args: Sequence[str]) -> dict[str, Any] | None:
 def store(command: str, args: Sequence[str], cfg: Any, stderr_text: str) -> bool:
     """Keep what Hydra composed for this command line (``cfg``, inside the job) when a later run may reuse it;
     whether an entry was written. ``stderr_text``: what Hydra printed while composing (a run that printed
-    something is not cached: the cached one would not print it)."""
+    something is not cached: the cached one would not print it). Never fails the run: a record that cannot be made
+    is not made."""
     if not enabled() or stderr_text:
         return False
+    try:
+        return _store(command, args, cfg)
+    except Exception as e:  # an optimisation: whatever goes wrong here (a Hydra that changed, a full disk) costs the
+        log.debug("no start-up record kept: %s: %s", type(e).__name__, e)  # record, never the run
+        return False
+
+
+def _store(command: str, args: Sequence[str], cfg: Any) -> bool:
     shape = _shape(command, args)
     if shape is None:
         return False

@@ -203,7 +203,12 @@ def run_hydra(command: str, args: list[str]) -> int:
     """
 
     from vrecore.cli import _compose_cache
+    from vrecore.errors import ConfigError
 
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise ConfigError("the current folder no longer exists; cd into an existing folder and run again") from None
     sys.argv = [f"vre {command}", *args]  # what Hydra sees; the run's records keep it as the command
     multirun = any(a in ("-m", "--multirun") for a in args)
     composed = None if multirun else _compose_cache.lookup(command, args)

@@ -75,7 +75,7 @@ def installed_plugins() -> list[FoundPlugin]:
     from vrecore._cache import digest, read_record, settled, write_record
 
     use_cache = os.environ.get("VRE_PLUGINS_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
-    folders = [_distributions_on(os.path.abspath(folder or ".")) for folder in sys.path] if use_cache else []
+    folders = [_distributions_on(folder) for folder in sys.path] if use_cache else []
     key = digest([PLUGINS_RECORD_FORMAT, sys.version, sys.executable, folders])
     record = read_record("plugins", key, PLUGINS_RECORD_FORMAT) if use_cache else None
     if record is not None:
@@ -112,8 +112,12 @@ _METADATA_FOLDER = re.compile(r".*\.(dist|egg)-info\Z", re.IGNORECASE)
 
 
 def _distributions_on(folder: str) -> tuple[str, list[tuple[str, int | None]]]:
-    """A folder of ``sys.path`` and the (name, modification time) of each distribution's metadata in it (a file
-    such as a zip archive: its own time)."""
+    """A folder of ``sys.path`` (absolute) and the (name, modification time) of each distribution's metadata in it
+    (a file such as a zip archive: its own time)."""
+    try:
+        folder = os.path.abspath(folder or ".")
+    except OSError:  # '' while the working folder no longer exists
+        return folder, []
     try:
         with os.scandir(folder) as entries:
             return folder, sorted((e.name, e.stat().st_mtime_ns) for e in entries if _METADATA_FOLDER.match(e.name))
