@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["cache_dir", "digest", "read_record", "settled", "write_record"]
+__all__ = ["cache_dir", "digest", "read_record", "settled", "switched_on", "write_record"]
 
 KEEP = 256
 _RECORD = re.compile(r"[0-9a-f]{64}\.json\Z")
@@ -32,6 +32,11 @@ def cache_dir() -> Path:
     base = os.environ.get("VRE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vre")
     return Path(base)
+
+
+def switched_on(variable: str) -> bool:
+    """A record kind's switch: on unless the environment variable says ``0``, ``false``, ``no`` or ``off``."""
+    return os.environ.get(variable, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def digest(material: Any) -> str:

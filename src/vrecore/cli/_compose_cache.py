@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vrecore._cache import digest, read_record, settled, write_record
+from vrecore._cache import digest, read_record, settled, switched_on, write_record
 
 __all__ = ["enabled", "lookup", "store"]
 
@@ -47,7 +47,7 @@ _PLACEHOLDER = "\x00"
 
 
 def enabled() -> bool:
-    return os.environ.get("VRE_CONFIG_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    return switched_on("VRE_CONFIG_CACHE")
 
 
 @dataclasses.dataclass
@@ -131,37 +131,29 @@ def _package_folder(dotted: str) -> str | None:
     return None
 
 
-def _installed() -> list[Any]:
-    """What composition depends on besides the config files: Hydra and OmegaConf, vre's schemas, every Hydra plugin
-    (its folder's entries), the config packages vre's plugins register."""
-    from vrecore import __version__
-    from vrecore.graph.registry import get_registry
-
-    found: list[Any] = [__version__, sys.executable, _stat(str(Path(__file__).with_name("config.py")))]
+def _installed() -> list[list[Any]]:
+    """What composition depends on besides the config files, as ``[path, mtime_ns, size]`` of each file or folder:
+    Hydra and OmegaConf, vre's schemas, every Hydra plugin (its folder's entries)."""
+    stats = [_stat(str(Path(__file__).with_name("config.py")))]
     for name in ("hydra", "omegaconf"):
         spec = importlib.util.find_spec(name)
-        found.append(_stat(spec.origin if spec else None))
+        stats.append(_stat(spec.origin if spec else None))
     plugins = importlib.util.find_spec("hydra_plugins")
     for location in sorted(plugins.submodule_search_locations or []) if plugins else []:
         with contextlib.suppress(OSError):
-            found.append([_stat(os.path.join(location, entry)) for entry in sorted(os.listdir(location))])
-    found.append(get_registry().config_paths)
-    return found
+            stats += [_stat(os.path.join(location, entry)) for entry in sorted(os.listdir(location))]
+    return stats
 
 
-def _key(command: str, shape: _Shape) -> tuple[str, list[Any]]:
-    """The record's name, and what it depends on besides the config files."""
-    material = [FORMAT, command, shape.args, sorted(shape.values), os.getcwd(), _installed()]
-    return digest(material), material
+def _key(command: str, shape: _Shape) -> tuple[str, list[int]]:
+    """The record's name, and the modification times it depends on (for `settled`)."""
+    from vrecore import __version__
+    from vrecore.graph.registry import get_registry
 
-
-def _times(material: Any) -> list[int]:
-    """Every modification time in ``material`` (the ``[path, mtime_ns, size]`` lists of `_stat`)."""
-    if isinstance(material, list):
-        if len(material) == 3 and isinstance(material[0], str) and isinstance(material[1], int):
-            return [material[1]]
-        return [t for item in material for t in _times(item)]
-    return []
+    stats = _installed()
+    material = [FORMAT, command, shape.args, sorted(shape.values), os.getcwd(), __version__, sys.executable, stats,
+                get_registry().config_paths]
+    return digest(material), [s[1] for s in stats if s[1] is not None]
 
 
 def _source_folder(schema: str, path: str) -> str | None:
@@ -267,8 +259,8 @@ def _store(command: str, args: Sequence[str], cfg: Any) -> bool:
     sources_digest = _sources_digest(sources)
     if sources_digest is None:
         return False
-    key, material = _key(command, shape)
-    if not settled(_times(material)):
+    key, times = _key(command, shape)
+    if not settled(times):
         return False  # something Hydra reads was just installed or changed: it may change again unseen
     for name in shape.values:
         config[name] = None  # the key stays in its place: the config's order is the one Hydra composed

@@ -72,9 +72,9 @@ def installed_plugins() -> list[FoundPlugin]:
     ``*.egg-info``) on each folder of ``sys.path`` and their modification times — an install, upgrade, reinstall
     or removal makes, replaces or removes them — and read from there while those stay the same.
     ``VRE_PLUGINS_CACHE=0`` reads the metadata every time."""
-    from vrecore._cache import digest, read_record, settled, write_record
+    from vrecore._cache import digest, read_record, settled, switched_on, write_record
 
-    use_cache = os.environ.get("VRE_PLUGINS_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    use_cache = switched_on("VRE_PLUGINS_CACHE")
     folders = [_distributions_on(folder) for folder in sys.path] if use_cache else []
     key = digest([PLUGINS_RECORD_FORMAT, sys.version, sys.executable, folders])
     record = read_record("plugins", key, PLUGINS_RECORD_FORMAT) if use_cache else None
